@@ -1,0 +1,111 @@
+"""What every cell family provides: the equations of one time step, and their backward.
+
+A cell is stateless math. The layer owns the parameters (named as in ``torch.nn``:
+``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` plus any extras) and hands them to
+the cell as a dict. The engine runs the cell over time:
+
+* ``input_projection`` maps the whole input sequence at once (one matmul for all steps);
+* ``step`` is the forward equation of one step, differentiated by autograd (the reference);
+* ``forward_step`` / ``backward_step`` are the same step and its hand-derived backward,
+  used by the ``bptt`` engine. ``backward_step`` returns the gradient of the input projection
+  ``dxp``, of the recurrent pre-activations ``dhp`` (whose weight gradient the engine forms in
+  one matmul after the loop), of the previous state, and of any extra recurrent parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+Params = dict[str, Tensor]
+
+
+@dataclass
+class Cell:
+    """Base class: sizes plus the step equations of one cell family.
+
+    Example:
+        >>> from rnnkit.cells import make_cell
+        >>> cell = make_cell("rnn_tanh", input_size=3, hidden_size=4)
+        >>> cell.gates, cell.num_states
+        (1, 1)
+    """
+
+    input_size: int
+    hidden_size: int
+    bias: bool = True
+
+    name: ClassVar[str] = ""
+    gates: ClassVar[int] = 1  # rows of weight_ih / weight_hh, in units of hidden_size
+    gate_names: ClassVar[tuple[str, ...]] = ("a",)  # the row blocks of weight_ih, in order
+    # (gate, +1 if a high value keeps the old state / -1 if it overwrites): forget_bias, chrono
+    keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("f", 1.0), ("z", 1.0))
+    num_states: ClassVar[int] = 1  # 1: h;  2: (h, c)
+    native_mode: ClassVar[str | None] = None  # torch's fused kernel for this cell, if any
+    parallel: ClassVar[bool] = False  # gates do not read h(t-1): the scan engine applies
+    recurrent_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used inside the loop
+    input_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used by input_projection
+
+    # ---- parameters -----------------------------------------------------------------
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of this cell's parameters for one layer and direction (torch names)."""
+        H, I, G = self.hidden_size, self.input_size, self.gates
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (G * H, I), "weight_hh": (G * H, H)}
+        if self.bias:
+            shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+        shapes.update(self.extra_shapes())
+        return shapes
+
+    def extra_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    def reset_parameters(self, params: Params) -> None:
+        """torch.nn's default: every parameter uniform in +-1/sqrt(hidden_size)."""
+        bound = self.hidden_size**-0.5
+        with torch.no_grad():
+            for p in params.values():
+                p.uniform_(-bound, bound)
+
+    @property
+    def xp_size(self) -> int:
+        """Width of the input projection, per step."""
+        return self.gates * self.hidden_size
+
+    # ---- forward math -------------------------------------------------------------------
+    def input_projection(self, x: Tensor, p: Params) -> Tensor:
+        """W_ih x(t) + b_ih for every step at once: (T, B, I) -> (T, B, xp_size)."""
+        return F.linear(x, p["weight_ih"], p.get("bias_ih"))
+
+    def recurrent(self, h: Tensor, p: Params) -> Tensor:
+        """W_hh h(t-1) + b_hh: the part of the pre-activation that reads the state."""
+        b = p.get("bias_hh")
+        return h @ p["weight_hh"].t() if b is None else torch.addmm(b, h, p["weight_hh"].t())
+
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
+        """One step under autograd: the reference every backend is tested against."""
+        return self.forward_step(xp, state, p)[0]
+
+    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+        """One step; also returns what ``backward_step`` needs."""
+        raise NotImplementedError
+
+    def backward_step(
+        self, saved: tuple, dstate: State, p: Params
+    ) -> tuple[Tensor, Tensor, State, dict[str, Tensor]]:
+        """Hand-derived backward of one step: (dxp, dhp, dstate_prev, dextras)."""
+        raise NotImplementedError
+
+    def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+        """Which vector each block of W_hh rows multiplied, for all steps: [(rows, U)], with U
+        of shape (T, B, hidden). ``saved`` holds what ``forward_step`` kept, stacked over time
+        (one tensor per item). dW_hh[rows] = dz[..., rows]^T U: one matmul after the loop."""
+        return [(slice(None), h_prev)]
+
+    def zero_state(self, batch: int, like: Tensor) -> State:
+        z = like.new_zeros(batch, self.hidden_size)
+        return tuple(z if i == 0 else z.clone() for i in range(self.num_states))

@@ -1,0 +1,51 @@
+"""One switch over the engines: which backend can run which cell, and running one direction."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..cells.base import Cell, Params, State
+from .autograd import run_autograd
+from .bptt import run_bptt
+
+BACKENDS = ("auto", "native", "bptt", "autograd", "scan")
+
+
+def supported_backends(cell: Cell | type[Cell]) -> list[str]:
+    """The backends that can run ``cell`` (``auto`` always can)."""
+    names = ["auto"]
+    if cell.native_mode:
+        names.append("native")
+    names += ["bptt", "autograd"]
+    if cell.parallel:
+        names.append("scan")
+    return names
+
+
+def check_backend(cell: Cell | type[Cell], backend: str) -> None:
+    """Raise a clear error for an unknown backend or one that cannot run this cell."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend not in supported_backends(cell):
+        raise ValueError(
+            f"backend {backend!r} cannot run cell {cell.name!r}: its backends are "
+            f"{', '.join(supported_backends(cell))}"
+        )
+
+
+def run_sequence(
+    cell: Cell, x: Tensor, state: State, p: Params, backend: str, mask: Tensor | None = None
+) -> tuple[Tensor, State]:
+    """Run one layer in one direction over time-major ``x`` (T, B, I) with an own engine
+    (``bptt``, ``autograd`` or ``scan``). Returns h for every step (a masked-out step carries
+    the state) and the final state."""
+    xp = cell.input_projection(x, p)
+    if backend == "bptt":
+        return run_bptt(cell, xp, state, p, mask)
+    if backend == "autograd":
+        return run_autograd(cell, xp, state, p, mask)
+    if backend == "scan":
+        from .scan import run_scan
+
+        return run_scan(cell, xp, state, p, mask)
+    raise ValueError(f"run_sequence runs bptt, autograd or scan, not {backend!r}")

@@ -1,0 +1,77 @@
+"""Initialisations that matter for the vanishing-gradient story (deck 003).
+
+- ``default``: torch.nn's, every weight uniform in +-1/sqrt(hidden).
+- ``orthogonal``: each gate block of W_hh orthogonal, so W_hh neither shrinks nor grows
+  a vector at the start (its singular values are 1).
+- ``identity``: W_hh = I, biases 0, small W_ih: the IRNN of Le et al. 2015 for relu RNNs, which
+  copies its state forward by default.
+- ``chrono``: Tallec & Ollivier 2018: forget (keep) bias b_f ~ log U(1, T_max - 1), input bias
+  -b_f, so the gates start with memory time scales spread up to T_max (here ``chrono_tmax``).
+``forget_bias`` (any scheme) then sets the forget gate's bias, e.g. 1.0 (Jozefowicz et al.).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..cells import Cell
+
+SCHEMES = ("default", "orthogonal", "identity", "chrono")
+CHRONO_TMAX = 100
+
+
+def _rows(cell: Cell, gate: str) -> slice:
+    k = cell.gate_names.index(gate)
+    return slice(k * cell.hidden_size, (k + 1) * cell.hidden_size)
+
+
+def _keep_gate(cell: Cell) -> tuple[str, float] | None:
+    """The gate whose bias sets memory length, and its sign: +1 if a high value keeps the
+    state (LSTM's f; torch-GRU's z, since h' = (1-z) n + z h), -1 if it overwrites."""
+    for gate, sign in cell.keep_gates:
+        if gate in cell.gate_names:
+            return gate, sign
+    return None
+
+
+@torch.no_grad()
+def initialize(cell: Cell, p: dict[str, Tensor], scheme: str = "default",
+               forget_bias: float | None = None, chrono_tmax: int = CHRONO_TMAX) -> None:
+    """Initialise one layer-direction's parameters ``p`` in place."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown init {scheme!r}: choose one of {', '.join(SCHEMES)}")
+    cell.reset_parameters(p)
+    H = cell.hidden_size
+    if scheme == "orthogonal":
+        for k in range(p["weight_hh"].shape[0] // H):
+            torch.nn.init.orthogonal_(p["weight_hh"][k * H:(k + 1) * H])
+    elif scheme == "identity":
+        if cell.gates != 1:
+            raise ValueError(f"init='identity' (IRNN) is for single-gate Elman cells, not "
+                             f"{cell.name!r}; use 'orthogonal' or 'chrono'")
+        p["weight_hh"].copy_(torch.eye(H))
+        torch.nn.init.normal_(p["weight_ih"], std=0.001)
+        for name in ("bias_ih", "bias_hh"):
+            if name in p:
+                p[name].zero_()
+    elif scheme == "chrono":
+        keep = _keep_gate(cell)
+        if keep is None or "bias_ih" not in p:
+            raise ValueError(f"init='chrono' needs a forget/keep gate and biases; cell "
+                             f"{cell.name!r} (bias={cell.bias}) has none")
+        gate, sign = keep
+        b = torch.log(torch.empty(H).uniform_(1, chrono_tmax - 1))
+        p["bias_ih"][_rows(cell, gate)].copy_(sign * b)
+        p["bias_hh"][_rows(cell, gate)].zero_()
+        if "i" in cell.gate_names:
+            p["bias_ih"][_rows(cell, "i")].copy_(-b)
+            p["bias_hh"][_rows(cell, "i")].zero_()
+    if forget_bias is not None:
+        keep = _keep_gate(cell)
+        if keep is None or "bias_ih" not in p:
+            raise ValueError(f"forget_bias needs a forget/keep gate and biases; cell "
+                             f"{cell.name!r} (bias={cell.bias}) has none")
+        gate, sign = keep
+        p["bias_ih"][_rows(cell, gate)].fill_(sign * forget_bias)
+        p["bias_hh"][_rows(cell, gate)].zero_()
