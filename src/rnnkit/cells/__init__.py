@@ -1,14 +1,13 @@
 """The cells: the math of one time step per family, named as in the seeds.
 
 ``available()`` lists the names; ``make_cell(name, input_size, hidden_size)`` builds one.
-A new cell is one file here plus one line in ``_REGISTRY``.
+A new cell is a class in a module here, listed in that module's ``CELLS``.
 """
 
 from __future__ import annotations
 
+from . import elman, gru, lstm, lstm_variants, minimal, mut, nas
 from .base import Cell, Params, State
-from .elman import ElmanReLU, ElmanSigmoid, ElmanTanh
-from .lstm import LSTM
 
 _REGISTRY: dict[str, type[Cell]] = {}
 
@@ -19,13 +18,10 @@ def register(cls: type[Cell]) -> type[Cell]:
     return cls
 
 
-for _cls in (ElmanTanh, ElmanReLU, ElmanSigmoid, LSTM):
-    register(_cls)
-
-try:  # cells landed in later slices register themselves here
-    from . import _more  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+# one module per family, each listing its cells in CELLS
+for _module in (elman, lstm, lstm_variants, gru, mut, nas, minimal):
+    for _cls in _module.CELLS:
+        register(_cls)
 
 
 def available() -> list[str]:

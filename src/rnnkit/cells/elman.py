@@ -72,3 +72,6 @@ class ElmanSigmoid(ElmanTanh):
 
     def derivative(self, a: Tensor) -> Tensor:
         return a * (1 - a)
+
+
+CELLS = (ElmanTanh, ElmanReLU, ElmanSigmoid)

@@ -63,3 +63,6 @@ class LSTM(Cell):
         dz = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f),
                         dc * i * (1 - g * g), do * o * (1 - o)], dim=1)
         return dz, dz, (dz @ p["weight_hh"], dc * f), {}
+
+
+CELLS = (LSTM,)

@@ -1,0 +1,1 @@
+"""Diagnostics: gradient flow, spectra, unit probes."""

@@ -1,0 +1,1 @@
+"""Benchmarks: speed, memory and quality against the anchors (`rnnkit bench NAME`)."""

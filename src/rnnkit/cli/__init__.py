@@ -1,0 +1,1 @@
+"""The ``rnnkit`` command: thin, it parses arguments and calls the library."""

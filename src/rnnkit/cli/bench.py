@@ -1,0 +1,27 @@
+"""`rnnkit bench NAME`: benchmarks live in the package (``rnnkit.bench.NAME``), so the
+installed command finds them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="run a benchmark (core, lm) and print a side-by-side table",
+                       description="Run a benchmark: it prints a side-by-side table and writes "
+                       "JSON.\n\nexample:\n  rnnkit bench core --quick",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="which benchmark: core, lm")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import UserError
+
+    try:
+        module = importlib.import_module(f"rnnkit.bench.{args.name}")
+    except ModuleNotFoundError as exc:
+        raise UserError(f"unknown benchmark {args.name!r}: try 'core' or 'lm'") from exc
+    return int(module.main(args.args) or 0)

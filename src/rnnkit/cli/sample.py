@@ -1,0 +1,5 @@
+"""`rnnkit sample` (being written)."""
+
+
+def add_parser(sub) -> None:
+    sub.add_parser("sample", help="(not yet available)")

@@ -1,0 +1,1 @@
+"""One Trainer for every task."""
