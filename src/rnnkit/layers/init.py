@@ -26,13 +26,15 @@ def _rows(cell: Cell, gate: str) -> slice:
     return slice(k * cell.hidden_size, (k + 1) * cell.hidden_size)
 
 
-def _keep_gate(cell: Cell) -> tuple[str, float] | None:
+def _keep_gate(cell: Cell, p: dict[str, Tensor], option: str) -> tuple[str, float]:
     """The gate whose bias sets memory length, and its sign: +1 if a high value keeps the
     state (LSTM's f; torch-GRU's z, since h' = (1-z) n + z h), -1 if it overwrites."""
     for gate, sign in cell.keep_gates:
-        if gate in cell.gate_names:
+        if gate in cell.gate_names and "bias_ih" in p:
             return gate, sign
-    return None
+    raise ValueError(f"{option} needs a forget/keep gate and biases; cell {cell.name!r} "
+                     f"(bias={cell.bias}) has none: leave {option} out, or use a cell with a "
+                     "forget gate (lstm, gru ...) and bias=True")
 
 
 @torch.no_grad()
@@ -44,8 +46,8 @@ def initialize(cell: Cell, p: dict[str, Tensor], scheme: str = "default",
     cell.reset_parameters(p)
     H = cell.hidden_size
     if scheme == "orthogonal":
-        for k in range(p["weight_hh"].shape[0] // H):
-            torch.nn.init.orthogonal_(p["weight_hh"][k * H:(k + 1) * H])
+        for block in p["weight_hh"].split(H):
+            torch.nn.init.orthogonal_(block)
     elif scheme == "identity":
         if cell.gates != 1:
             raise ValueError(f"init='identity' (IRNN) is for single-gate Elman cells, not "
@@ -56,22 +58,21 @@ def initialize(cell: Cell, p: dict[str, Tensor], scheme: str = "default",
             if name in p:
                 p[name].zero_()
     elif scheme == "chrono":
-        keep = _keep_gate(cell)
-        if keep is None or "bias_ih" not in p:
-            raise ValueError(f"init='chrono' needs a forget/keep gate and biases; cell "
-                             f"{cell.name!r} (bias={cell.bias}) has none")
-        gate, sign = keep
+        if chrono_tmax < 2:
+            raise ValueError(f"chrono_tmax is the longest dependency in steps, >= 2; got "
+                             f"{chrono_tmax}")
+        gate, sign = _keep_gate(cell, p, "init='chrono'")
         b = torch.log(torch.empty(H).uniform_(1, chrono_tmax - 1))
-        p["bias_ih"][_rows(cell, gate)].copy_(sign * b)
-        p["bias_hh"][_rows(cell, gate)].zero_()
+        _set_bias(cell, p, gate, sign * b)
         if "i" in cell.gate_names:
-            p["bias_ih"][_rows(cell, "i")].copy_(-b)
-            p["bias_hh"][_rows(cell, "i")].zero_()
+            _set_bias(cell, p, "i", -b)
     if forget_bias is not None:
-        keep = _keep_gate(cell)
-        if keep is None or "bias_ih" not in p:
-            raise ValueError(f"forget_bias needs a forget/keep gate and biases; cell "
-                             f"{cell.name!r} (bias={cell.bias}) has none")
-        gate, sign = keep
-        p["bias_ih"][_rows(cell, gate)].fill_(sign * forget_bias)
-        p["bias_hh"][_rows(cell, gate)].zero_()
+        gate, sign = _keep_gate(cell, p, "forget_bias")
+        _set_bias(cell, p, gate, torch.full((H,), sign * forget_bias))
+
+
+def _set_bias(cell: Cell, p: dict[str, Tensor], gate: str, value: Tensor) -> None:
+    """Make the total bias b_ih + b_hh of one gate ``value`` (all of it in b_ih)."""
+    rows = _rows(cell, gate)
+    p["bias_ih"][rows].copy_(value)
+    p["bias_hh"][rows].zero_()  # empty where the gate has no recurrent part (MUT1's z)

@@ -12,26 +12,27 @@ _KERNELS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "LSTM": _VF.lstm
 
 def run_native(layer, x: Tensor, states: list[tuple[Tensor, ...]],
                params: list[dict[str, Tensor]], lengths: Tensor | None):
-    """Run the whole stack of ``layer`` in one kernel call. ``states`` and ``params`` hold one
-    entry per layer and direction; returns (output (T, B, D*H), final states like ``states``)."""
-    cell = layer.cells[0]
-    kernel = _KERNELS[cell.native_mode]
+    """Run the whole stack of ``layer`` in one kernel call on time-major ``x`` (T, B, I).
+    ``states`` and ``params`` hold one entry per layer and direction; returns
+    (output (T, B, D*H), final states like ``states``)."""
+    kernel = _KERNELS[layer.cells[0].native_mode]
     weights = [p[name] for p in params for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
                if name in p]
-    hx = tuple(torch.stack(s) for s in zip(*states))
-    hx_arg = hx if cell.num_states == 2 else hx[0]
+    hx = [torch.stack(s) for s in zip(*states)]
     flags = (layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
     if lengths is None:
-        result = kernel(x, hx_arg, weights, *flags, False)
-        out, h_n = result[0], result[1:]
-    else:
+        out, *h_n = kernel(x, _state_arg(hx), weights, *flags, False)
+    else:  # the kernel takes the batch sorted by decreasing length
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        order = packed.sorted_indices
-        hx_sorted = tuple(h.index_select(1, order) for h in hx)
-        hx_arg = hx_sorted if cell.num_states == 2 else hx_sorted[0]
-        result = kernel(packed.data, packed.batch_sizes, hx_arg, weights, *flags)
-        out_packed = PackedSequence(result[0], packed.batch_sizes, order, packed.unsorted_indices)
-        out, _ = pad_packed_sequence(out_packed, total_length=x.shape[0])
-        h_n = tuple(h.index_select(1, packed.unsorted_indices) for h in result[1:])
-    final = [tuple(h[i] for h in h_n) for i in range(h_n[0].shape[0])]
-    return out, final
+        hx = [h.index_select(1, packed.sorted_indices) for h in hx]
+        data, *h_n = kernel(packed.data, packed.batch_sizes, _state_arg(hx), weights, *flags)
+        out, _ = pad_packed_sequence(
+            PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
+                           packed.unsorted_indices), total_length=x.shape[0])
+        h_n = [h.index_select(1, packed.unsorted_indices) for h in h_n]
+    return out, [tuple(h[i] for h in h_n) for i in range(len(states))]
+
+
+def _state_arg(hx: list[Tensor]) -> Tensor | tuple[Tensor, ...]:
+    """(h, c) as a tuple for the LSTM kernel, h alone for the others."""
+    return tuple(hx) if len(hx) == 2 else hx[0]

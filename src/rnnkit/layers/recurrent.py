@@ -1,7 +1,9 @@
 """``Recurrent``: any cell, stacked and bidirectional, on any backend.
 
 Parameters carry torch.nn's names (``weight_ih_l0``, ``bias_hh_l1_reverse`` ...) so weights
-load either way between ``rnnkit.LSTM`` and ``torch.nn.LSTM``.
+load either way between ``rnnkit.LSTM`` and ``torch.nn.LSTM``. Internally everything is
+time-major (T, B, F); ``batch_first``, unbatched input and ``PackedSequence`` are converted at
+the boundary (``forward``), so the engines see one layout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .native import run_native
 
 FUSIONS = ("concat", "sum", "linear")
 StateArg = Tensor | tuple[Tensor, ...] | None
+States = list[tuple[Tensor, ...]]  # one state tuple per layer and direction
 
 
 class Recurrent(nn.Module):
@@ -29,20 +32,28 @@ class Recurrent(nn.Module):
 
     - ``backend``: "auto", "native" (torch's fused kernels), "bptt" (hand-derived backward),
       "autograd" (the reference) or "scan" (parallel scan, for cells whose gates skip h(t-1)).
-    - ``recurrent_dropout``: variational dropout on h(t-1) where it enters W_hh: the same units
-      are dropped at every step (one mask per call, shared by the batch), so it works on every
-      backend, torch's kernels included.
+      "native" refuses options torch's kernels lack; "auto" then picks an own engine.
+    - ``recurrent_dropout``: variational dropout on the state where it enters W_hh: the same
+      units are dropped at every step of a call, with one mask per layer and direction shared by
+      the batch (it scales W_hh's columns, so torch's kernels run it too).
     - ``fusion``: how a bidirectional layer joins its directions: "concat" (torch's), "sum", or
-      "linear" (W_f h_f + W_b h_b + b, deck 002).
-    - ``tbptt``: truncated BPTT, the state is detached every ``tbptt`` steps.
-    - ``stateful``: carry the final state into the next call (detached); ``reset_state()``.
-    - ``init``: "default" (torch's), "orthogonal", "identity" (IRNN), "chrono";
-      ``forget_bias`` sets the forget-gate bias (keep gate for GRU-like cells).
+      "linear" (W_f h_f + W_b h_b + b, deck 002; starts as the mean of the two).
+    - ``tbptt``: truncated BPTT, the state is detached every ``tbptt`` steps (the forward is
+      unchanged; unidirectional layers only, as a backward direction needs the whole sequence).
+    - ``stateful``: carry the detached final state into the next call when no ``hx`` is given;
+      ``reset_state()`` forgets it. A call with another batch size is an error until reset.
+    - ``init``: "default" (torch's), "orthogonal", "identity" (IRNN), "chrono" (with memory
+      spans up to ``chrono_tmax`` steps); ``forget_bias`` sets the forget-gate bias (the keep
+      gate z for GRU-like cells).
+
+    ``forward(input, hx=None, lengths=None)`` takes torch's arguments plus ``lengths`` (B,), the
+    valid lengths of a padded batch: padded steps output zeros and the final state is each
+    sequence's own last step, as with a ``PackedSequence``.
 
     Example:
         >>> import torch, rnnkit
         >>> rnn = rnnkit.Recurrent("lstm_peephole", 8, 16, num_layers=2, batch_first=True)
-        >>> out, (h, c) = rnn(torch.randn(4, 10, 8))
+        >>> out, (h, c) = rnn(torch.randn(4, 10, 8), lengths=torch.tensor([10, 7, 3, 9]))
         >>> out.shape, h.shape
         (torch.Size([4, 10, 16]), torch.Size([2, 4, 16]))
     """
@@ -68,27 +79,30 @@ class Recurrent(nn.Module):
         stateful: bool = False,
         init: str = "default",
         forget_bias: float | None = None,
+        chrono_tmax: int = initializers.CHRONO_TMAX,
     ) -> None:
         super().__init__()
-        cls = cell_class(cell)
-        check_backend(cls, backend)
-        _check_sizes(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt)
+        check_backend(cell_class(cell), backend)
+        _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
+                       fusion, bidirectional)
         if proj_size:
             raise NotImplementedError(
                 "proj_size is not supported yet: use proj_size=0, or torch.nn.LSTM for projections"
             )
-        if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)}")
-        self.mode = cell
+        self.mode = cell  # the cell's name (torch.nn.RNNBase keeps its kernel's name here)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, 0
         self.backend, self.recurrent_dropout, self.fusion = backend, recurrent_dropout, fusion
         self.tbptt, self.stateful = tbptt, stateful
-        self.init_scheme, self.forget_bias = init, forget_bias
+        self.init_scheme, self.forget_bias, self.chrono_tmax = init, forget_bias, chrono_tmax
         self._carried: StateArg = None
-        D = 2 if bidirectional else 1
-        out_width = hidden_size * D if fusion == "concat" else hidden_size
+        obstacles = self._native_obstacles(lengths=None)
+        if backend == "native" and obstacles:
+            raise ValueError(f"backend 'native' cannot run this layer: {obstacles[0]}; use "
+                             "backend='auto' or 'bptt'")
+
+        out_width = hidden_size * self.num_directions if fusion == "concat" else hidden_size
         factory = {"device": device, "dtype": dtype}
         self.cells: list[Cell] = []
         for k in range(num_layers):
@@ -96,18 +110,25 @@ class Recurrent(nn.Module):
             self.cells.append(layer_cell)
             for sfx in self._suffixes():
                 for name, shape in layer_cell.parameter_shapes().items():
-                    self.register_parameter(
-                        f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(shape, **factory))
-                    )
+                    self.register_parameter(f"{name}_l{k}{sfx}",
+                                            nn.Parameter(torch.empty(shape, **factory)))
             if bidirectional and fusion == "linear":
                 self.register_parameter(
-                    f"fusion_weight_l{k}", nn.Parameter(torch.empty(hidden_size, 2 * hidden_size,
-                                                                    **factory)))
+                    f"fusion_weight_l{k}",
+                    nn.Parameter(torch.empty(hidden_size, 2 * hidden_size, **factory)))
                 self.register_parameter(
                     f"fusion_bias_l{k}", nn.Parameter(torch.empty(hidden_size, **factory)))
         self.reset_parameters()
 
     # ---- parameters ---------------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def num_states(self) -> int:
+        return self.cells[0].num_states
+
     def _suffixes(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
 
@@ -117,25 +138,22 @@ class Recurrent(nn.Module):
         names = self.cells[layer].parameter_shapes()
         return {name: getattr(self, f"{name}_l{layer}{sfx}") for name in names}
 
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    @property
-    def num_states(self) -> int:
-        return self.cells[0].num_states
-
     def reset_parameters(self) -> None:
         """Initialise by ``init`` and ``forget_bias`` (see the class docstring)."""
         for k, cell in enumerate(self.cells):
             for d in range(self.num_directions):
                 initializers.initialize(cell, self.layer_params(k, d), self.init_scheme,
-                                        self.forget_bias)
+                                        self.forget_bias, self.chrono_tmax)
             if self.bidirectional and self.fusion == "linear":
                 w, b = getattr(self, f"fusion_weight_l{k}"), getattr(self, f"fusion_bias_l{k}")
                 with torch.no_grad():  # start as the mean of the two directions
-                    w.copy_(torch.cat([torch.eye(self.hidden_size)] * 2, 1) / 2)
+                    eye = torch.eye(self.hidden_size, device=w.device, dtype=w.dtype)
+                    w.copy_(torch.cat([eye, eye], 1) / 2)
                     b.zero_()
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn.RNN (the weights are passed to the kernel as a
+        list on every call)."""
 
     def extra_repr(self) -> str:
         s = f"{self.mode!r}, {self.input_size}, {self.hidden_size}"
@@ -144,10 +162,11 @@ class Recurrent(nn.Module):
         for key, default in [("bias", True), ("batch_first", False), ("dropout", 0.0),
                              ("bidirectional", False), ("backend", "auto"),
                              ("recurrent_dropout", 0.0), ("fusion", "concat"), ("tbptt", 0),
-                             ("stateful", False), ("init", "default")]:
-            value = getattr(self, "init_scheme" if key == "init" else key)
+                             ("stateful", False), ("init_scheme", "default"),
+                             ("forget_bias", None)]:
+            value = getattr(self, key)
             if value != default:
-                s += f", {key}={value!r}"
+                s += f", {key.removesuffix('_scheme')}={value!r}"
         return s
 
     # ---- state ----------------------------------------------------------------------------
@@ -155,30 +174,42 @@ class Recurrent(nn.Module):
         """Forget the state carried between calls (``stateful=True``)."""
         self._carried = None
 
-    def _pack_state(self, states: list[tuple[Tensor, ...]]) -> Tensor | tuple[Tensor, ...]:
-        stacked = tuple(torch.stack(s) for s in zip(*states))
-        return stacked if len(stacked) > 1 else stacked[0]
-
-    def _unpack_state(self, hx: StateArg, batch: int, x: Tensor) -> list[tuple[Tensor, ...]]:
-        """(L*D, B, H) tensors -> one state tuple per layer and direction, with shape checks."""
+    def _initial_states(self, hx: StateArg, batched: bool, batch: int, like: Tensor) -> States:
+        """The user's hx (or the carried state, or zeros) as one tuple per layer and direction,
+        with torch's shape checks."""
         n = self.num_layers * self.num_directions
+        if hx is None and self.stateful and self._carried is not None:
+            carried = _as_tuple(self._carried)[0].shape[1]
+            if carried != batch:
+                raise ValueError(
+                    f"this stateful layer carries a state for batch size {carried} but got a "
+                    f"batch of {batch}: call reset_state() before a batch of another size, or "
+                    "pass hx explicitly")
+            hx = self._carried
+        elif hx is not None:
+            hx = self._check_hx(hx, batched, batch, n)
         if hx is None:
-            zeros = x.new_zeros(n, batch, self.hidden_size)
-            return [tuple(zeros[i] for _ in range(self.num_states)) for i in range(n)]
-        parts = hx if isinstance(hx, (tuple, list)) else (hx,)
-        if len(parts) != self.num_states:
-            raise ValueError(
-                f"cell {self.mode!r} takes a state of {self.num_states} tensor(s) "
-                f"({'(h_0, c_0)' if self.num_states == 2 else 'h_0'}), got {len(parts)}"
-            )
-        want = (n, batch, self.hidden_size)
+            zeros = like.new_zeros(n, batch, self.hidden_size)
+            return [(zeros[i],) * self.num_states for i in range(n)]
+        return [tuple(t[i] for t in _as_tuple(hx)) for i in range(n)]
+
+    def _check_hx(self, hx: StateArg, batched: bool, batch: int, n: int) -> StateArg:
+        names = "(h_0, c_0)" if self.num_states == 2 else "h_0"
+        parts = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+        if len(parts) != self.num_states or not all(isinstance(t, Tensor) for t in parts):
+            given = f"a tuple of {len(parts)}" if isinstance(hx, (tuple, list)) else "one tensor"
+            raise ValueError(f"cell {self.mode!r} takes hx={names}, got {given}: pass "
+                             f"{'a tuple (h_0, c_0)' if self.num_states == 2 else 'one tensor'}")
+        want = (n, batch, self.hidden_size) if batched else (n, self.hidden_size)
         for name, t in zip(("h_0", "c_0"), parts):
             if tuple(t.shape) != want:
+                layout = "" if batched else ", unbatched as the input"
                 raise ValueError(
                     f"{name} has shape {tuple(t.shape)}, expected {want} "
-                    "(num_layers * num_directions, batch, hidden_size)"
-                )
-        return [tuple(t[i] for t in parts) for i in range(n)]
+                    f"(num_layers * num_directions, {'batch, ' if batched else ''}"
+                    f"hidden_size{layout})")
+        parts = parts if batched else tuple(t.unsqueeze(1) for t in parts)
+        return parts if self.num_states == 2 else parts[0]
 
     # ---- forward --------------------------------------------------------------------------
     def forward(self, input: Tensor | PackedSequence, hx: StateArg = None,
@@ -186,120 +217,115 @@ class Recurrent(nn.Module):
         """Run the stack. ``input`` is (T, B, I) (batch_first: (B, T, I)), unbatched (T, I), or a
         ``PackedSequence``; ``lengths`` (B,) gives valid lengths of a padded batch. Returns
         ``(output, h_n)``, or ``(output, (h_n, c_n))`` for cells with a cell state, as torch."""
-        packed = input if isinstance(input, PackedSequence) else None
-        if packed is not None:
-            x, lengths = pad_packed_sequence(packed)  # original batch order
-            batched = True
-        else:
-            x, batched = self._check_input(input)
-            if self.batch_first:
-                x = x.transpose(0, 1)
-        if hx is not None and not batched:
-            hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, (tuple, list)) \
-                else hx.unsqueeze(1)
+        x, lengths, batched = self._time_major(input, lengths)
         T, B = x.shape[0], x.shape[1]
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input has {x.shape[-1]} features, this layer expects input_size="
-                f"{self.input_size}"
-            )
+        states = self._initial_states(hx, batched, B, x)
         mask = None
         if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=x.device).long()
-            _check_lengths(lengths, B, T)
             mask = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
-        if hx is None and self.stateful and self._carried is not None:
-            hx = self._carried if _state_batch(self._carried) == B else None
-        states = self._unpack_state(hx, B, x)
         backend = self.resolve_backend(x, lengths)
-        out, final = self._run_chunks(x, states, mask, lengths, backend)
-        h_n = self._pack_state(final)
-        if self.stateful:
-            self._carried = tuple(h.detach() for h in h_n) if isinstance(h_n, tuple) \
-                else h_n.detach()
-        if packed is not None:
-            out = _repack(out, lengths, packed)
-        else:
-            if self.batch_first:
-                out = out.transpose(0, 1)
-            if not batched:
-                out = out.squeeze(1)
-                h_n = tuple(h.squeeze(1) for h in h_n) if isinstance(h_n, tuple) \
-                    else h_n.squeeze(1)
-        return out, h_n
+        params = [self._recurrent_dropped(self.layer_params(k, d))  # one mask per call
+                  for k in range(self.num_layers) for d in range(self.num_directions)]
+        out, final = self._run_chunks(x, states, params, mask, lengths, backend)
 
-    def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:
-        if not isinstance(input, Tensor):
+        h_n = tuple(torch.stack(s) for s in zip(*final))
+        if self.stateful:
+            self._carried = _from_tuple(tuple(h.detach() for h in h_n))
+        if isinstance(input, PackedSequence):
+            out = _repack(out, lengths, input)
+        elif not batched:
+            out, h_n = out.squeeze(1), tuple(h.squeeze(1) for h in h_n)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, _from_tuple(h_n)
+
+    def _time_major(self, input: Tensor | PackedSequence, lengths):
+        """(x (T, B, I), checked lengths or None, whether the input had a batch dimension)."""
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("a PackedSequence carries its own lengths: pass lengths=None")
+            x, lengths = pad_packed_sequence(input)  # original batch order
+            batched = True
+        elif not isinstance(input, Tensor):
             raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
-        if input.dim() not in (2, 3):
+        elif input.dim() not in (2, 3):
             raise ValueError(
-                f"input must be 3-D (seq, batch, features) or 2-D unbatched (seq, features), "
-                f"got {input.dim()}-D with shape {tuple(input.shape)}"
-            )
-        if input.dim() == 2:
-            return input.unsqueeze(1), False
-        return input, True
+                f"input must be 3-D ({'batch, seq' if self.batch_first else 'seq, batch'}, "
+                f"features) or 2-D unbatched (seq, features), got {input.dim()}-D with shape "
+                f"{tuple(input.shape)}")
+        else:
+            batched = input.dim() == 3
+            x = input.transpose(0, 1) if batched and self.batch_first else input
+            x = x if batched else x.unsqueeze(1)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input has {x.shape[-1]} features (last dimension), but this layer was built "
+                f"with input_size={self.input_size}: reshape the input or build the layer with "
+                f"input_size={x.shape[-1]}")
+        if lengths is not None:
+            lengths = _checked_lengths(lengths, x.shape[1], x.shape[0], x.device)
+        return x, lengths, batched
 
     def resolve_backend(self, x: Tensor, lengths: Tensor | None = None) -> str:
-        """The backend this call will use: the requested one, or auto's choice."""
-        cell = self.cells[0]
-        reasons = self._native_obstacles(lengths)
+        """The backend a call on ``x`` uses: the requested one, or auto's choice (which may
+        look at x's shape and device)."""
+        obstacles = self._native_obstacles(lengths)
         if self.backend == "auto":
-            if cell.native_mode and not reasons:
+            if not obstacles:
                 return "native"
-            return "scan" if cell.parallel else "bptt"
-        if self.backend == "native" and reasons:
-            raise ValueError(
-                f"backend 'native' cannot run this layer: {reasons[0]}; use backend='bptt' "
-                "or 'auto'"
-            )
+            return "scan" if self.cells[0].parallel else "bptt"
+        if self.backend == "native" and obstacles:
+            raise ValueError(f"backend 'native' cannot run this call: {obstacles[0]}; use "
+                             "backend='auto' or 'bptt'")
         return self.backend
 
     def _native_obstacles(self, lengths: Tensor | None) -> list[str]:
+        """Why torch's kernels cannot run this layer (and call), if they cannot."""
+        cell = cell_class(self.mode)
         reasons = []
-        if not self.cells[0].native_mode:
+        if not cell.native_mode:
             reasons.append(f"torch has no fused kernel for cell {self.mode!r}")
         if self.bidirectional and self.fusion != "concat":
-            reasons.append(f"torch joins directions by concat only, not {self.fusion!r}")
+            reasons.append(f"torch joins directions by concat only, not fusion={self.fusion!r}")
         if self.tbptt and lengths is not None:
             reasons.append("tbptt together with lengths needs the rnnkit engines")
         return reasons
 
-    def _run_chunks(self, x, states, mask, lengths, backend):
-        """Truncated BPTT: run ``tbptt`` steps at a time, detaching the state in between."""
-        if not self.tbptt or self.tbptt >= x.shape[0]:
-            return self._run_stack(x, states, mask, lengths, backend)
-        outs = []
-        for start in range(0, x.shape[0], self.tbptt):
-            end = start + self.tbptt
-            chunk_mask = None if mask is None else mask[start:end]
-            chunk_len = None if lengths is None else (lengths - start).clamp(0, self.tbptt)
-            out, states = self._run_stack(x[start:end], states, chunk_mask, chunk_len, backend)
-            states = [tuple(s.detach() for s in st) for st in states]
-            outs.append(out)
-        return torch.cat(outs), states
-
     def _recurrent_dropped(self, p: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Variational recurrent dropout: drop the same units of h(t-1) at every step."""
+        """Variational recurrent dropout: W_hh with the columns of dropped units zeroed (and the
+        kept ones scaled by 1/(1-p)), so the same units of h(t-1) are dropped at every step."""
         if not (self.training and self.recurrent_dropout > 0):
             return p
         w = p["weight_hh"]
         keep = torch.bernoulli(w.new_full((w.shape[1],), 1 - self.recurrent_dropout))
         return {**p, "weight_hh": w * (keep / (1 - self.recurrent_dropout))}
 
-    def _run_stack(self, x, states, mask, lengths, backend):
+    def _run_chunks(self, x, states, params, mask, lengths, backend):
+        """Truncated BPTT: run ``tbptt`` steps at a time, detaching the state between chunks
+        (the final state keeps the last chunk's graph, so a loss on it still trains)."""
+        k = self.tbptt
+        if not k or k >= x.shape[0]:
+            return self._run_stack(x, states, params, mask, lengths, backend)
+        outs = []
+        for start in range(0, x.shape[0], k):
+            if start:
+                states = [tuple(s.detach() for s in st) for st in states]
+            chunk_mask = None if mask is None else mask[start:start + k]
+            chunk_len = None if lengths is None else (lengths - start).clamp(0, k)
+            out, states = self._run_stack(x[start:start + k], states, params, chunk_mask,
+                                          chunk_len, backend)
+            outs.append(out)
+        return torch.cat(outs), states
+
+    def _run_stack(self, x, states, params, mask, lengths, backend):
         if backend == "native":
-            params = [self._recurrent_dropped(self.layer_params(k, d))
-                      for k in range(self.num_layers) for d in range(self.num_directions)]
             return run_native(self, x, states, params, lengths)
-        final = []
-        D = self.num_directions
+        D, final = self.num_directions, []
         for k, cell in enumerate(self.cells):
             outs = []
             for d in range(D):
-                p = self._recurrent_dropped(self.layer_params(k, d))
-                out, st = self._run_direction(cell, x, states[k * D + d], p, mask, lengths,
-                                              backend, reverse=d == 1)
+                out, st = self._run_direction(cell, x, states[k * D + d], params[k * D + d],
+                                              mask, lengths, backend, reverse=d == 1)
                 outs.append(out)
                 final.append(st)
             x = self._fuse(k, outs)
@@ -312,10 +338,9 @@ class Recurrent(nn.Module):
     def _run_direction(self, cell, x, state, p, mask, lengths, backend, reverse):
         if not reverse:
             return run_sequence(cell, x, state, p, backend, mask)
-        idx = _reverse_index(x.shape[0], x.shape[1], lengths, x.device)
-        x_rev = x.gather(0, idx.unsqueeze(-1).expand_as(x))
-        out, st = run_sequence(cell, x_rev, state, p, backend, mask)
-        return out.gather(0, idx.unsqueeze(-1).expand_as(out)), st
+        idx = _reverse_index(x.shape[0], x.shape[1], lengths, x.device).unsqueeze(-1)
+        out, st = run_sequence(cell, x.gather(0, idx.expand_as(x)), state, p, backend, mask)
+        return out.gather(0, idx.expand_as(out)), st
 
     def _fuse(self, k: int, outs: list[Tensor]) -> Tensor:
         if len(outs) == 1:
@@ -328,29 +353,47 @@ class Recurrent(nn.Module):
         return F.linear(torch.cat(outs, -1), w, b)
 
 
-def _check_sizes(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt) -> None:
+def _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
+                   fusion, bidirectional) -> None:
     for name, v in [("input_size", input_size), ("hidden_size", hidden_size),
                     ("num_layers", num_layers)]:
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    for name, v in [("dropout", dropout), ("recurrent_dropout", recurrent_dropout)]:
-        if not 0 <= v < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+    if not 0 <= dropout <= 1:
+        raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
+    if not 0 <= recurrent_dropout < 1:
+        raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout!r}")
     if not isinstance(tbptt, int) or tbptt < 0:
         raise ValueError(f"tbptt must be a number of steps >= 0 (0: off), got {tbptt!r}")
+    if tbptt and bidirectional:
+        raise ValueError("tbptt (truncated BPTT) runs forward in time chunk by chunk, but a "
+                         "bidirectional layer reads the whole sequence backwards: use tbptt=0 or "
+                         "bidirectional=False")
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)}")
 
 
-def _check_lengths(lengths: Tensor, batch: int, steps: int) -> None:
+def _checked_lengths(lengths, batch: int, steps: int, device) -> Tensor:
+    lengths = torch.as_tensor(lengths)
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be integers (a LongTensor or list of ints), "
+                         f"got dtype {lengths.dtype}")
     if lengths.shape != (batch,):
-        raise ValueError(f"lengths must have shape ({batch},), one per sequence, "
+        raise ValueError(f"lengths must have shape ({batch},), one per sequence in the batch, "
                          f"got {tuple(lengths.shape)}")
-    if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
+    if batch and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
         raise ValueError(f"lengths must lie in 1..{steps} (the padded length), "
                          f"got {lengths.tolist()}")
+    return lengths.to(device=device, dtype=torch.long)
 
 
-def _state_batch(state: StateArg) -> int:
-    return (state[0] if isinstance(state, tuple) else state).shape[1]
+def _as_tuple(state: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _from_tuple(state: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    """h, or (h, c): the way torch returns and takes states."""
+    return state if len(state) > 1 else state[0]
 
 
 def _reverse_index(T: int, B: int, lengths: Tensor | None, device) -> Tensor:
@@ -358,16 +401,15 @@ def _reverse_index(T: int, B: int, lengths: Tensor | None, device) -> Tensor:
     t = torch.arange(T, device=device).unsqueeze(1).expand(T, B)
     if lengths is None:
         return T - 1 - t
-    L = lengths.to(device).unsqueeze(0)
+    L = lengths.unsqueeze(0)
     return torch.where(t < L, L - 1 - t, t)
 
 
 def _repack(out: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
     """Pack ``out`` (T, B, F, original order) with the same order as the input ``like``."""
     order = like.sorted_indices
-    if order is None:
-        data = pack_padded_sequence(out, lengths.cpu(), enforce_sorted=True).data
-    else:
-        data = pack_padded_sequence(out.index_select(1, order), lengths[order].cpu(),
-                                    enforce_sorted=True).data
+    if order is not None:
+        out, lengths = out.index_select(1, order), lengths[order]
+    data = pack_padded_sequence(out, lengths.cpu(), enforce_sorted=True).data
     return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+

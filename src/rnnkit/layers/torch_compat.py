@@ -8,18 +8,7 @@ from __future__ import annotations
 
 from .recurrent import Recurrent
 
-_TORCH_ARGS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-               "bidirectional", "proj_size", "device", "dtype")
-
-
-def _torch_kwargs(args: tuple, kwargs: dict, names: tuple[str, ...], cls: str) -> dict:
-    if len(args) > len(names):
-        raise TypeError(f"{cls} takes at most {len(names)} positional arguments, got {len(args)}")
-    for name, value in zip(names, args):
-        if name in kwargs:
-            raise TypeError(f"{cls} got multiple values for argument {name!r}")
-        kwargs[name] = value
-    return kwargs
+_NO_PROJ = "proj_size argument is only supported for LSTM, not RNN or GRU"
 
 
 class LSTM(Recurrent):
@@ -35,8 +24,7 @@ class LSTM(Recurrent):
     """
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs = _torch_kwargs(args, kwargs, _TORCH_ARGS, "LSTM")
-        super().__init__("lstm", **kwargs)
+        super().__init__("lstm", *args, **kwargs)
 
 
 class GRU(Recurrent):
@@ -51,10 +39,9 @@ class GRU(Recurrent):
     """
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs = _torch_kwargs(args, kwargs, _TORCH_ARGS, "GRU")
-        if kwargs.get("proj_size"):
-            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        super().__init__("gru", **kwargs)
+        if len(args) > 7 and args[7] or kwargs.get("proj_size"):
+            raise ValueError(_NO_PROJ)
+        super().__init__("gru", *args, **kwargs)
 
 
 class RNN(Recurrent):
@@ -68,14 +55,16 @@ class RNN(Recurrent):
         torch.Size([10, 2, 5])
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        names = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
-                 "batch_first", "dropout", "bidirectional", "device", "dtype")
-        kwargs = _torch_kwargs(args, kwargs, names, "RNN")
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
+                 **kwargs) -> None:
         if kwargs.get("proj_size"):
-            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
-        if self.nonlinearity not in ("tanh", "relu", "sigmoid"):
-            raise ValueError(f"Unknown nonlinearity {self.nonlinearity!r}: choose 'tanh', "
-                             "'relu' or 'sigmoid'")
-        super().__init__(f"rnn_{self.nonlinearity}", **kwargs)
+            raise ValueError(_NO_PROJ)
+        if nonlinearity not in ("tanh", "relu", "sigmoid"):
+            raise ValueError(f"Unknown nonlinearity {nonlinearity!r}: choose 'tanh', 'relu' or "
+                             "'sigmoid'")
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, device=device, dtype=dtype,
+                         **kwargs)
+        self.nonlinearity = nonlinearity
