@@ -1,5 +1,56 @@
-"""`rnnkit evaluate` (being written)."""
+"""`rnnkit evaluate RUN_DIR --text PATH`: score text with a trained language model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .sample import add_run_arguments
+
+EXAMPLE = """examples:
+  rnnkit evaluate runs/lm --text notes.txt
+  rnnkit evaluate runs/lm --dataset python-docs --split test --json
+"""
+SPLITS = ("all", "train", "val", "test")
+FIELDS = ("tokens", "chars", "loss", "perplexity", "bpc")
 
 
 def add_parser(sub) -> None:
-    sub.add_parser("evaluate", help="(not yet available)")
+    p = sub.add_parser(
+        "evaluate", help="score text with a trained language model (loss, perplexity, bpc)",
+        description="Score text with a trained language model: tokens, chars, loss (nats per "
+        "token), perplexity and bpc (total nats over characters, so every tokenizer compares).",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p)
+    p.add_argument("--text", metavar="PATH", help="a UTF-8 file, a directory or a glob")
+    p.add_argument("--dataset", metavar="NAME", help="a built-in corpus instead of --text")
+    p.add_argument("--split", choices=SPLITS, default="all",
+                   help="score only this part of the text, split as training splits it "
+                   "(default all)")
+    p.add_argument("--max-chars", type=int, default=None,
+                   help="read at most this many characters of the text")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..api import load
+    from ..data import load_corpus, split_corpus
+    from ..errors import UserError
+
+    if args.text is None and args.dataset is None:
+        raise UserError("nothing to score: give --text PATH or --dataset NAME")
+    text = load_corpus(args.dataset, args.text, args.max_chars)  # read before loading a model
+    model = load(args.run_dir, args.checkpoint)
+    if args.split != "all":
+        cfg = model.config
+        parts = split_corpus(text, cfg.get("val_fraction", 0.05), cfg.get("test_fraction", 0.05))
+        text = parts[SPLITS.index(args.split) - 1]
+    result = model.score(text)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name in FIELDS:
+            value = result[name]
+            print(f"{name:<11} {value:.4f}" if isinstance(value, float) else f"{name:<11} {value}")
+    return 0

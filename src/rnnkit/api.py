@@ -1,0 +1,115 @@
+"""Using a trained language model from Python: ``rnnkit.load(RUN_DIR)``.
+
+The same operations as ``rnnkit sample`` and ``rnnkit evaluate``: a trained run directory
+(``rnnkit train --out DIR``) in, text or scores out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import UserError
+from .models.generate import check_sampling, generate, start_token_id
+from .models.scoring import score
+
+# a byte-level BPE token may hold part of a character: hold decoded text back while it ends in
+# the replacement character, for at most this many tokens (a UTF-8 character has <= 4 bytes)
+_MAX_HELD = 8
+
+
+class Model:
+    """A trained language model with its tokenizer: generate text and score text.
+
+    Attributes: ``model`` (the ``LanguageModel``, eval mode), ``tokenizer``, ``config`` (the
+    run's resolved settings, ``config.json``), ``path`` (the checkpoint loaded).
+
+    Usually made by ``rnnkit.load(RUN_DIR)``; built here from a fresh (untrained) model:
+
+    Example:
+        >>> from rnnkit.data import build_tokenizer
+        >>> from rnnkit.models.language_model import LanguageModel
+        >>> tok = build_tokenizer("char", "hello\\n")
+        >>> m = Model(LanguageModel(tok.vocab_size, hidden=8), tok)
+        >>> len(m.generate("he", length=20, seed=0))
+        20
+        >>> "".join(m.generate("he", length=20, seed=0, stream=True)) == m.generate(
+        ...     "he", length=20, seed=0)
+        True
+        >>> sorted(m.score("hello"))
+        ['bpc', 'chars', 'loss', 'perplexity', 'tokens']
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, config: dict[str, Any] | None = None,
+                 path: Path | None = None):
+        if tokenizer is None:
+            raise UserError("this run has no tokenizer (checkpoints/tokenizer.json is missing); "
+                            "restore it from a copy or train again")
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.config, self.path = dict(config or {}), path
+
+    def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                 stream: bool = False) -> str | Iterator[str]:
+        """The text the model writes after ``prime`` (without the prime): ``length`` tokens.
+
+        ``seed`` makes the draw reproducible (None: a fresh random seed). ``stream=True``
+        returns an iterator of text pieces as they are generated; joined they give the same
+        text. Sampling settings: see ``rnnkit.models.generate``. An empty prime starts the
+        text as after a newline.
+        """
+        check_sampling(length, temperature, top_k, top_p)
+        pieces = self._pieces(prime, length, temperature, top_k, top_p, seed)
+        return pieces if stream else "".join(pieces)
+
+    def _pieces(self, prime: str, length: int, temperature: float, top_k: int, top_p: float,
+                seed: int | None) -> Iterator[str]:
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(seed)
+        ids = generate(self.model, self.tokenizer.encode(prime), length, temperature, top_k,
+                       top_p, g, start_id=start_token_id(self.tokenizer))
+        return _decode_stream(self.tokenizer, ids)
+
+    def score(self, text: str) -> dict[str, float | int]:
+        """``{tokens, chars, loss, perplexity, bpc}`` of ``text`` (see ``models.scoring``)."""
+        return score(self.model, self.tokenizer, text)
+
+    def __repr__(self) -> str:
+        cfg = getattr(self.model, "config", {})
+        return (f"Model(cell={cfg.get('cell')!r}, hidden={cfg.get('hidden')}, "
+                f"layers={cfg.get('layers')}, tokenizer={self.tokenizer.kind!r}, "
+                f"vocab_size={self.tokenizer.vocab_size})")
+
+
+def _decode_stream(tokenizer: Any, ids: Iterator[int]) -> Iterator[str]:
+    """Text pieces for a stream of token ids, each emitted once it decodes cleanly."""
+    held: list[int] = []
+    for i in ids:
+        held.append(i)
+        text = tokenizer.decode(held)
+        if not text.endswith("\ufffd") or len(held) >= _MAX_HELD:
+            held = []
+            if text:
+                yield text
+    if held:
+        yield tokenizer.decode(held)
+
+
+def load(run_dir: str | Path, which: str = "best") -> Model:
+    """Load a trained run directory (``best`` checkpoint, else ``last``) as a ``Model``.
+
+    Example:
+        >>> m = rnnkit.load("runs/lm")                                  # doctest: +SKIP
+        >>> print(m.generate("def ", length=100, temperature=0.8))      # doctest: +SKIP
+    """
+    from .train.checkpoint import load_run
+
+    run = load_run(run_dir, which)
+    return Model(run.model, run.tokenizer, run.config, run.path)
