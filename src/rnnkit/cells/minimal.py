@@ -1,3 +1,186 @@
-"""(being written)"""
+"""The minimal cells of Feng et al. 2024, "Were RNNs all we needed?": gates that skip h(t-1).
 
-CELLS: tuple = ()
+    minGRU   (rows of W_ih: z, h)
+        z  = sigm(W_z x + b_z)                 update gate (high z overwrites h)
+        h~ = g(W_h x + b_h)                    candidate
+        h' = (1 - z) * h + z * h~
+    minLSTM  (rows of W_ih: f, i, h)
+        f  = sigm(W_f x + b_f),   i = sigm(W_i x + b_i)
+        f' = f / (f + i),         i' = i / (f + i)      normalised: f' + i' = 1
+        h~ = g(W_h x + b_h)
+        h' = f' * h + i' * h~
+
+    g(x) = x + 0.5 for x >= 0, sigm(x) otherwise: positive, so log h~ exists (log-space scan).
+
+No gate reads h(t-1), so there is no W_hh and no b_hh: the parameters are ``weight_ih`` and
+``bias_ih`` only. Each step is the linear recurrence h' = a h + b with a, b known from x alone,
+which the ``scan`` engine (engine/scan.py) solves for all steps at once from
+``log_coefficients``; ``bptt`` and ``autograd`` run the same cells step by step.
+
+minLSTM's normalised gates are one sigmoid: i' = sigm(d) with d = softplus(-k_f) - softplus(-k_i)
+(since i/f = e^d), f' = 1 - i'; so both cells are h' = h + u (h~ - h) with an update gate u.
+Backward of one step, given dh' (with D = h~ - h):
+    du = dh' D,   dh~ = dh' u,   dh(t-1) = dh' (1 - u),   dk_h = dh~ g'(k_h)
+    minGRU:  dk_z = du z (1 - z)
+    minLSTM: dd = du i' (1 - i'),   dk_f = -dd (1 - f),   dk_i = dd (1 - i)
+    g'(x) = 1 for x >= 0, sigm(x)(1 - sigm(x)) otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import Cell, Params, State
+
+
+def g(x: Tensor) -> Tensor:
+    """The positive activation: x + 0.5 for x >= 0, sigmoid(x) below (continuous at 0)."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x: Tensor) -> Tensor:
+    """log g(x), computed without forming g (relu keeps the unused branch finite)."""
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+def _g_and_slope(x: Tensor) -> tuple[Tensor, Tensor]:
+    s = torch.sigmoid(x)
+    pos = x >= 0
+    return torch.where(pos, x + 0.5, s), torch.where(pos, torch.ones_like(s), s * (1 - s))
+
+
+class MinimalCell(Cell):
+    """Shared layout of minGRU and minLSTM: W_ih and b_ih only (see the module docstring)."""
+
+    parallel: ClassVar[bool] = True
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (self.xp_size, self.input_size)}
+        if self.bias:
+            shapes["bias_ih"] = (self.xp_size,)
+        return shapes
+
+    def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+        return []  # no W_hh: nothing multiplies h(t-1)
+
+    def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        """(a, b) of h(t) = a(t) h(t-1) + b(t), for every step of xp (T, B, xp_size)."""
+        raise NotImplementedError
+
+    def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        """(log a, log b), computed in log space (no log of a rounded-off a or b)."""
+        raise NotImplementedError
+
+    def backward_step(self, saved: tuple, dstate: State, p: Params):
+        u, D, slope, *gate = saved
+        (dh,) = dstate
+        du = self.gate_backward(dh * D, u, gate)
+        dxp = torch.cat([du, dh * u * slope], dim=1)
+        return dxp, dxp, (dh - dh * u,), {}
+
+    def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+
+class MinGRU(MinimalCell):
+    """minGRU (Feng et al. 2024): a GRU whose gates skip h(t-1), so it trains by parallel scan.
+
+    Example:
+        >>> import torch, rnnkit
+        >>> rnn = rnnkit.Recurrent("mingru", 8, 16, backend="scan")
+        >>> out, h = rnn(torch.randn(100, 4, 8))
+        >>> out.shape, sorted(n for n, _ in rnn.named_parameters())
+        (torch.Size([100, 4, 16]), ['bias_ih_l0', 'weight_ih_l0'])
+    """
+
+    name: ClassVar[str] = "mingru"
+    gates: ClassVar[int] = 2
+    gate_names: ClassVar[tuple[str, ...]] = ("z", "h")
+    keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", -1.0),)  # 1 - z keeps h
+
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
+        (h,) = state
+        kz, kh = xp.chunk(2, dim=1)
+        z = torch.sigmoid(kz)
+        return ((1 - z) * h + z * g(kh),)
+
+    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+        (h,) = state
+        kz, kh = xp.chunk(2, dim=1)
+        z = torch.sigmoid(kz)
+        gh, slope = _g_and_slope(kh)
+        D = gh - h
+        return (torch.addcmul(h, z, D),), (z, D, slope)
+
+    def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        return du * u * (1 - u)
+
+    def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        kz, kh = xp.chunk(2, dim=-1)
+        z = torch.sigmoid(kz)
+        return 1 - z, z * g(kh)
+
+    def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        kz, kh = xp.chunk(2, dim=-1)
+        return -F.softplus(kz), -F.softplus(-kz) + log_g(kh)  # log(1 - z), log z + log h~
+
+
+class MinLSTM(MinimalCell):
+    """minLSTM (Feng et al. 2024): forget and input gates normalised to sum to one, no output
+    gate, no cell state apart from h; trains by parallel scan.
+
+    Example:
+        >>> import torch, rnnkit
+        >>> rnn = rnnkit.Recurrent("minlstm", 8, 16, num_layers=2, backend="scan")
+        >>> out, h = rnn(torch.randn(100, 4, 8))
+        >>> out.shape, h.shape
+        (torch.Size([100, 4, 16]), torch.Size([2, 4, 16]))
+    """
+
+    name: ClassVar[str] = "minlstm"
+    gates: ClassVar[int] = 3
+    gate_names: ClassVar[tuple[str, ...]] = ("f", "i", "h")
+    keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("f", 1.0),)
+
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
+        (h,) = state
+        kf, ki, kh = xp.chunk(3, dim=1)
+        f, i = torch.sigmoid(kf), torch.sigmoid(ki)
+        return (f / (f + i) * h + i / (f + i) * g(kh),)
+
+    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+        (h,) = state
+        H = self.hidden_size
+        fi = torch.sigmoid(xp[:, : 2 * H])
+        u = torch.sigmoid(self._logit(xp[:, :H], xp[:, H : 2 * H]))  # i' = i / (f + i)
+        gh, slope = _g_and_slope(xp[:, 2 * H :])
+        D = gh - h
+        return (torch.addcmul(h, u, D),), (u, D, slope, fi)
+
+    def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        (fi,) = gate
+        dd = (du * u * (1 - u)).repeat(1, 2)
+        dd[:, : self.hidden_size].neg_()
+        return dd * (1 - fi)  # d/dk_f softplus(-k_f) = -(1 - f), d/dk_i = 1 - i, with signs
+
+    def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        kf, ki, kh = xp.chunk(3, dim=-1)
+        u = torch.sigmoid(self._logit(kf, ki))
+        return 1 - u, u * g(kh)
+
+    def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
+        kf, ki, kh = xp.chunk(3, dim=-1)
+        d = self._logit(kf, ki)
+        return -F.softplus(d), -F.softplus(-d) + log_g(kh)  # log f', log i' + log h~
+
+    @staticmethod
+    def _logit(kf: Tensor, ki: Tensor) -> Tensor:
+        """d = log(i / f) = softplus(-k_f) - softplus(-k_i), so that i' = sigm(d)."""
+        return F.softplus(-kf) - F.softplus(-ki)
+
+
+CELLS = (MinGRU, MinLSTM)

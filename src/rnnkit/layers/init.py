@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..cells import Cell
+from ..errors import UserError
 
 SCHEMES = ("default", "orthogonal", "identity", "chrono")
 CHRONO_TMAX = 100
@@ -46,6 +47,10 @@ def initialize(cell: Cell, p: dict[str, Tensor], scheme: str = "default",
     cell.reset_parameters(p)
     H = cell.hidden_size
     if scheme == "orthogonal":
+        if "weight_hh" not in p:
+            raise UserError(f"init='orthogonal' shapes the recurrent weights W_hh, but cell "
+                            f"{cell.name!r} has none (its gates do not read h(t-1)): use "
+                            "init='default' or 'chrono'")
         for block in p["weight_hh"].split(H):
             torch.nn.init.orthogonal_(block)
     elif scheme == "identity":
@@ -75,4 +80,5 @@ def _set_bias(cell: Cell, p: dict[str, Tensor], gate: str, value: Tensor) -> Non
     """Make the total bias b_ih + b_hh of one gate ``value`` (all of it in b_ih)."""
     rows = _rows(cell, gate)
     p["bias_ih"][rows].copy_(value)
-    p["bias_hh"][rows].zero_()  # empty where the gate has no recurrent part (MUT1's z)
+    if "bias_hh" in p:  # minGRU/minLSTM have none
+        p["bias_hh"][rows].zero_()  # empty where the gate has no recurrent part (MUT1's z)

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..cells import Cell, cell_class, make_cell
 from ..engine import run_sequence
 from ..engine.run import check_backend
+from ..errors import UserError
 from . import init as initializers
 from .native import run_native
 
@@ -107,6 +108,10 @@ class Recurrent(nn.Module):
         self.cells: list[Cell] = []
         for k in range(num_layers):
             layer_cell = make_cell(cell, input_size if k == 0 else out_width, hidden_size, bias)
+            if recurrent_dropout and "weight_hh" not in layer_cell.parameter_shapes():
+                raise UserError(f"recurrent_dropout drops units of h(t-1) where they enter W_hh, "
+                                f"but cell {cell!r} has no W_hh (its gates do not read h(t-1)): "
+                                "use recurrent_dropout=0, or dropout= between layers")
             self.cells.append(layer_cell)
             for sfx in self._suffixes():
                 for name, shape in layer_cell.parameter_shapes().items():
