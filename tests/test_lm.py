@@ -61,3 +61,77 @@ def test_weight_tying_shares_one_matrix():
 def test_bad_settings_are_user_errors(kw, words):
     with pytest.raises(UserError, match=words):
         LanguageModel(10, **kw)
+
+
+# ---- training (rnnkit.train.lm) ----------------------------------------------------------
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one thread (and a busy machine makes two threads spin)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _tiny(out, **kw):
+    return {"dataset": "hello", "hidden": 32, "embed": 16, "batch_size": 4, "seq_len": 16,
+            "steps": 80, "warmup": 5, "lr": 0.01, "dropout": 0.0, "eval_every": 40,
+            "sample_length": 10, "progress": False, "out": str(out), **kw}
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+def test_overfits_hello_and_generates_it(tmp_path, one_thread, stateless):
+    """Deck 003's toy example: trained on "hello" alone, the model writes "hello"."""
+    from rnnkit.models.generate import generate
+    from rnnkit.train.checkpoint import load_run
+    from rnnkit.train.lm import run_lm
+
+    summary = run_lm(_tiny(tmp_path / "run", stateless=stateless))
+    assert summary["status"] == "completed" and summary["val_bpc"] < 0.3
+    run = load_run(tmp_path / "run")
+    ids = generate(run.model, run.tokenizer.encode("h"), 14, temperature=0)
+    assert "h" + run.tokenizer.decode(list(ids)) == "hellohellohello"
+
+
+def test_val_bpc_is_what_scoring_reports(tmp_path, one_thread):
+    """The run's val_bpc is `rnnkit evaluate`'s bpc on the validation split, and its n-gram
+    baseline is CharNGram(5) fit on the training split."""
+    from rnnkit.data import load_corpus, split_corpus
+    from rnnkit.models.ngram import CharNGram
+    from rnnkit.models.scoring import score
+    from rnnkit.train.checkpoint import load_run
+    from rnnkit.train.lm import run_lm
+
+    summary = run_lm(_tiny(tmp_path / "run", dataset="python-docs", max_chars=6000,
+                           steps=10, tokenizer="bpe", vocab_size=300))
+    train, val, test = split_corpus(load_corpus("python-docs", max_chars=6000))
+    run = load_run(tmp_path / "run", which="last")
+    expected = score(run.model, run.tokenizer, val)
+    assert summary["val_bpc"] == pytest.approx(expected["bpc"], rel=1e-5)
+    assert summary["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert summary["val_ngram_bpc"] == pytest.approx(CharNGram(5).fit(train).bits_per_char(val))
+    assert run.config["tokenizer"] == "bpe" and run.config["steps"] == 10
+
+
+def test_stateful_batches_carry_the_state(tmp_path, one_thread):
+    """In stateful mode the loss of batch i+1 is computed from batch i's final state: it
+    equals a forward over both batches at once (the truncation only cuts gradients)."""
+    from rnnkit.data import build_tokenizer
+    from rnnkit.train.distributed import Dist
+    from rnnkit.train.lm import DEFAULTS, LMTask
+
+    text = "abcdefghij" * 30
+    tok = build_tokenizer("char", text)
+    s = {**DEFAULTS, "batch_size": 2, "seq_len": 5}
+    task = LMTask(tok, text, "abc", "abc", s, Dist(), torch.device("cpu"))
+    torch.manual_seed(0)
+    lm = LanguageModel(tok.vocab_size, hidden=8).eval()
+    task.start_epoch(0)
+    l0, n0 = task.train_step(lm, 0, 0)
+    l1, n1 = task.train_step(lm, 0, 1)
+    x = torch.cat([task.batches.batch(0)[0], task.batches.batch(1)[0]])
+    y = torch.cat([task.batches.batch(0)[1], task.batches.batch(1)[1]])
+    logits, _ = lm(x)
+    whole = torch.nn.functional.cross_entropy(logits.reshape(-1, tok.vocab_size), y.reshape(-1))
+    torch.testing.assert_close((l0 * n0 + l1 * n1) / (n0 + n1), whole)

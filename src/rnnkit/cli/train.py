@@ -1,5 +1,145 @@
-"""`rnnkit train` (being written)."""
+"""`rnnkit train TASK`: parse the flags into settings and call the task's ``run_*`` function.
+
+``rnnkit train`` alone (or with flags only) is ``rnnkit train lm``: the main job, a character
+LSTM on the built-in corpus. Results go to stdout (``--json``: one JSON object), progress
+bars, samples and logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+
+from ..errors import UserError
+
+EXAMPLES = """examples:
+  rnnkit train                                   the main job: a char LSTM, about 10 minutes
+  rnnkit train lm --text notes.txt --cell gru --hidden 256 --steps 1000 --out runs/notes
+  rnnkit train lm --dataset python-docs --tokenizer bpe --max-time 120
+  rnnkit train lm --resume runs/notes            continue a stopped run
+  torchrun --nproc_per_node=2 -m rnnkit train lm --batch-size 64 --out runs/ddp
+"""
+
+
+def _flags(p: argparse.ArgumentParser) -> None:
+    """The lm flags (DESIGN.md's core flags plus the language model's own)."""
+    from ..data import DATASETS
+    from ..data.tokenizers import KINDS
+    from ..train.lm import DEFAULTS as d
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help=f"built-in corpus: {', '.join(DATASETS)} "
+                   "(default python-source)")
+    g.add_argument("--text", metavar="PATH", help="your own text: a file, directory or glob")
+    g.add_argument("--max-chars", type=int, metavar="N",
+                   help=f"use at most N leading characters (default {d['max_chars']:,})")
+    g.add_argument("--tokenizer", choices=KINDS, help="char (default), word or bpe")
+    g.add_argument("--vocab-size", type=int, metavar="N", help="for word and bpe tokenizers")
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", help=f"recurrent cell (default {d['cell']}); see rnnkit.cells")
+    g.add_argument("--embed", type=int, metavar="N", help=f"embedding size ({d['embed']})")
+    g.add_argument("--hidden", type=int, metavar="N", help=f"hidden size ({d['hidden']})")
+    g.add_argument("--layers", type=int, metavar="N", help=f"stacked layers ({d['layers']})")
+    g.add_argument("--dropout", type=float, metavar="P", help=f"dropout ({d['dropout']})")
+    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
+                   help="share embedding and output weights (needs --embed == --hidden)")
+    g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
+    g = p.add_argument_group("batches")
+    g.add_argument("--batch-size", type=int, metavar="N",
+                   help=f"global batch size, split over torchrun processes ({d['batch_size']})")
+    g.add_argument("--seq-len", "--bptt", type=int, metavar="N", dest="seq_len",
+                   help=f"steps per batch; truncated BPTT length ({d['seq_len']})")
+    g.add_argument("--stateless", action=argparse.BooleanOptionalAction,
+                   help="independent shuffled windows from a zero state, instead of carrying "
+                   "the state along contiguous streams")
+    g = p.add_argument_group("training")
+    g.add_argument("--lr", type=float, metavar="X", help=f"learning rate ({d['lr']})")
+    g.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd "
+                   "with momentum")
+    g.add_argument("--weight-decay", type=float, metavar="X")
+    g.add_argument("--momentum", type=float, metavar="X", help="for sgd (0.9)")
+    g.add_argument("--clip", type=float, metavar="X", help=f"gradient clipping ({d['clip']}; "
+                   "0: off)")
+    g.add_argument("--clip-mode", choices=("norm", "value"), help="clip the norm (default) or "
+                   "each value")
+    g.add_argument("--schedule", choices=("cosine", "constant"), help="after the warmup")
+    g.add_argument("--warmup", type=int, metavar="N", help=f"warmup steps ({d['warmup']})")
+    g.add_argument("--patience", type=int, metavar="N",
+                   help="early stopping after N evaluations without improvement (0: off)")
+    g.add_argument("--epochs", type=int, metavar="N", help="budget in epochs")
+    g.add_argument("--steps", type=int, metavar="N", help=f"budget in steps ({d['steps']})")
+    g.add_argument("--max-time", type=float, metavar="SECONDS",
+                   help=f"budget in seconds ({d['max_time']:g})")
+    g.add_argument("--eval-every", type=int, metavar="N", help=f"({d['eval_every']})")
+    g.add_argument("--log-every", type=int, metavar="N", help=f"({d['log_every']})")
+    g.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help=f"resumable checkpoint every N steps ({d['checkpoint_every']})")
+    g.add_argument("--seed", type=int, metavar="N")
+    g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   help="the progress bar on stderr (on)")
+    g = p.add_argument_group("samples")
+    g.add_argument("--prime", metavar="TEXT", help="text the samples start from")
+    g.add_argument("--sample-length", type=int, metavar="N")
+    g.add_argument("--temperature", type=float, metavar="T")
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE", help="JSON settings; flags override them")
+    g.add_argument("--out", metavar="DIR", help="run directory (default runs/lm-TIMESTAMP)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
 def add_parser(sub) -> None:
-    sub.add_parser("train", help="(not yet available)")
+    common = dict(formatter_class=argparse.RawDescriptionHelpFormatter,
+                  argument_default=argparse.SUPPRESS)
+    p = sub.add_parser("train", help="train a model (default: the character LSTM main job)",
+                       description="Train a model into a run directory. `rnnkit train` alone "
+                       "trains the language model (same flags as `rnnkit train lm`).",
+                       epilog=EXAMPLES, **common)
+    _flags(p)
+    tasks = p.add_subparsers(dest="task", metavar="TASK")
+    lm = tasks.add_parser("lm", help="a recurrent language model on text",
+                          description="Train a recurrent language model (embedding, recurrent "
+                          "stack, output layer) on a built-in corpus or your text.",
+                          epilog=EXAMPLES, **common)
+    _flags(lm)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.lm import run_lm
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "task", "func")}
+    as_json = given.pop("json", False)
+    summary = run_lm(given)
+    if summary["status"] == "nonfinite":
+        raise UserError(f"training stopped: {summary['error']}; the last good checkpoint is "
+                        f"kept in {summary['out']}/checkpoints; lower --lr or keep --clip on")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print(_report(summary))
+    return 0
+
+
+def _report(s: dict) -> str:
+    def num(key: str) -> str:
+        v = s.get(key)
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+    out = s["out"]
+    lines = [
+        f"run:        {out}  ({s['status']}, {s['steps']} steps, {s['train_seconds']:.0f} s, "
+        f"{s['tokens_per_second']:,.0f} tokens/s)",
+        f"val bpc:    {num('val_bpc')}   (n-gram baseline {num('val_ngram_bpc')})",
+        f"test bpc:   {num('test_bpc')}   (n-gram baseline {num('test_ngram_bpc')})",
+        f"sample it:  rnnkit sample {shlex.quote(out)} --prime "
+        f"{shlex.quote(s.get('sample_prime') or 'a')} --length 500",
+    ]
+    return "\n".join(lines)
+

@@ -27,6 +27,8 @@ from ..errors import UserError
 FORMAT = "rnnkit-checkpoint"
 META_KEY = "rnnkit"
 CHECKPOINTS = ("best", "last", "init")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def model_classes() -> dict[str, type[nn.Module]]:
@@ -80,6 +82,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a run dir is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

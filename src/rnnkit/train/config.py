@@ -1,0 +1,65 @@
+"""A run's settings: the task's defaults, then a ``--config FILE`` (JSON), then the flags given
+on the command line, each overriding the one before. The result is what ``config.json`` holds.
+
+Settings are one flat dict with the flags' names (``--batch-size`` -> ``batch_size``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+# budgets and where to run may change when a run is resumed; everything else is the run's own
+RESUMABLE_OVERRIDES = ("steps", "epochs", "max_time", "device", "progress", "resume", "config",
+                       "json")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings in a JSON file (an object of flag names to values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no config file at {path}; pass a JSON file to --config")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); fix it or drop --config") from e
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold one JSON object of settings, like "
+                        '{"hidden": 256, "steps": 1000}')
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """defaults < the file named by ``given["config"]`` < the other ``given`` values.
+
+    Example:
+        >>> resolve({"hidden": 512, "lr": 0.002}, {"lr": 0.01})
+        {'hidden': 512, 'lr': 0.01}
+    """
+    settings = dict(defaults)
+    layers = [given]
+    if given.get("config"):
+        layers.insert(0, read_config_file(given["config"]))
+    for layer in layers:
+        unknown = sorted(set(layer) - set(defaults) - {"config", "json"})
+        if unknown:
+            raise UserError(f"unknown setting {unknown[0]!r}; known settings are the flags of "
+                            f"this command: {', '.join(sorted(defaults))}")
+        settings.update(layer)
+    settings.pop("json", None)
+    return settings
+
+
+def resume_settings(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run keeps its stored settings; only budgets and the device may change."""
+    changed = sorted(k for k, v in given.items()
+                     if k not in RESUMABLE_OVERRIDES and k != "out" and stored.get(k) != v)
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise UserError(f"--resume continues a run with its own settings, but {flag} differs "
+                        f"from them; drop {flag}, or start a new run with --out")
+    return {**stored, **{k: v for k, v in given.items()
+                         if k in RESUMABLE_OVERRIDES and k not in ("config", "json")}}

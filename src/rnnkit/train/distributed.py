@@ -1,0 +1,62 @@
+"""Several processes through ``torchrun`` (DistributedDataParallel; gloo on the CPU, nccl on GPUs).
+
+``torchrun --nproc_per_node=2 -m rnnkit train lm ...`` sets RANK / WORLD_SIZE / LOCAL_RANK;
+each process reads its share of every global batch, DDP averages the gradients, and only
+rank 0 writes the run directory and prints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    backend: str = "gloo"
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def setup(device: str) -> Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1), else a single rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") and dist.is_nccl_available() else "gloo"
+        dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
+                dist.get_backend())
+
+
+def teardown(d: Dist) -> None:
+    if d.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(d: Dist, *values: float) -> list[float]:
+    """Sum numbers over the ranks (the numbers themselves when alone)."""
+    if not d.active:
+        return list(values)
+    on = torch.device("cuda", d.local_rank) if d.backend == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=on)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def any_rank(d: Dist, flag: bool) -> bool:
+    """True on every rank when it is true on at least one (a stop decision everyone takes)."""
+    return bool(all_sum(d, float(flag))[0] > 0) if d.active else flag

@@ -1,0 +1,261 @@
+"""Language-model training (``rnnkit train lm``): corpus, tokenizer, model, the LM task.
+
+Stateful (default, deck 003): the training tokens are cut into ``batch_size`` contiguous rows
+(``StreamBatches``) read ``seq_len`` steps at a time; the hidden state is carried from one batch
+to the next and detached between them: truncated backpropagation through time. Stateless
+(``--stateless``, deck 001): independent shuffled windows (``WindowBatches``), each from a zero
+state. Validation scores the whole split as one stream, as ``rnnkit evaluate`` does
+(``models.scoring``): loss per token, perplexity, and bits per character (total nats over
+characters, whatever the tokenizer). Beside it: the smoothed character 5-gram baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import (
+    DEFAULT_DATASET,
+    IGNORE_INDEX,
+    StreamBatches,
+    Tokenizer,
+    WindowBatches,
+    build_tokenizer,
+    count_chars,
+    load_corpus,
+    split_corpus,
+)
+from ..errors import UserError
+from ..models.generate import generate, start_token_id
+from ..models.language_model import LanguageModel, detach_state
+from ..models.ngram import CharNGram
+from ..models.scoring import total_nats
+from . import distributed as D
+from .config import resolve, resume_settings
+from .rundir import RunDir
+from .state import seed_everything
+from .trainer import Trainer, TrainSettings, resolve_device
+
+# The main job (`rnnkit train`): a character LSTM on the Python standard library's source that
+# ends on 2 CPU cores in about ten minutes (the step budget was measured to fit; --max-time
+# stops it anyway if the machine is slower).
+DEFAULTS: dict[str, Any] = {
+    "task": "lm",
+    # data
+    "dataset": None, "text": None, "max_chars": 2_000_000, "val_fraction": 0.05,
+    "test_fraction": 0.05, "tokenizer": "char", "vocab_size": None,
+    # model
+    "cell": "lstm", "embed": 128, "hidden": 512, "layers": 1, "dropout": 0.1,
+    "tie_weights": False, "backend": "auto",
+    # batches
+    "batch_size": 32, "seq_len": 128, "stateless": False,
+    # training (rnnkit.train.trainer.TrainSettings)
+    "steps": 2000, "epochs": None, "max_time": 600.0, "lr": 2e-3, "optimizer": "adamw",
+    "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
+    "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
+    "eval_every": 250, "log_every": 10, "checkpoint_every": 50, "seed": 0, "device": "auto",
+    "progress": True,
+    # samples and baseline
+    "prime": "", "sample_length": 300, "temperature": 0.8, "ngram_order": 5,
+    # run directory
+    "out": None, "resume": None,
+}
+
+
+class LMTask:
+    """Next-token prediction on a token stream, for the Trainer (see ``trainer.Task``)."""
+
+    name, unit, monitor = "lm", "tokens", "loss"
+
+    def __init__(self, tokenizer: Tokenizer, train: str, val: str, test: str,
+                 settings: dict[str, Any], dist: D.Dist, device: torch.device):
+        self.tok, self.s, self.dist, self.device = tokenizer, settings, dist, device
+        B, T = settings["batch_size"], settings["seq_len"]
+        if B % dist.world:
+            raise UserError(f"--batch-size {B} is the global batch: it must divide evenly over "
+                            f"the {dist.world} processes; use a multiple of {dist.world}")
+        self.local = slice(dist.rank * B // dist.world, (dist.rank + 1) * B // dist.world)
+        ids = torch.tensor(tokenizer.encode(train), dtype=torch.long)
+        if T >= len(ids):
+            raise UserError(f"--seq-len {T} is longer than the training text ({len(ids)} "
+                            f"tokens); lower --seq-len below {len(ids)} or give more text")
+        self.stateful = not settings["stateless"]
+        if self.stateful:
+            self.batches = StreamBatches(ids, B, T)
+        else:
+            self.batches = WindowBatches(ids, B, T, seed=settings["seed"],
+                                         drop_last=dist.active)
+        self.texts = {"val": val, "test": test}
+        self.ids = {k: tokenizer.encode(v) for k, v in self.texts.items()}
+        self.state: Tensor | tuple[Tensor, ...] | None = None
+
+    def batches_per_epoch(self) -> int:
+        return len(self.batches)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.state = None  # the streams start again from their beginning
+
+    def train_step(self, model: nn.Module, epoch: int, index: int) -> tuple[Tensor, int]:
+        if self.stateful:
+            x, y = self.batches.batch(index)
+        else:
+            x, y = self.batches.batch(index, epoch)
+        x, y = x[:, self.local].to(self.device), y[:, self.local].to(self.device)
+        logits, state = model(x, self.state if self.stateful else None)
+        if self.stateful:
+            self.state = detach_state(state)  # truncated BPTT: gradients stop here
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                               ignore_index=IGNORE_INDEX)
+        return loss, int((y != IGNORE_INDEX).sum())
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        ids, text = self.ids[split], self.texts[split]
+        if not ids:
+            return {}
+        nats = total_nats(model, ids, start_token_id(self.tok))
+        loss = nats / len(ids)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
+                "bpc": nats / math.log(2) / count_chars(text)}
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        if self.state is None:
+            return {}
+        parts = self.state if isinstance(self.state, tuple) else (self.state,)
+        return {f"state.{i}": t for i, t in enumerate(parts)}
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        parts = [tensors[f"state.{i}"] for i in range(len(tensors))]
+        self.state = None if not parts else tuple(parts) if len(parts) > 1 else parts[0]
+
+    def on_evaluate(self, model: nn.Module, step: int, run: RunDir) -> None:
+        """A sample after each evaluation (its own generator: training's RNG stays untouched)."""
+        text = sample_text(model, self.tok, self.s["prime"], self.s["sample_length"],
+                           self.s["temperature"], seed=self.s["seed"] * 1_000_003 + step)
+        block = f"--- step {step} ---\n{self.s['prime']}{text}\n"
+        from tqdm import tqdm
+
+        tqdm.write(block, file=sys.stderr)
+        run.append("samples.txt", block)
+
+
+def sample_text(model: nn.Module, tokenizer: Tokenizer, prime: str, length: int,
+                temperature: float, seed: int) -> str:
+    g = torch.Generator().manual_seed(seed)
+    ids = generate(model, tokenizer.encode(prime), length, temperature=temperature,
+                   generator=g, start_id=start_token_id(tokenizer))
+    return tokenizer.decode(list(ids))
+
+
+def default_out() -> str:
+    return f"runs/lm-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def settings_for(given: dict[str, Any]) -> dict[str, Any]:
+    """The resolved settings of a run: defaults < --config file < ``given``; for ``--resume``
+    the stored ``config.json`` plus the budgets given."""
+    if given.get("resume"):
+        path = Path(given["resume"])
+        if given.get("out") and Path(given["out"]) != path:
+            raise UserError("give either --out (a new run) or --resume (an earlier run's "
+                            "directory), not both")
+        RunDir.check(path, resume=True)
+        stored = RunDir(path).read_json("config.json")
+        return {**resume_settings(stored, given), "out": str(path)}
+    return resolve(DEFAULTS, given)
+
+
+def run_lm(given: dict[str, Any]) -> dict[str, Any]:
+    """Train a language model; return the summary (also in ``RUN/summary.json``).
+
+    ``given`` holds settings by flag name (see ``DEFAULTS``); missing ones take the defaults.
+    A non-finite loss ends the run with ``status == "nonfinite"`` (the last good checkpoint is
+    kept); the CLI turns that into an error.
+
+    Example:
+        >>> s = run_lm({"dataset": "hello", "hidden": 32, "embed": 16, "steps": 50,
+        ...             "seq_len": 16, "batch_size": 4, "out": "/tmp/hello"})  # doctest: +SKIP
+        >>> s["val_bpc"] < 0.5                                                  # doctest: +SKIP
+        True
+    """
+    s = settings_for(given)
+    device = resolve_device(s["device"])
+    dist = D.setup(str(device))
+    try:
+        if dist.active and device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
+            torch.cuda.set_device(device)
+        return _run(s, dist, device)
+    finally:
+        D.teardown(dist)
+
+
+def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any]:
+    resume = bool(s.get("resume"))
+    s["out"] = _shared_out(s.get("out") or default_out(), dist)
+    RunDir.check(s["out"], resume)
+    train_settings = TrainSettings.from_dict(s)
+    if dist.active:
+        torch.distributed.barrier()  # every rank has checked the directory before rank 0 writes
+    run = RunDir(s["out"], write=dist.main)
+    run.make()
+
+    seed_everything(s["seed"])
+    text = load_corpus(s["dataset"], s["text"], s["max_chars"])
+    train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
+    if resume and (run.checkpoints / "tokenizer.json").is_file():
+        tokenizer = Tokenizer.load(run.checkpoints)
+    else:
+        tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
+        if dist.main:
+            tokenizer.save(run.checkpoints)
+    model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
+                          hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
+                          tie_weights=s["tie_weights"], backend=s["backend"])
+    if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
+        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    task = LMTask(tokenizer, train, val, test, s, dist, device)
+    if not resume:
+        run.write_json("config.json", {**s, "resume": None, "model": model.config})
+    extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
+             "cell": s["cell"], "train_chars": len(train), "out": s["out"],
+             "sample_prime": s["prime"] or _first_word(val or train)}
+    if dist.main:
+        extra.update(_ngram_baseline(train, val, test, s["ngram_order"]))
+        _say(f"{extra['dataset']}: {len(train):,} training characters, {tokenizer.vocab_size} "
+             f"tokens ({s['tokenizer']}); {sum(p.numel() for p in model.parameters()):,} "
+             f"parameters; {s['ngram_order']}-gram baseline: val bpc "
+             f"{extra['val_ngram_bpc']:.3f}")
+    trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
+    return trainer.fit()
+
+
+def _ngram_baseline(train: str, val: str, test: str, order: int) -> dict[str, float]:
+    ngram = CharNGram(order).fit(train)
+    return {"val_ngram_bpc": ngram.bits_per_char(val) if val else float("nan"),
+            "test_ngram_bpc": ngram.bits_per_char(test) if test else float("nan")}
+
+
+def _first_word(text: str) -> str:
+    words = text[:200].split()
+    return words[0][:20] if words else text[:1]
+
+
+def _shared_out(out: str, dist: D.Dist) -> str:
+    """Rank 0's choice of directory (a default name holds a timestamp that could differ)."""
+    if not dist.active:
+        return out
+    box = [out]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
