@@ -65,15 +65,6 @@ def test_bad_settings_are_user_errors(kw, words):
 
 # ---- training (rnnkit.train.lm) ----------------------------------------------------------
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one thread (and a busy machine makes two threads spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(out, **kw):
     return {"dataset": "hello", "hidden": 32, "embed": 16, "batch_size": 4, "seq_len": 16,
             "steps": 80, "warmup": 5, "lr": 0.01, "dropout": 0.0, "eval_every": 40,
