@@ -202,11 +202,9 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     s["out"] = _shared_out(s.get("out") or default_out(), dist)
     RunDir.check(s["out"], resume)
     train_settings = TrainSettings.from_dict(s)
-    if dist.active:
-        torch.distributed.barrier()  # every rank has checked the directory before rank 0 writes
     run = RunDir(s["out"], write=dist.main)
-    run.make()
 
+    # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
     text = load_corpus(s["dataset"], s["text"], s["max_chars"])
     train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
@@ -214,15 +212,19 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         tokenizer = Tokenizer.load(run.checkpoints)
     else:
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
-        if dist.main:
-            tokenizer.save(run.checkpoints)
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
                           tie_weights=s["tie_weights"], backend=s["backend"])
     if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
         torch.manual_seed(s["seed"] + 7919 * dist.rank)
     task = LMTask(tokenizer, train, val, test, s, dist, device)
+
+    if dist.active:
+        torch.distributed.barrier()  # every rank has checked the directory before rank 0 writes
+    run.make()
     if not resume:
+        if dist.main:
+            tokenizer.save(run.checkpoints)
         run.write_json("config.json", {**s, "resume": None, "model": model.config})
     extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
              "cell": s["cell"], "train_chars": len(train), "out": s["out"],
