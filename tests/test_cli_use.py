@@ -91,3 +91,32 @@ def test_corrupt_or_foreign_checkpoint_is_exit_2(tmp_path, hello_file, capsys):
                                                          str(hello_file)])
     ckpt.write_bytes(b"\x80\x04\x95" + b"pickle" * 20)  # a pickle: never unpickled
     assert "not an rnnkit checkpoint" in _error(capsys, ["sample", str(run)])
+
+
+@pytest.fixture(scope="module")
+def trained_hello(tmp_path_factory):
+    """A run trained by the trainer itself (run_lm, as `rnnkit train lm` does) on "hello"."""
+    from rnnkit.train.lm import run_lm
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    run_lm({"dataset": "hello", "max_chars": 600, "hidden": 32, "embed": 16, "steps": 80,
+            "seq_len": 16, "batch_size": 4, "lr": 0.01, "warmup": 5, "eval_every": 40,
+            "progress": False, "sample_length": 10, "out": str(out)})
+    return out
+
+
+def test_a_trained_run_samples_hello(trained_hello, capsys):
+    assert main(["sample", str(trained_hello), "--prime", "h", "--length", "14",
+                 "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == "hellohellohello\n"
+
+
+def test_evaluate_the_runs_own_split_reads_the_corpus_as_training_did(trained_hello, capsys):
+    """--dataset naming the run's corpus takes its max_chars: --split val is the run's own
+    validation text, so the score is the val_bpc training reported."""
+    assert main(["evaluate", str(trained_hello), "--dataset", "hello", "--split", "val",
+                 "--json", "--checkpoint", "best"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    summary = json.loads((trained_hello / "summary.json").read_text())
+    assert result["chars"] == 30  # 5 % of the 600 characters training read
+    assert result["bpc"] == pytest.approx(summary["val_bpc"], rel=1e-5)

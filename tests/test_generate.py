@@ -170,3 +170,19 @@ def test_bad_settings_are_user_errors(kw, word):
     args = {"length": 3, **kw}
     with pytest.raises(UserError, match=word):
         list(generate(FixedLogits(LOGITS), [0], **args))
+
+
+def test_steps_run_on_one_thread_and_the_count_is_restored():
+    seen = []
+
+    class Spy(FixedLogits):
+        def forward(self, x, state=None):
+            seen.append(torch.get_num_threads())
+            return super().forward(x, state)
+
+    before = torch.get_num_threads()
+    gen = generate(Spy(LOGITS), [1, 2], 3)
+    next(gen)
+    assert torch.get_num_threads() == before  # a paused generator leaves it alone
+    list(gen)
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before

@@ -26,9 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", metavar="NAME", help="a built-in corpus instead of --text")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="score only this part of the text, split as training splits it "
-                   "(default all)")
+                   "(default all); on the run's own corpus, exactly the run's split")
     p.add_argument("--max-chars", type=int, default=None,
-                   help="read at most this many characters of the text")
+                   help="read at most this many characters of the text (default: all, or "
+                   "as much as training read when it is the run's own corpus)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -40,10 +41,15 @@ def run(args) -> int:
 
     if args.text is None and args.dataset is None:
         raise UserError("nothing to score: give --text PATH or --dataset NAME")
-    text = load_corpus(args.dataset, args.text, args.max_chars)  # read before loading a model
+    if args.text is not None:
+        load_corpus(text=args.text, max_chars=1)  # a bad path fails before a model is loaded
     model = load(args.run_dir, args.checkpoint)
+    cfg = model.config
+    max_chars = args.max_chars
+    if max_chars is None and _is_training_corpus(args, cfg):
+        max_chars = cfg.get("max_chars")  # read it as training did: the same splits
+    text = load_corpus(args.dataset, args.text, max_chars)
     if args.split != "all":
-        cfg = model.config
         parts = split_corpus(text, cfg.get("val_fraction", 0.05), cfg.get("test_fraction", 0.05))
         text = parts[SPLITS.index(args.split) - 1]
     result = model.score(text)
@@ -54,3 +60,12 @@ def run(args) -> int:
             value = result[name]
             print(f"{name:<11} {value:.4f}" if isinstance(value, float) else f"{name:<11} {value}")
     return 0
+
+
+def _is_training_corpus(args, cfg: dict) -> bool:
+    """Whether --text/--dataset names the corpus the run was trained on."""
+    from ..data import DEFAULT_DATASET
+
+    if args.text is not None:
+        return cfg.get("text") is not None and str(args.text) == str(cfg["text"])
+    return cfg.get("text") is None and args.dataset == (cfg.get("dataset") or DEFAULT_DATASET)

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.tokenizers import count_chars
 from ..errors import UserError
-from .generate import start_token_id
+from .generate import one_thread, start_token_id
 
 
 @torch.no_grad()
@@ -51,11 +51,12 @@ def total_nats(model: nn.Module, ids: list[int] | torch.Tensor, start_id: int = 
     model.eval()
     total, state = 0.0, None
     try:
-        for s in range(0, len(ids), chunk):
-            e = min(s + chunk, len(ids))
-            x, y = stream[s:e].unsqueeze(1), stream[s + 1:e + 1]  # (T, 1) inputs, T targets
-            logits, state = model(x, state)
-            total += float(F.cross_entropy(logits[:, 0].float(), y, reduction="sum"))
+        with one_thread(device):  # a batch of one: see generate.one_thread
+            for s in range(0, len(ids), chunk):
+                e = min(s + chunk, len(ids))
+                x, y = stream[s:e].unsqueeze(1), stream[s + 1:e + 1]  # (T, 1) in, T targets
+                logits, state = model(x, state)
+                total += float(F.cross_entropy(logits[:, 0].float(), y, reduction="sum"))
     finally:
         model.train(was_training)
     return total
