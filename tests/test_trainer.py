@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnkit.errors import UserError
 from rnnkit.train.rundir import RunDir
-from rnnkit.train.schedule import lr_factor
+from rnnkit.train.schedule import lr_factor, step_progress
 from rnnkit.train.trainer import Trainer, TrainSettings
 
 
@@ -88,9 +88,11 @@ def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
         o = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
     else:
         o = torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(o, lr_factor("cosine", 3, 20, 0.1))
+    factor = lr_factor("cosine", 3, 0.1)
     task = Toy()
     for step in range(20):
+        for g in o.param_groups:
+            g["lr"] = 0.05 * factor(step, step_progress(step, 3, 20))
         x, y = task.batch(step % 4)
         loss = F.mse_loss(ref(x), y)
         o.zero_grad()
@@ -100,7 +102,6 @@ def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
         else:
             torch.nn.utils.clip_grad_value_(ref.parameters(), 0.5)
         o.step()
-        sched.step()
     assert torch.equal(model.weight, ref.weight) and torch.equal(model.bias, ref.bias)
     assert summary["status"] == "completed" and summary["steps"] == 20
 
@@ -176,7 +177,19 @@ def test_bad_settings(kw, words):
 
 
 def test_schedule_shape():
-    f = lr_factor("cosine", warmup=4, total=104, min_ratio=0.0)
-    assert [f(i) for i in range(4)] == [0.2, 0.4, 0.6, 0.8]
-    assert f(4) == 1.0 and f(54) == pytest.approx(0.5) and f(104) == pytest.approx(0.0)
-    assert lr_factor("constant", 0, 100)(50) == 1.0
+    f = lr_factor("cosine", warmup=4, min_ratio=0.0)
+    assert [f(i, 0.0) for i in range(4)] == [0.2, 0.4, 0.6, 0.8]
+    p = [step_progress(s, 4, 104) for s in (4, 54, 104)]
+    assert p == [0.0, 0.5, 1.0]
+    assert f(4, 0.0) == 1.0 and f(54, 0.5) == pytest.approx(0.5) and f(104, 1.0) == 0.0
+    assert lr_factor("constant", 0)(50, 0.5) == 1.0
+
+
+def test_time_budget_runs_the_schedule_by_the_clock(tmp_path):
+    """With --max-time alone, the cosine follows the seconds spent: the last rate is near
+    the floor although no step count was known."""
+    _, _, run = _fit(tmp_path, steps=None, max_time=1.0, warmup=0, log_every=1,
+                     min_lr_ratio=0.0, eval_every=10**9, checkpoint_every=10**9)
+    lrs = [r["lr"] for r in run.metrics() if "lr" in r]
+    assert len(lrs) > 3 and lrs[0] > 0.5 * 2e-3 and lrs[-1] < 0.2 * 2e-3
+    assert lrs == sorted(lrs, reverse=True)

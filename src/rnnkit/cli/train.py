@@ -70,7 +70,7 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=int, metavar="N",
                    help="early stopping after N evaluations without improvement (0: off)")
     g.add_argument("--epochs", type=int, metavar="N", help="budget in epochs")
-    g.add_argument("--steps", type=int, metavar="N", help=f"budget in steps ({d['steps']})")
+    g.add_argument("--steps", type=int, metavar="N", help="budget in steps")
     g.add_argument("--max-time", type=float, metavar="SECONDS",
                    help=f"budget in seconds ({d['max_time']:g})")
     g.add_argument("--eval-every", type=int, metavar="N", help=f"({d['eval_every']})")
@@ -79,6 +79,9 @@ def _flags(p: argparse.ArgumentParser) -> None:
                    help=f"resumable checkpoint every N steps ({d['checkpoint_every']})")
     g.add_argument("--seed", type=int, metavar="N")
     g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is faster for tiny "
+                   "models or on a busy machine)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    help="the progress bar on stderr (on)")
     g = p.add_argument_group("samples")

@@ -33,7 +33,7 @@ from ..errors import UserError
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .rundir import RunDir
-from .schedule import lr_factor
+from .schedule import lr_factor, step_progress
 from .state import load_optimizer_state, load_rng_state, optimizer_state, rng_state
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -154,8 +154,7 @@ class Trainer:
         self.n_batches = task.batches_per_epoch()
         self.total = self._total_steps()
         self.opt = self._optimizer()
-        factor = lr_factor(settings.schedule, settings.warmup, self.total, settings.min_lr_ratio)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, factor)
+        self.lr_factor = lr_factor(settings.schedule, settings.warmup, settings.min_lr_ratio)
         self.p = Progress()
         self.status: str | None = None
         self._resume_or_start()
@@ -197,7 +196,6 @@ class Trainer:
             raise UserError(f"{last} does not fit this run's model ({str(e).splitlines()[0]});"
                             " the run directory was changed: start a new run") from e
         load_optimizer_state(self.opt, ck.extra, meta["optimizer"])
-        self.sched.load_state_dict({**meta["scheduler"], "lr_lambdas": [None]})
         load_rng_state(ck.extra, meta["rng"])
         self.task.load_state_tensors({k[5:]: v.to(self.device) for k, v in ck.extra.items()
                                       if k.startswith("task.")})
@@ -256,14 +254,27 @@ class Trainer:
         norm = self._clip()
         if not math.isfinite(norm):
             return self._nonfinite(f"the gradient norm became {norm}")
+        self._set_lr()
         self.opt.step()
-        self.sched.step()
         self.p.step += 1
         self.p.units += units * self.dist.world
         self.p.log_loss += value * units
         self.p.log_units += units
         self.p.step_seconds += time.perf_counter() - t0
         bar.update(1)
+
+    def _set_lr(self) -> None:
+        """The schedule's rate for this step: a function of the step, and of the budget spent
+        (steps, or seconds when time is the only budget)."""
+        if self.total is not None:
+            progress = step_progress(self.p.step, self.s.warmup, self.total)
+        else:
+            progress = self.p.elapsed / self.s.max_time
+        if self.dist.active and self.total is None:  # one clock for all ranks: rank 0's
+            progress = D.all_sum(self.dist, progress if self.dist.main else 0.0)[0]
+        lr = self.s.lr * self.lr_factor(self.p.step, progress)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -299,7 +310,12 @@ class Trainer:
         if self.dist.main:
             self.run.log_metrics(row)
         if self.dist.main and bar is not None:
-            bar.set_postfix_str(f"loss {loss:.3f}, {rate:,.0f} {self.task.unit}/s", refresh=False)
+            left = ""
+            if self.total is None and self.s.max_time:  # no step count: the ETA is the clock's
+                secs = max(0, int(self.s.max_time - self.p.elapsed))
+                left = f", {secs // 60}:{secs % 60:02d} left"
+            bar.set_postfix_str(f"loss {loss:.3f}, {rate:,.0f} {self.task.unit}/s{left}",
+                                refresh=False)
         self.p.log_loss, self.p.log_units = 0.0, 0
 
     def _evaluate(self) -> dict[str, float]:
@@ -335,9 +351,8 @@ class Trainer:
         rng_t, rng_meta = rng_state()
         extra = {**opt_t, **rng_t,
                  **{f"task.{k}": v for k, v in self.task.state_tensors().items()}}
-        sched = {k: v for k, v in self.sched.state_dict().items() if k != "lr_lambdas"}
         meta = {"kind": "last", "step": self.p.step, "progress": asdict(self.p),
-                "optimizer": opt_meta, "scheduler": sched, "rng": rng_meta,
+                "optimizer": opt_meta, "rng": rng_meta,
                 "logs": self.run.log_sizes()}
         save_checkpoint(self.run.checkpoints / "last.safetensors", self.model, extra, meta)
 
