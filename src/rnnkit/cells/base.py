@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .matmul import project
 
 State = tuple[Tensor, ...]
 Params = dict[str, Tensor]
@@ -79,7 +80,7 @@ class Cell:
     # ---- forward math -------------------------------------------------------------------
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
         """W_ih x(t) + b_ih for every step at once: (T, B, I) -> (T, B, xp_size)."""
-        return F.linear(x, p["weight_ih"], p.get("bias_ih"))
+        return project(x, p["weight_ih"], p.get("bias_ih"))
 
     def recurrent(self, h: Tensor, p: Params) -> Tensor:
         """W_hh h(t-1) + b_hh: the part of the pre-activation that reads the state."""
@@ -99,6 +100,44 @@ class Cell:
     ) -> tuple[Tensor, Tensor, State, dict[str, Tensor]]:
         """Hand-derived backward of one step: (dxp, dhp, dstate_prev, dextras)."""
         raise NotImplementedError
+
+    # ---- buffered bptt (optional: faster than forward_step / backward_step) ------------------
+    # A cell that declares ``saved_shapes`` writes each step into preallocated buffers and turns
+    # its saved tensors into per-step backward coefficients with whole-sequence ops first, so
+    # each step of the loops costs a handful of ops (engine/bptt.py).
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...] | None:
+        """Per-step shapes (without the batch) of what ``forward_into`` saves; None: this cell
+        runs through ``forward_step`` / ``backward_step`` instead."""
+        return None
+
+    def bptt_setup(self, xp: Tensor | None, p: Params) -> tuple[Tensor | None, Params]:
+        """Once per call: the projected inputs as ``forward_into`` reads them (for instance with
+        b_hh folded in) and the parameters as the steps use them (for instance W_hh^T)."""
+        return xp, p
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        """One step writing the new h into ``h`` and what it saves into ``saved`` (this step's
+        slots of the buffers); returns the new state (views of those slots)."""
+        raise NotImplementedError
+
+    def backward_prepare(self, saved: list[Tensor], hseq: Tensor, state0: State,
+                         q: Params) -> tuple[tuple[Tensor, ...], Tensor]:
+        """Before the backward loop: (per-step tensors, each (T, ...), that ``backward_into``
+        gets one step of; the buffer of pre-activation gradients they write into)."""
+        raise NotImplementedError
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        """One step backward: writes its pre-activation gradients into its slots in ``step``
+        and returns the gradient of the previous state, with ``dh_ext`` (the loss's gradient at
+        the previous step) added to the h part. May overwrite ``dstate``."""
+        raise NotImplementedError
+
+    def backward_finish(self, dz: Tensor, saved: list[Tensor], hseq: Tensor, state0: State,
+                        q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer."""
+        return dz, dz, {}
 
     def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         """Which vector each block of W_hh rows multiplied, for all steps: [(rows, U)], with U

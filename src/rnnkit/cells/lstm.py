@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
+from .matmul import linear
 
 
 class LSTM(Cell):
@@ -43,26 +44,63 @@ class LSTM(Cell):
     num_states: ClassVar[int] = 2
     native_mode: ClassVar[str | None] = "LSTM"
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
-        H = self.hidden_size
-        z = xp + self.recurrent(h, p)
-        act = torch.cat([torch.sigmoid(z[:, : 2 * H]), torch.tanh(z[:, 2 * H : 3 * H]),
-                         torch.sigmoid(z[:, 3 * H :])], dim=1)
-        i, f, g, o = act.chunk(4, dim=1)
+        i, f, g, o = (xp + self.recurrent(h, p)).chunk(4, dim=1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c_new = f * c + i * g
-        tc = torch.tanh(c_new)
-        return (o * tc, c_new), (act, c, tc)
+        return o * torch.tanh(c_new), c_new
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        act, c, tc = saved
+    # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return (4, self.hidden_size), (self.hidden_size,)  # gates i, f, g, o; c(t)
+
+    def bptt_setup(self, xp: Tensor | None, p: Params) -> tuple[Tensor | None, Params]:
+        b = p.get("bias_hh")
+        if xp is not None and b is not None:
+            xp = xp + b  # z = (W_ih x + b_ih + b_hh) + W_hh h: one add for all steps
+        w = p["weight_hh"]
+        return xp, {"w": w, "wT": w.t().contiguous()}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        h_prev, c = state
+        act, c_new = saved
+        z = linear(h_prev, q["w"], xp).view(act.shape)  # z = xp + W_hh h
+        torch.sigmoid(z[:, :2], out=act[:, :2])
+        torch.tanh(z[:, 2], out=act[:, 2])
+        torch.sigmoid(z[:, 3], out=act[:, 3])
+        i, f, g, o = act.unbind(1)
+        torch.mul(f, c, out=c_new).addcmul_(i, g)  # c' = f c + i g
+        torch.mul(o, torch.tanh(c_new), out=h)  # h' = o tanh(c')
+        return h, c_new
+
+    def backward_prepare(self, saved: list[Tensor], hseq: Tensor, state0: State, q: Params):
+        act, c = saved
+        T, B, _, H = act.shape
+        i, f, g, o = act.unbind(2)
+        c_prev = torch.cat([state0[1].unsqueeze(0), c[:-1]])
+        tc = torch.tanh(c)
+        through_h = o * (1 - tc * tc)  # dc += dh' o (1 - tanh(c')^2)
+        k = act.new_empty(T, B, 4, H)  # pre-activation gradient = dc (or dh' for o) * k
+        torch.mul(g, i * (1 - i), out=k[:, :, 0])
+        torch.mul(c_prev, f * (1 - f), out=k[:, :, 1])
+        torch.mul(i, 1 - g * g, out=k[:, :, 2])
+        torch.mul(tc, o * (1 - o), out=k[:, :, 3])
+        dz = act.new_empty(T, B, 4, H)
+        steps = (through_h, k[:, :, :3], k[:, :, 3], f, dz[:, :, :3], dz[:, :, 3],
+                 dz.view(T, B, 4 * H))
+        return steps, dz.view(T, B, 4 * H)
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        through_h, k_ifg, k_o, f, dz_ifg, dz_o, dz = step
         dh, dc = dstate
-        i, f, g, o = act.chunk(4, dim=1)
-        do = dh * tc
-        dc = dc + dh * o * (1 - tc * tc)
-        dz = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f),
-                        dc * i * (1 - g * g), do * o * (1 - o)], dim=1)
-        return dz, dz, (dz @ p["weight_hh"], dc * f), {}
+        torch.mul(dh, k_o, out=dz_o)  # do~
+        dc.addcmul_(dh, through_h)  # dc = dc' + dh' o (1 - tanh(c')^2)
+        torch.mul(dc.unsqueeze(1), k_ifg, out=dz_ifg)  # di~, df~, dg~
+        dc.mul_(f)  # dc(t-1) = dc f
+        return linear(dz, q["wT"], dh_ext), dc  # dh(t-1) = W_hh^T dz (+ the loss's part)
 
 
 CELLS = (LSTM,)

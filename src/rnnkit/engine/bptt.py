@@ -1,10 +1,19 @@
 """Backpropagation through time written out by hand (decks 000 and 003).
 
-Forward: the recurrent loop, keeping only what each cell's ``backward_step`` needs.
+Forward: the recurrent loop, keeping only what each cell's backward needs.
 Backward: walk the steps in reverse, each cell's hand-derived step backward gives the
 gradients of the pre-activations; the recurrent weight gradient is then one matmul over all
 steps, dW_hh = sum_t dz(t)^T h(t-1), instead of T small ones. The input projection W_ih x + b_ih
 for every step is computed outside (one matmul, whose backward is again one matmul).
+
+Two ways to run a cell (see ``cells/base.py``):
+
+* buffered (cells that declare ``saved_shapes``): every step writes h and what it saves
+  straight into preallocated (T, B, ...) buffers, and the backward first turns the saved
+  tensors into per-step coefficients with a few whole-sequence ops, so each step runs a
+  handful of ops. On the CPU the Python cost per op (a few us) is what limits small sizes.
+* generic (``forward_step`` / ``backward_step``): each step returns fresh tensors, stacked
+  after the loop.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell, Params, State
+from ..cells.matmul import linear
 
 
 class _BPTT(torch.autograd.Function):
@@ -20,63 +30,112 @@ class _BPTT(torch.autograd.Function):
     def forward(ctx, cell: Cell, names: tuple[str, ...], mask, xp, n_states: int, *tensors):
         state = tuple(tensors[:n_states])
         p = dict(zip(names, tensors[n_states:]))
-        h0 = state[0]
-        hs, saved = [], []
-        for t in range(xp.shape[0]):
-            new, s = cell.forward_step(xp[t], state, p)
-            if mask is not None:
-                m = mask[t].unsqueeze(1)
-                new = tuple(torch.where(m, n, o) for n, o in zip(new, state))
-            state = new
-            hs.append(state[0])
-            saved.append(s)
-        hseq = torch.stack(hs)
-        columns = [torch.stack(col) for col in zip(*saved)] if saved else []
+        buffered = cell.saved_shapes() is not None
+        run = _forward_buffered if buffered else _forward_generic
+        hseq, final, columns = run(cell, xp, state, p, mask)
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
-        ctx.has_mask = mask is not None
-        ctx.save_for_backward(hseq, h0, *columns, *tensors[n_states:],
+        ctx.buffered, ctx.has_mask = buffered, mask is not None
+        ctx.save_for_backward(hseq, *state, *columns, *tensors[n_states:],
                               *(() if mask is None else (mask,)))
-        return (hseq, *state)
+        return (hseq, *final)
 
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
         cell: Cell = ctx.cell
-        hseq, h0, *rest = ctx.saved_tensors
+        hseq, *rest = ctx.saved_tensors
+        state0, rest = tuple(rest[: ctx.n_states]), rest[ctx.n_states :]
         columns, rest = rest[: ctx.n_saved], rest[ctx.n_saved :]
         mask = rest.pop() if ctx.has_mask else None
         p = dict(zip(ctx.names, rest))
-        T = hseq.shape[0]
-        dstate = tuple(dfinal)
-        dxp = dhp = None
-        dextras: dict[str, Tensor] = {}
-        for t in range(T - 1, -1, -1):
-            dstate = (dstate[0] + dhseq[t], *dstate[1:])
-            if mask is not None:  # a masked-out step passed its state through unchanged
-                m = mask[t].unsqueeze(1).to(hseq.dtype)
-                carry = tuple(d * (1 - m) for d in dstate)
-                dstate = tuple(d * m for d in dstate)
-            dx, dh, dprev, dext = cell.backward_step(tuple(col[t] for col in columns), dstate, p)
-            if dxp is None:
-                dxp = dx.new_empty((T, *dx.shape))
-                dhp = dxp if dh is dx else dh.new_empty((T, *dh.shape))
-            dxp[t] = dx
-            if dhp is not dxp:
-                dhp[t] = dh
-            for k, v in dext.items():
-                dextras[k] = v if k not in dextras else dextras[k] + v
-            dstate = dprev if mask is None else tuple(a + b for a, b in zip(dprev, carry))
-        grads = {}
+        run = _backward_buffered if ctx.buffered else _backward_generic
+        dxp, dhp, dstate, dextras = run(cell, hseq, state0, columns, p, mask, dhseq, dfinal)
+        grads = dict(dextras)
         if "weight_hh" in p:
-            h_prev = torch.cat([h0.unsqueeze(0), hseq[:-1]])
+            h_prev = torch.cat([state0[0].unsqueeze(0), hseq[:-1]])
             dw = torch.zeros_like(p["weight_hh"])
             for rows, U in cell.recurrent_inputs(columns, h_prev):
                 dz = dhp[..., rows].reshape(-1, dw[rows].shape[0])
-                dw[rows] += dz.t() @ U.reshape(-1, U.shape[-1])
+                dw[rows] += linear(dz.t(), U.reshape(-1, U.shape[-1]).t())
             grads["weight_hh"] = dw
         if "bias_hh" in p:
             grads["bias_hh"] = dhp.sum((0, 1))
-        grads.update(dextras)
         return (None, None, None, dxp, None, *dstate, *(grads.get(n) for n in ctx.names))
+
+
+# ---- buffered: preallocated (T, B, ...) buffers, a few ops per step ---------------------------
+def _forward_buffered(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None):
+    T, B = xp.shape[0], xp.shape[1]
+    xp, q = cell.bptt_setup(xp, p)
+    hseq = xp.new_empty(T, B, cell.hidden_size)
+    columns = [xp.new_empty(T, B, *shape) for shape in cell.saved_shapes()]
+    masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
+    slots = zip(xp.unbind(0), hseq.unbind(0), *(c.unbind(0) for c in columns))
+    for t, (x_t, h_t, *saved_t) in enumerate(slots):
+        new = cell.forward_into(x_t, state, q, h_t, saved_t)
+        if masks is not None:  # a masked-out step carries its state (written into the slots)
+            new = tuple(torch.where(masks[t], n, s, out=n) for n, s in zip(new, state))
+        state = new
+    return hseq, tuple(s.clone() for s in state), columns
+
+
+def _backward_buffered(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
+    T = hseq.shape[0]
+    q = cell.bptt_setup(None, p)[1]
+    steps, dz = cell.backward_prepare(columns, hseq, state0, q)
+    # what each step adds to dh(t-1) besides the recurrence: the loss's gradient at t-1
+    ext = (dhseq.new_zeros(dhseq.shape[1:]), *dhseq.unbind(0)[:-1])
+    dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))
+    masks = None if mask is None else mask.unsqueeze(-1).to(hseq.dtype).unbind(0)
+    per_step = list(zip(*(s.unbind(0) for s in steps)))
+    for t in range(T - 1, -1, -1):
+        if masks is None:
+            dstate = cell.backward_into(per_step[t], dstate, ext[t], q)
+        else:  # a masked-out step passed its state through unchanged
+            m = masks[t]
+            carry = [d * (1 - m) for d in dstate]
+            dprev = cell.backward_into(per_step[t], tuple(d * m for d in dstate), ext[t], q)
+            dstate = tuple(a.add_(b) for a, b in zip(dprev, carry))
+    dxp, dhp, dextras = cell.backward_finish(dz, columns, hseq, state0, q)
+    return dxp, dhp, dstate, dextras
+
+
+# ---- generic: forward_step / backward_step, stacked after the loop --------------------------
+def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None):
+    hs, saved = [], []
+    for t in range(xp.shape[0]):
+        new, s = cell.forward_step(xp[t], state, p)
+        if mask is not None:
+            m = mask[t].unsqueeze(1)
+            new = tuple(torch.where(m, n, o) for n, o in zip(new, state))
+        state = new
+        hs.append(state[0])
+        saved.append(s)
+    columns = [torch.stack(col) for col in zip(*saved)] if saved else []
+    return torch.stack(hs), state, columns
+
+
+def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
+    T = hseq.shape[0]
+    dstate = tuple(dfinal)
+    dxp = dhp = None
+    dextras: dict[str, Tensor] = {}
+    for t in range(T - 1, -1, -1):
+        dstate = (dstate[0] + dhseq[t], *dstate[1:])
+        if mask is not None:  # a masked-out step passed its state through unchanged
+            m = mask[t].unsqueeze(1).to(hseq.dtype)
+            carry = tuple(d * (1 - m) for d in dstate)
+            dstate = tuple(d * m for d in dstate)
+        dx, dh, dprev, dext = cell.backward_step(tuple(col[t] for col in columns), dstate, p)
+        if dxp is None:
+            dxp = dx.new_empty((T, *dx.shape))
+            dhp = dxp if dh is dx else dh.new_empty((T, *dh.shape))
+        dxp[t] = dx
+        if dhp is not dxp:
+            dhp[t] = dh
+        for k, v in dext.items():
+            dextras[k] = v if k not in dextras else dextras[k] + v
+        dstate = dprev if mask is None else tuple(a + b for a, b in zip(dprev, carry))
+    return dxp, dhp, dstate, dextras
 
 
 def run_bptt(

@@ -1,0 +1,269 @@
+"""`rnnkit bench core`: the engine's training speed and memory against torch (issue 2).
+
+Four sections, each measured side by side in one run (``timing.compare``: interleaved, median
+of >= 9 rounds) and checked against the issue's targets:
+
+* speed:     LSTM and GRU training steps (forward + backward of a loss on the output sequence)
+             for every backend, against ``torch.nn.LSTM/GRU`` and a naive loop of
+             ``nn.LSTMCell``/``nn.GRUCell`` (what a user writes for a custom cell);
+* no-kernel: the cells torch has no kernel for, ``bptt`` against the ``autograd`` loop;
+* memory:    bytes of tensors saved for the backward pass at T = 2000;
+* mingru:    minGRU with the parallel scan against ``nn.GRU`` of the same hidden size.
+
+Example:
+    rnnkit bench core --quick --json /tmp/bench-core.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+import rnnkit
+from rnnkit.cells import available
+from rnnkit.errors import UserError
+
+from .timing import compare, machine, saved_tensor_bytes, write_json
+
+SHAPES = ((32, 100, 64, 128), (64, 100, 128, 256), (64, 100, 256, 512), (32, 200, 512, 1024))
+QUICK_SHAPES = ((4, 6, 5, 8),)
+NO_KERNEL = ("lstm_peephole", "lstm_cifg", "lstm_nofg", "mut1", "mut2", "mut3", "nas")
+BACKENDS = ("auto", "native", "bptt", "autograd")
+MEMORY = {"T": 2000, "B": 32, "I": 64, "H": 128}
+MINGRU = {"Ts": (256, 1024, 4096), "B": 16, "I": 64, "H": 128}
+SECTIONS = ("speed", "no-kernel", "memory", "mingru")
+
+
+# ---- what is timed ----------------------------------------------------------------------------
+class CellLoop(nn.Module):
+    """The naive baseline: ``nn.LSTMCell`` or ``nn.GRUCell`` called in a Python loop."""
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self.cell = (nn.LSTMCell if kind == "lstm" else nn.GRUCell)(input_size, hidden_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.new_zeros(x.shape[1], self.cell.hidden_size)
+        state = (h, h) if self.kind == "lstm" else h
+        outs = []
+        for x_t in x:
+            state = self.cell(x_t, state)
+            outs.append(state[0] if self.kind == "lstm" else state)
+        return torch.stack(outs)
+
+
+def _output(module: nn.Module, x: Tensor) -> Tensor:
+    out = module(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def training_step(module: nn.Module, x: Tensor) -> Callable[[], object]:
+    """One training step: forward, a loss on the whole output sequence, backward to every
+    parameter (``torch.autograd.grad``, so nothing accumulates between calls)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    def step():
+        loss = _output(module, x).square().mean()
+        return torch.autograd.grad(loss, params)
+
+    return step
+
+
+def contenders(cell: str, I: int, H: int) -> dict[str, nn.Module]:
+    """torch.nn, the naive cell loop, and rnnkit on every backend (for lstm/gru); bptt and the
+    autograd loop for the other cells."""
+    if cell not in ("lstm", "gru"):
+        return {f"rnnkit {b}": rnnkit.Recurrent(cell, I, H, backend=b)
+                for b in ("bptt", "autograd")}
+    ref = (nn.LSTM if cell == "lstm" else nn.GRU)(I, H)
+    models: dict[str, nn.Module] = {"torch.nn": ref, "cell loop": CellLoop(cell, I, H)}
+    for b in BACKENDS:
+        models[f"rnnkit {b}"] = rnnkit.Recurrent(cell, I, H, backend=b)
+        models[f"rnnkit {b}"].load_state_dict(ref.state_dict())
+    return models
+
+
+# ---- targets ----------------------------------------------------------------------------------
+def speed_target(cell: str, impl: str, H: int) -> tuple[str, str, float] | None:
+    """(description, reference, threshold) of the issue's target for one row, if it has one."""
+    if cell in ("lstm", "gru"):
+        if impl == "rnnkit auto":
+            return ">= 0.95x torch.nn", "torch.nn", 0.95
+        if impl == "rnnkit bptt":
+            return (">= 0.9x torch.nn", "torch.nn", 0.9) if H >= 256 else \
+                (">= 0.7x torch.nn", "torch.nn", 0.7)
+        return None
+    if impl == "rnnkit bptt":
+        return (">= 1.5x autograd loop", "rnnkit autograd", 1.5) if H <= 256 else \
+            (">= 1.1x autograd loop", "rnnkit autograd", 1.1)
+    return None
+
+
+# ---- sections ---------------------------------------------------------------------------------
+def bench_speed(cells, shapes, pairs: int, warmup: int, log) -> list[dict]:
+    rows = []
+    for cell in cells:
+        for B, T, I, H in shapes:
+            torch.manual_seed(0)
+            models = contenders(cell, I, H)
+            x = torch.randn(T, B, I)
+            r = compare({n: training_step(m, x) for n, m in models.items()}, pairs, warmup)
+            refs = [n for n in ("torch.nn", "cell loop", "rnnkit autograd") if n in models]
+            for name, sec in r["seconds"].items():
+                row = {"cell": cell, "B": B, "T": T, "I": I, "H": H, "impl": name,
+                       "ms": 1000 * sec, "pairs": pairs}
+                if name == "rnnkit auto":
+                    row["picked"] = models[name].resolve_backend(x)
+                for ref in refs:
+                    row[f"vs {ref}"] = r["seconds"][ref] / sec
+                _judge(row, speed_target(cell, name, H))
+                rows.append(row)
+            log(rows[-len(r["seconds"]):])
+    return rows
+
+
+def _judge(row: dict, target: tuple[str, str, float] | None) -> None:
+    if target is not None:
+        text, ref, threshold = target
+        row["target"], row["met"] = text, bool(row[f"vs {ref}"] >= threshold)
+
+
+def bench_memory(cells, T: int, B: int, I: int, H: int, log) -> list[dict]:
+    """Saved-tensor bytes of one forward pass (parameters and input included: everything
+    autograd keeps until the backward)."""
+    rows = []
+    for cell in cells:
+        torch.manual_seed(0)
+        models = contenders(cell, I, H)
+        models = {n: m for n, m in models.items() if n in
+                  ("torch.nn", "cell loop", "rnnkit bptt", "rnnkit autograd")}
+        x = torch.randn(T, B, I)
+        sizes = {n: saved_tensor_bytes(lambda m=m, x=x: _output(m, x)) for n, m in models.items()}
+        for name, size in sizes.items():
+            row = {"cell": cell, "B": B, "T": T, "I": I, "H": H, "impl": name, "MB": size / 2**20,
+                   "bytes": size}
+            for ref in ("cell loop", "rnnkit autograd"):
+                if ref in sizes:
+                    row[f"vs {ref}"] = size / sizes[ref]
+            if name == "rnnkit bptt":  # the target: at most half the autograd loop's bytes
+                refs = [r for r in ("cell loop", "rnnkit autograd") if r in sizes]
+                row["target"] = "<= 0.5x autograd loop"
+                row["met"] = all(row[f"vs {r}"] <= 0.5 for r in refs)
+            rows.append(row)
+        log(rows[-len(sizes):])
+    return rows
+
+
+def bench_mingru(Ts, B: int, I: int, H: int, pairs: int, warmup: int, log) -> list[dict]:
+    rows = []
+    for T in Ts:
+        torch.manual_seed(0)
+        x = torch.randn(T, B, I)
+        models = {"nn.GRU": nn.GRU(I, H), "mingru scan": rnnkit.Recurrent("mingru", I, H,
+                                                                           backend="scan")}
+        r = compare({n: training_step(m, x) for n, m in models.items()}, pairs, warmup)
+        for name, sec in r["seconds"].items():
+            row = {"cell": "mingru" if "mingru" in name else "gru", "B": B, "T": T, "I": I,
+                   "H": H, "impl": name, "ms": 1000 * sec, "pairs": pairs,
+                   "vs nn.GRU": r["ratios"][name]}
+            if name == "mingru scan" and T == 1024:
+                row["target"], row["met"] = ">= 10x nn.GRU", bool(row["vs nn.GRU"] >= 10)
+            rows.append(row)
+        log(rows[-2:])
+    return rows
+
+
+# ---- output -----------------------------------------------------------------------------------
+def format_rows(rows: list[dict]) -> str:
+    """The rows as an aligned text table (also used for BENCHMARKS.md)."""
+    if not rows:
+        return ""
+    value = "ms" if "ms" in rows[0] else "MB"
+    refs = list(dict.fromkeys(k for r in rows for k in r if k.startswith("vs ")))
+    head = ["cell", "B", "T", "I", "H", "impl", value, *[f"x {k[3:]}" for k in refs], "target",
+            "met"]
+    lines = [head]
+    for r in rows:
+        impl = r["impl"] + (f" ({r['picked']})" if "picked" in r else "")
+        met = "" if "met" not in r else ("yes" if r["met"] else "NO")
+        lines.append([r["cell"], str(r["B"]), str(r["T"]), str(r["I"]), str(r["H"]), impl,
+                      f"{r[value]:.1f}", *[f"{r[k]:.2f}" if k in r else "" for k in refs],
+                      r.get("target", ""), met])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="rnnkit bench core", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Training speed and memory of rnnkit's engines against torch.nn, measured "
+        "side by side (interleaved, median of --pairs rounds); prints a table and writes JSON.",
+        epilog="examples:\n  rnnkit bench core                 the full run (about 15 min on 2 "
+        "cores)\n  rnnkit bench core --quick         tiny shapes, 3 rounds (a smoke test)\n"
+        "  rnnkit bench core --only speed --shapes 32,100,64,128")
+    p.add_argument("--quick", action="store_true", help="tiny shapes and 3 rounds")
+    p.add_argument("--pairs", type=int, default=None, help="timed rounds per row (default 9)")
+    p.add_argument("--json", default="bench-core.json", help="where to write the results")
+    p.add_argument("--shapes", nargs="+", default=None, metavar="B,T,I,H",
+                   help="shapes of the speed sections (default: the issue's four)")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                   help="run only these sections")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: "
+                   "torch's own choice)")
+    args = p.parse_args(argv)
+    if args.pairs is not None and args.pairs < 1:
+        raise UserError(f"--pairs must be >= 1, got {args.pairs}")
+    args.shapes = _parse_shapes(args.shapes) if args.shapes else \
+        (QUICK_SHAPES if args.quick else SHAPES)
+    args.pairs = args.pairs or (3 if args.quick else 9)
+    return args
+
+
+def _parse_shapes(specs: list[str]) -> tuple[tuple[int, ...], ...]:
+    shapes = []
+    for spec in specs:
+        try:
+            shape = tuple(int(v) for v in spec.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) != 4 or min(shape) < 1:
+            raise UserError(
+                f"--shapes takes B,T,I,H with four positive integers, got {spec!r}: "
+                "e.g. --shapes 32,100,64,128")
+        shapes.append(shape)
+    return tuple(shapes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warmup = 1 if args.quick else 2
+
+    def log(rows):
+        print(format_rows(rows), end="\n\n", flush=True)
+
+    result: dict = {"machine": machine(), "command": "rnnkit bench core " + " ".join(
+        argv if argv is not None else sys.argv[1:]), "pairs": args.pairs}
+    if "speed" in args.only:
+        result["speed"] = bench_speed(("lstm", "gru"), args.shapes, args.pairs, warmup, log)
+    if "no-kernel" in args.only:
+        result["no_kernel"] = bench_speed(NO_KERNEL, args.shapes, args.pairs, warmup, log)
+    if "memory" in args.only:
+        m = dict(T=20, B=4, I=5, H=8) if args.quick else MEMORY
+        result["memory"] = bench_memory(("lstm", "gru", *NO_KERNEL), log=log, **m)
+    if "mingru" in args.only and "mingru" in available():
+        m = dict(Ts=(16, 32), B=4, I=5, H=8) if args.quick else MINGRU
+        result["mingru"] = bench_mingru(m["Ts"], m["B"], m["I"], m["H"], args.pairs, warmup, log)
+    rows = [r for k in ("speed", "no_kernel", "memory", "mingru") for r in result.get(k, [])]
+    judged = [r for r in rows if "met" in r]
+    result["targets"] = {"met": sum(r["met"] for r in judged), "total": len(judged)}
+    print(f"targets met: {result['targets']['met']} of {result['targets']['total']}")
+    print(f"wrote {write_json(args.json, result)}")
+    return 0

@@ -1,0 +1,69 @@
+"""Matrix products for the engines: oneDNN on the CPU where it beats torch's default BLAS.
+
+torch's CPU ``addmm``/``mm`` call MKL, which on some CPUs (AMD EPYC here) runs its AVX2 code:
+about 95 GFLOP/s a core against about 200 for oneDNN's JIT kernels, the ones ``nn.LSTM``
+uses (measured in FACTS.md's set-up: B = 64, H = 256, one thread). So float32 CPU products go
+through ``torch.ops.mkldnn._linear_pointwise`` (oneDNN's inner-product primitive, plain dense
+tensors in and out) when this build has it; anything else (float64, GPU, a build without
+oneDNN) takes the usual ``torch.addmm``. Results equal ``addmm`` up to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _probe() -> bool:
+    try:
+        x, w = torch.ones(2, 3), torch.ones(4, 3)
+        y = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+        z = torch.ops.mkldnn._linear_pointwise.binary(x, y, w, None, "add")
+        return bool((y == 3).all() and (z == 6).all())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN = torch.backends.mkldnn.is_available() and _probe()
+
+
+def _onednn(*tensors: Tensor) -> bool:
+    return ONEDNN and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
+
+
+def linear(x: Tensor, w: Tensor, add: Tensor | None = None) -> Tensor:
+    """``add + x @ w.T`` for 2-D x (M, K) and w (N, K); ``add`` (M, N) optional. No autograd:
+    for the engines' hand-written loops."""
+    if _onednn(x, w):
+        if add is None:
+            return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise.binary(x, add, w, None, "add")
+    return x @ w.t() if add is None else torch.addmm(add, x, w.t())
+
+
+class _Linear(torch.autograd.Function):
+    """y = x W^T + b with every product (forward, dx, dW) through ``linear``."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        y = linear(x, w)
+        return y if b is None else y.add_(b)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        dx = linear(dy, w.t().contiguous()) if ctx.needs_input_grad[0] else None
+        dw = linear(dy.t(), x.t()) if ctx.needs_input_grad[1] else None
+        db = dy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def project(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    """``F.linear(x, w, b)`` for x of any leading shape, differentiable; on the oneDNN path when
+    ``linear`` would take it (the input projection of all steps at once)."""
+    if not _onednn(x, w):
+        return torch.nn.functional.linear(x, w, b)
+    y = _Linear.apply(x.reshape(-1, x.shape[-1]), w, b)
+    return y.view(*x.shape[:-1], w.shape[0])
