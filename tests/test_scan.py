@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import rnnkit
 from rnnkit.cells import make_cell
-from rnnkit.cells.minimal import g, log_g
+from rnnkit.cells.minimal import _g_and_slope, g, log_g
 from rnnkit.engine import run_sequence
 from rnnkit.engine.scan import CHUNK, log_scan, run_scan
 
@@ -126,6 +126,10 @@ def test_positive_activation_g():
     torch.testing.assert_close(log_g(x), torch.log(g(x)))
     torch.testing.assert_close(g(torch.zeros(1, dtype=F64)), torch.full((1,), 0.5, dtype=F64))
     torch.testing.assert_close(g(x[x > 0]), x[x > 0] + 0.5)
+    gx, slope = _g_and_slope(x, torch.sigmoid(x))  # the form the cells use
+    torch.testing.assert_close(gx, g(x))
+    x.requires_grad_()
+    torch.testing.assert_close(slope, torch.autograd.grad(g(x).sum(), x)[0])
 
 
 # ---- scan == autograd loop == bptt -----------------------------------------------------------

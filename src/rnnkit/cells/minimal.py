@@ -47,14 +47,16 @@ def log_g(x: Tensor) -> Tensor:
     return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
 
 
-def _g_and_slope(x: Tensor) -> tuple[Tensor, Tensor]:
-    s = torch.sigmoid(x)
-    pos = x >= 0
-    return torch.where(pos, x + 0.5, s), torch.where(pos, torch.ones_like(s), s * (1 - s))
+def _g_and_slope(x: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    """g(x) and g'(x), given s = sigmoid(x). g = max(x + 0.5, s): the two branches cross at 0
+    only, and each is the larger on its own side."""
+    return torch.maximum(x + 0.5, s), torch.where(x < 0, s - s * s, 1.0)
 
 
 class MinimalCell(Cell):
-    """Shared layout of minGRU and minLSTM: W_ih and b_ih only (see the module docstring)."""
+    """Shared layout and step of minGRU and minLSTM (see the module docstring): W_ih and b_ih
+    only, h' = h + u (h~ - h). ``update`` gives u, h~ and g' for any number of steps at once,
+    which the sequential scan uses; ``backward_step`` works on any leading shape as well."""
 
     parallel: ClassVar[bool] = True
 
@@ -67,22 +69,33 @@ class MinimalCell(Cell):
     def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         return []  # no W_hh: nothing multiplies h(t-1)
 
-    def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
-        """(a, b) of h(t) = a(t) h(t-1) + b(t), for every step of xp (T, B, xp_size)."""
+    def update(self, xp: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
+        """(u, h~, g'(k_h), what ``gate_backward`` needs) from xp (..., xp_size)."""
         raise NotImplementedError
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
-        """(log a, log b), computed in log space (no log of a rounded-off a or b)."""
+        """(log a, log b) of h(t) = a(t) h(t-1) + b(t) for every step of xp (T, B, xp_size),
+        computed in log space (never the log of a rounded-off a or b)."""
         raise NotImplementedError
 
+    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+        (h,) = state
+        u, h_tilde, slope, gate = self.update(xp)
+        D = h_tilde - h
+        return (torch.addcmul(h, u, D),), (u, D, slope, *gate)
+
     def backward_step(self, saved: tuple, dstate: State, p: Params):
-        u, D, slope, *gate = saved
         (dh,) = dstate
-        du = self.gate_backward(dh * D, u, gate)
-        dxp = torch.cat([du, dh * u * slope], dim=1)
-        return dxp, dxp, (dh - dh * u,), {}
+        dxp = self.input_backward(saved, dh)
+        return dxp, dxp, (dh - dh * saved[0],), {}
+
+    def input_backward(self, saved: tuple, dh: Tensor) -> Tensor:
+        """dxp from dh', for one step or (with saved stacked over time) for all at once."""
+        u, D, slope, *gate = saved
+        return torch.cat([self.gate_backward(dh * D, u, gate), dh * u * slope], dim=-1)
 
     def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        """Gradient of the gate pre-activations from du."""
         raise NotImplementedError
 
 
@@ -108,21 +121,13 @@ class MinGRU(MinimalCell):
         z = torch.sigmoid(kz)
         return ((1 - z) * h + z * g(kh),)
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
-        (h,) = state
-        kz, kh = xp.chunk(2, dim=1)
-        z = torch.sigmoid(kz)
-        gh, slope = _g_and_slope(kh)
-        D = gh - h
-        return (torch.addcmul(h, z, D),), (z, D, slope)
+    def update(self, xp: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
+        H = self.hidden_size
+        s = torch.sigmoid(xp)  # z and the candidate's sigmoid branch in one call
+        return s[..., :H], *_g_and_slope(xp[..., H:], s[..., H:]), ()
 
     def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        return du * u * (1 - u)
-
-    def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
-        kz, kh = xp.chunk(2, dim=-1)
-        z = torch.sigmoid(kz)
-        return 1 - z, z * g(kh)
+        return du * (u - u * u)
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         kz, kh = xp.chunk(2, dim=-1)
@@ -152,25 +157,16 @@ class MinLSTM(MinimalCell):
         f, i = torch.sigmoid(kf), torch.sigmoid(ki)
         return (f / (f + i) * h + i / (f + i) * g(kh),)
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
-        (h,) = state
+    def update(self, xp: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
         H = self.hidden_size
-        fi = torch.sigmoid(xp[:, : 2 * H])
-        u = torch.sigmoid(self._logit(xp[:, :H], xp[:, H : 2 * H]))  # i' = i / (f + i)
-        gh, slope = _g_and_slope(xp[:, 2 * H :])
-        D = gh - h
-        return (torch.addcmul(h, u, D),), (u, D, slope, fi)
+        s = torch.sigmoid(xp)  # f, i and the candidate's sigmoid branch in one call
+        u = torch.sigmoid(self._logit(xp[..., :H], xp[..., H : 2 * H]))  # i' = i / (f + i)
+        return u, *_g_and_slope(xp[..., 2 * H :], s[..., 2 * H :]), (s[..., : 2 * H],)
 
     def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        (fi,) = gate
-        dd = (du * u * (1 - u)).repeat(1, 2)
-        dd[:, : self.hidden_size].neg_()
-        return dd * (1 - fi)  # d/dk_f softplus(-k_f) = -(1 - f), d/dk_i = 1 - i, with signs
-
-    def coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
-        kf, ki, kh = xp.chunk(3, dim=-1)
-        u = torch.sigmoid(self._logit(kf, ki))
-        return 1 - u, u * g(kh)
+        (fi,) = gate  # d/dk_f of softplus(-k_f) is -(1 - f), d/dk_i of -softplus(-k_i) is 1 - i
+        dd = du * (u - u * u)
+        return torch.cat([-dd, dd], dim=-1).mul_(1 - fi)
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, kh = xp.chunk(3, dim=-1)

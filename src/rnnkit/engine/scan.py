@@ -15,9 +15,10 @@ evaluate it, the same numbers (tests/test_scan.py):
   therefore cut into chunks of ``CHUNK`` steps, scanned in parallel inside each chunk and joined
   by the same recurrence over the chunk ends (a loop of T / CHUNK small steps).
 * ``sequential``: h(t) = a(t) h(t-1) + b(t) as one fused multiply-add per step, and its adjoint
-  dh(t) = g(t) + a(t+1) dh(t+1) backwards, written out (``_SequentialScan``). On a CPU the B x H
-  lanes already fill the vector units, so one pass over the data beats the log-space scan's
-  dozen transcendental passes (measured: about 6x faster at T = 1024, B = 32, H = 128).
+  dh(t) = dout(t) + a(t+1) dh(t+1) backwards, written out (``_SequentialScan``); the gates and
+  their hand-derived backward (cells/minimal.py) run on all steps at once, outside the loops.
+  On a CPU the B x H lanes already fill the vector units, so this beats the log-space scan's
+  dozen transcendental passes over the data (about 6x at T = 1024, B = 32, H = 128).
 
 ``run_scan`` picks ``parallel`` on a GPU and ``sequential`` on a CPU. A masked-out step
 (mask False) carries the state: a = 1, b = 0 there (in log space log b is the most negative
@@ -40,24 +41,21 @@ def run_scan(
     cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None = None,
     method: str = "auto",
 ) -> tuple[Tensor, State]:
-    """Same contract as ``run_autograd``, for cells with ``coefficients`` (parallel=True)."""
+    """Same contract as ``run_autograd``, for the cells of cells/minimal.py (parallel=True)."""
     if method not in METHODS:
         raise ValueError(f"unknown scan method {method!r}: choose one of {', '.join(METHODS)}")
     if method == "auto":
         method = "parallel" if xp.is_cuda else "sequential"
     (h0,) = state
-    off = None if mask is None else ~mask.unsqueeze(-1)
     if method == "parallel":
         log_a, log_b = cell.log_coefficients(xp)
-        if off is not None:
+        if mask is not None:
+            off = ~mask.unsqueeze(-1)
             log_a = log_a.masked_fill(off, 0.0)
             log_b = log_b.masked_fill(off, torch.finfo(log_b.dtype).min)
         hseq = log_scan(log_a, log_b, h0)
     else:
-        a, b = cell.coefficients(xp)
-        if off is not None:
-            a, b = a.masked_fill(off, 1.0), b.masked_fill(off, 0.0)
-        hseq = _SequentialScan.apply(a, b, h0)
+        hseq = _SequentialScan.apply(cell, mask, xp, h0)
     return hseq, (hseq[-1],)
 
 
@@ -84,26 +82,33 @@ def log_scan(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = CHUNK) -> Te
 
 
 class _SequentialScan(torch.autograd.Function):
-    """h(t) = a(t) h(t-1) + b(t), one fused multiply-add per step; backward is the adjoint
-    scan dh(t) = g(t) + a(t+1) dh(t+1) run backwards, then da = dh * h(t-1), db = dh."""
+    """h(t) = a(t) h(t-1) + b(t) with a = 1 - u, b = u h~ (u, h~ from ``cell.update`` for all
+    steps at once), one fused multiply-add per step. Backward: the adjoint scan
+    dh(t) = dout(t) + a(t+1) dh(t+1) run backwards, then the cell's hand-derived step backward
+    (``input_backward``) for all steps at once. A masked-out step has u = 0: a = 1, b = 0, and
+    no gradient reaches its inputs."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    def forward(ctx, cell: Cell, mask: Tensor | None, xp: Tensor, h0: Tensor) -> Tensor:
+        u, h_tilde, slope, gate = cell.update(xp)
+        if mask is not None:
+            u = u.masked_fill(~mask.unsqueeze(-1), 0.0)
+        a, b = 1 - u, u * h_tilde
         out = torch.empty_like(b)
         h = h0
         for t in range(b.shape[0]):
             h = torch.addcmul(b[t], a[t], h, out=out[t])
-        ctx.save_for_backward(a, out, h0)
+        D = h_tilde.sub_(torch.cat([h0.unsqueeze(0), out[:-1]]))  # h~ - h(t-1)
+        ctx.cell = cell
+        ctx.save_for_backward(u, D, slope, *gate)
         return out
 
     @staticmethod
     def backward(ctx, dout: Tensor):
-        a, out, h0 = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        a = 1 - saved[0]
         dh = torch.empty_like(dout)
         dh[-1] = dout[-1]
         for t in range(dout.shape[0] - 2, -1, -1):
             torch.addcmul(dout[t], a[t + 1], dh[t + 1], out=dh[t])
-        da = None
-        if ctx.needs_input_grad[0]:
-            da = dh * torch.cat([h0.unsqueeze(0), out[:-1]])
-        return da, dh, a[0] * dh[0]
+        return None, None, ctx.cell.input_backward(saved, dh), a[0] * dh[0]
