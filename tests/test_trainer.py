@@ -138,8 +138,12 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
 
 
 def test_time_budget(tmp_path):
-    _, summary, _ = _fit(tmp_path, steps=None, epochs=None, max_time=1e-9)
+    """The clock stops a run planned in steps: status "budget"; a run planned in seconds
+    alone that uses them up has completed."""
+    _, summary, _ = _fit(tmp_path, name="a", steps=100, max_time=1e-9)
     assert summary["status"] == "budget" and summary["steps"] == 0
+    _, summary, _ = _fit(tmp_path, name="b", steps=None, max_time=0.2)
+    assert summary["status"] == "completed" and summary["steps"] > 0
 
 
 def test_epoch_budget(tmp_path):

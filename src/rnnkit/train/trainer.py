@@ -213,9 +213,9 @@ class Trainer:
         try:
             while self.status is None:
                 self.p.elapsed = elapsed0 + time.perf_counter() - start
-                if self._budget_spent():
-                    self.status = "budget" if self.total is None or self.p.step < self.total \
-                        else "completed"
+                if self._budget_spent():  # "budget": the clock cut a planned count short
+                    short = self.total is not None and self.p.step < self.total
+                    self.status = "budget" if short else "completed"
                     break
                 self._train_one_step(bar)
                 self.p.elapsed = elapsed0 + time.perf_counter() - start
