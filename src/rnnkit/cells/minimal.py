@@ -50,7 +50,7 @@ def log_g(x: Tensor) -> Tensor:
 def _g_and_slope(x: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
     """g(x) and g'(x), given s = sigmoid(x). g = max(x + 0.5, s): the two branches cross at 0
     only, and each is the larger on its own side."""
-    return torch.maximum(x + 0.5, s), torch.where(x < 0, s - s * s, 1.0)
+    return torch.maximum(x + 0.5, s), (s - s * s).masked_fill_(x >= 0, 1.0)
 
 
 class MinimalCell(Cell):
