@@ -13,8 +13,8 @@ from typing import Any
 from ..errors import UserError
 
 # budgets and where to run may change when a run is resumed; everything else is the run's own
-RESUMABLE_OVERRIDES = ("steps", "epochs", "max_time", "device", "progress", "resume", "config",
-                       "json")
+RESUMABLE_OVERRIDES = ("steps", "epochs", "max_time", "device", "threads", "progress", "resume",
+                       "config", "json")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
