@@ -14,8 +14,10 @@ def run_autograd(
     """Run ``cell`` over the projected inputs ``xp`` (T, B, K). Returns the sequence of h, in
     which a masked-out step (mask False) carries the state unchanged, and the final state."""
     hs = []
-    for t in range(xp.shape[0]):
-        new = cell.step(xp[t], state, p)
+    # unbind, not xp[t]: indexing makes autograd build a full-size (T, B, K) gradient per step,
+    # an O(T^2) backward
+    for t, xp_t in enumerate(xp.unbind(0)):
+        new = cell.step(xp_t, state, p)
         if mask is not None:
             m = mask[t].unsqueeze(1)
             new = tuple(torch.where(m, n, s) for n, s in zip(new, state))
