@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     # batches
     "batch_size": 32, "seq_len": 128, "stateless": False,
     # training (rnnkit.train.trainer.TrainSettings)
-    "steps": None, "epochs": None, "max_time": 570.0, "lr": 2e-3, "optimizer": "adamw",
+    "steps": None, "epochs": None, "max_time": 570.0, "lr": 3e-3, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
     "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
     "eval_every": 400, "log_every": 10, "checkpoint_every": 50, "seed": 0, "device": "auto",
