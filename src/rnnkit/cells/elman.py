@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
+from .matmul import linear
 
 
 class ElmanTanh(Cell):
@@ -45,7 +46,7 @@ class ElmanTanh(Cell):
     def backward_step(self, saved: tuple, dstate: State, p: Params):
         (a,) = saved
         dz = dstate[0] * self.derivative(a)
-        return dz, dz, (dz @ p["weight_hh"],), {}
+        return dz, dz, (linear(dz, p["weight_hh"].t()),), {}
 
 
 class ElmanReLU(ElmanTanh):

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
+from .matmul import linear
 
 
 class GRU(Cell):
@@ -49,29 +50,66 @@ class GRU(Cell):
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", 1.0),)
     native_mode: ClassVar[str | None] = "GRU"
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
-        H = self.hidden_size
-        hp = self.recurrent(h, p)
-        rz = torch.sigmoid(xp[:, : 2 * H] + hp[:, : 2 * H])
-        r, z = rz[:, :H], rz[:, H:]
-        hn = hp[:, 2 * H :]
-        n = torch.tanh(torch.addcmul(xp[:, 2 * H :], r, hn))
-        d = h - n
-        return (torch.addcmul(n, z, d),), (rz, n, hn, d)
+        xr, xz, xn = xp.chunk(3, dim=1)
+        hr, hz, hn = self.recurrent(h, p).chunk(3, dim=1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return ((1 - z) * n + z * h,)
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        rz, n, hn, d = saved
-        (dh,) = dstate
+    # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
         H = self.hidden_size
-        r, z = rz[:, :H], rz[:, H:]
-        dn = torch.addcmul(dh, dh, z, value=-1)  # dh' (1 - z)
-        dnp = torch.addcmul(dn, dn * n, n, value=-1)  # dn (1 - n^2)
-        sg = torch.addcmul(rz, rz, rz, value=-1)  # r(1-r), z(1-z)
-        dxp = torch.cat([dnp * hn, dh * d, dnp], dim=1)
-        dxp[:, : 2 * H] *= sg
-        dhp = torch.cat([dxp[:, : 2 * H], dnp * r], dim=1)
-        return dxp, dhp, (torch.addcmul(dhp @ p["weight_hh"], dh, z),), {}
+        return (2 * H,), (H,), (H,)  # r and z; n; hn = W_hn h + b_hn
+
+    def bptt_setup(self, xp: Tensor | None, p: Params) -> tuple[Tensor | None, Params]:
+        w, b, H = p["weight_hh"], p.get("bias_hh"), self.hidden_size
+        b_n = w.new_zeros(H) if b is None else b[2 * H :]
+        if xp is not None and b is not None:  # b_hr, b_hz join the input part: one add
+            xp = xp + torch.cat([b[: 2 * H], torch.zeros_like(b_n)])
+        return xp, {"w": w, "wT": w.t().contiguous(), "b_n": b_n}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        (h_prev,) = state
+        rz, n, hn = saved
+        H = self.hidden_size
+        hp = linear(h_prev, q["w"])  # W_hh h
+        torch.sigmoid_(torch.add(xp[:, : 2 * H], hp[:, : 2 * H], out=rz))
+        torch.add(hp[:, 2 * H :], q["b_n"], out=hn)
+        torch.tanh_(torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn, out=n))  # tanh(xn + r hn)
+        return (torch.lerp(n, h_prev, rz[:, H:], out=h),)  # h' = n + z (h - n)
+
+    def backward_prepare(self, saved: list[Tensor], hseq: Tensor, state0: State, q: Params):
+        rz, n, hn = saved
+        T, B, H = n.shape
+        z = rz[..., H:]
+        h_prev = torch.cat([state0[0].unsqueeze(0), hseq[:-1]])
+        k_n = (1 - z).mul_(1 - n * n)  # dn~ = dh' (1 - z)(1 - n^2)
+        k_rz = torch.addcmul(rz, rz, rz, value=-1)  # r(1 - r), z(1 - z)
+        k_rz[..., :H].mul_(hn)  # dr~ = dn~ hn r(1 - r)
+        k_rz[..., H:].mul_(h_prev - n)  # dz~ = dh' (h - n) z(1 - z)
+        # gradients laid out (n for xp, r, z, n for W_hh h): both dxp and dhp are slices
+        d = n.new_empty(T, B, 4 * H)
+        steps = (k_n, k_rz[..., :H], k_rz[..., H:], rz[..., :H], z, d[..., :H],
+                 d[..., H : 2 * H], d[..., 2 * H : 3 * H], d[..., 3 * H :], d[..., H:])
+        return steps, d
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k_n, k_r, k_z, r, z, dxn, dr, dz, dhn, dhp = step
+        (dh,) = dstate
+        dn = torch.mul(dh, k_n, out=dxn)  # dn~
+        torch.mul(dn, k_r, out=dr)  # dr~
+        torch.mul(dh, k_z, out=dz)  # dz~
+        torch.mul(dn, r, out=dhn)  # d(W_hn h + b_hn) = dn~ r
+        return (linear(dhp, q["wT"], dh_ext).addcmul_(dh, z),)  # dh(t-1) = W_hh^T dhp + dh' z
+
+    def backward_finish(self, dz: Tensor, saved: list[Tensor], hseq: Tensor, state0: State,
+                        q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        H = self.hidden_size
+        return torch.cat([dz[..., H : 3 * H], dz[..., :H]], -1), dz[..., H:], {}
 
 
 class GRUCho(Cell):
@@ -111,11 +149,11 @@ class GRUCho(Cell):
         r, z = rz[:, :H], rz[:, H:]
         dn = torch.addcmul(dh, dh, z, value=-1)  # dh' (1 - z)
         dnp = torch.addcmul(dn, dn * n, n, value=-1)  # dn (1 - n^2)
-        drh = dnp @ w[2 * H :]
+        drh = linear(dnp, w[2 * H :].t())
         sg = torch.addcmul(rz, rz, rz, value=-1)  # r(1-r), z(1-z)
         dz = torch.cat([drh * h, dh * (h - n), dnp], dim=1)
         dz[:, : 2 * H] *= sg
-        dprev = torch.addcmul(dh * z, drh, r).addmm_(dz[:, : 2 * H], w[: 2 * H])
+        dprev = linear(dz[:, : 2 * H], w[: 2 * H].t(), torch.addcmul(dh * z, drh, r))
         return dz, dz, (dprev,), {}
 
     def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:

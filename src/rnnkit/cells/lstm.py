@@ -79,14 +79,14 @@ class LSTM(Cell):
         act, c = saved
         T, B, _, H = act.shape
         i, f, g, o = act.unbind(2)
-        c_prev = torch.cat([state0[1].unsqueeze(0), c[:-1]])
         tc = torch.tanh(c)
-        through_h = o * (1 - tc * tc)  # dc += dh' o (1 - tanh(c')^2)
-        k = act.new_empty(T, B, 4, H)  # pre-activation gradient = dc (or dh' for o) * k
-        torch.mul(g, i * (1 - i), out=k[:, :, 0])
-        torch.mul(c_prev, f * (1 - f), out=k[:, :, 1])
-        torch.mul(i, 1 - g * g, out=k[:, :, 2])
-        torch.mul(tc, o * (1 - o), out=k[:, :, 3])
+        through_h = torch.addcmul(o, o * tc, tc, value=-1)  # dc += dh' o (1 - tanh(c')^2)
+        # pre-activation gradient = dc (dh' for o) * k, k = (g, c(t-1), i, tanh(c')) * slope
+        k = torch.addcmul(act, act, act, value=-1)  # a(1 - a); g - g^2 in the g block ...
+        k[:, :, 2].add_(1).sub_(g)  # ... made 1 - g^2
+        other = torch.stack([g, g, i, tc], dim=2)
+        other[0, :, 1], other[1:, :, 1] = state0[1], c[:-1]
+        k.mul_(other)
         dz = act.new_empty(T, B, 4, H)
         steps = (through_h, k[:, :, :3], k[:, :, 3], f, dz[:, :, :3], dz[:, :, 3],
                  dz.view(T, B, 4 * H))

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
+from .matmul import linear
 
 
 def _sig_tanh_sig(z: Tensor, H: int) -> Tensor:
@@ -112,7 +113,7 @@ class LSTMPeephole(Cell):
         dc_prev = torch.addcmul(dc * f, dif[:, 0], pw[0]).addcmul_(dif[:, 1], pw[1])
         dpeep = torch.cat([(dif * c.unsqueeze(1)).sum(0), (do * c_new).sum(0, keepdim=True)])
         dz = dz.view(B, 4 * H)
-        return dz, dz, (dz @ p["weight_hh"], dc_prev), {"weight_peephole": dpeep}
+        return dz, dz, (linear(dz, p["weight_hh"].t()), dc_prev), {"weight_peephole": dpeep}
 
 
 class LSTMCIFG(Cell):
@@ -148,7 +149,7 @@ class LSTMCIFG(Cell):
         f, o = act[:, :H], act[:, 2 * H :]
         dc = _through_h(dh, dc, o, tc)
         dz = torch.cat([dc * cg, dc - dc * f, dh * tc], dim=1).mul_(_slopes(act, H))
-        return dz, dz, (dz @ p["weight_hh"], dc * f), {}
+        return dz, dz, (linear(dz, p["weight_hh"].t()), dc * f), {}
 
 
 class LSTMNoForget(Cell):
@@ -184,7 +185,7 @@ class LSTMNoForget(Cell):
         i, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H :]
         dc = _through_h(dh, dc, o, tc)
         dz = torch.cat([dc * g, dc * i, dh * tc], dim=1).mul_(_slopes(act, H))
-        return dz, dz, (dz @ p["weight_hh"], dc), {}
+        return dz, dz, (linear(dz, p["weight_hh"].t()), dc), {}
 
 
 CELLS = (LSTMPeephole, LSTMCIFG, LSTMNoForget)

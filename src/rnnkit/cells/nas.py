@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
+from .matmul import linear
 
 ORDER = (4, 6, 0, 2, 5, 7, 1, 3)  # TensorFlow's split held by each row block, in order
 
@@ -107,7 +108,7 @@ class NAS(Cell):
         dhp = dz.clone()
         dhp[:, 7 * H :] *= x3
         dz[:, 7 * H :] *= m3
-        return dz, dhp, (dhp @ p["weight_hh"], de), {}
+        return dz, dhp, (linear(dhp, p["weight_hh"].t()), de), {}
 
 
 CELLS = (NAS,)

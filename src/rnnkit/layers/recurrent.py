@@ -276,6 +276,10 @@ class Recurrent(nn.Module):
         look at x's shape and device)."""
         obstacles = self._native_obstacles(lengths)
         if self.backend == "auto":
+            # torch's kernel whenever the options allow it. Measured (rnnkit bench core, CPU,
+            # 2026-11-23, BENCHMARKS.md): on the CPU nn.LSTM runs oneDNN's fused RNN and bptt
+            # reaches 0.4-0.7x of it; for GRU bptt is 0.9-1.15x native, within this machine's
+            # noise, so no shape or device was measured where bptt is clearly faster.
             if not obstacles:
                 return "native"
             return "scan" if self.cells[0].parallel else "bptt"
