@@ -108,7 +108,7 @@ def speed_target(cell: str, impl: str, H: int) -> tuple[str, str, float] | None:
 def bench_speed(cells, shapes, pairs: int, warmup: int, log, big_pairs: int | None = None
                 ) -> list[dict]:
     """``big_pairs`` (if given) replaces ``pairs`` at H >= 1024, where one autograd-loop step
-    of a cell without a torch kernel takes 10 s or more on 2 cores."""
+    of a cell without a torch kernel takes seconds."""
     rows = []
     for cell in cells:
         for B, T, I, H in shapes:
@@ -213,8 +213,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "  rnnkit bench core --only speed --shapes 32,100,64,128")
     p.add_argument("--quick", action="store_true", help="tiny shapes and 3 rounds")
     p.add_argument("--pairs", type=int, default=None, help="timed rounds per row (default 9)")
-    p.add_argument("--big-pairs", type=int, default=3, help="rounds for the cells without a "
-                   "torch kernel at H >= 1024, where the autograd loop is slow (default 3)")
+    p.add_argument("--big-pairs", type=int, default=None, help="rounds for the cells without "
+                   "a torch kernel at H >= 1024, where the autograd loop is slow (default: "
+                   "--pairs)")
     p.add_argument("--json", default="bench-core.json", help="where to write the results")
     p.add_argument("--shapes", nargs="+", default=None, metavar="B,T,I,H",
                    help="shapes of the speed sections (default: the issue's four)")
