@@ -87,7 +87,7 @@ def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
     if opt == "sgd":
         o = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
     else:
-        o = torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.01)
+        o = torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.01, fused=True)
     factor = lr_factor("cosine", 3, 0.1)
     task = Toy()
     for step in range(20):

@@ -179,7 +179,8 @@ def rnnkit_step(s: dict[str, Any], model: nn.Module, train_ids: torch.Tensor):
     from ..data import StreamBatches
     from ..models.language_model import detach_state
 
-    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
+    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"],
+                            fused=True)
     batches = StreamBatches(train_ids, s["batch_size"], s["seq_len"])
     box = {"i": 0, "state": None}
 

