@@ -105,17 +105,20 @@ class Cell:
 
     # ---- buffered bptt (optional: faster than forward_step / backward_step) ------------------
     # A cell that declares ``saved_shapes`` writes each step into preallocated buffers and turns
-    # its saved tensors into per-step backward coefficients with whole-sequence ops first, so
-    # each step of the loops costs a handful of ops (engine/bptt.py).
+    # what it saved into per-step backward coefficients with whole-sequence ops first, so each
+    # step of the loops costs a handful of ops (engine/bptt.py). To keep little memory it saves
+    # only what cannot be recomputed in whole-sequence ops (an LSTM: c(t)); the engine keeps x
+    # and h, and the backward recomputes the input projection and the gates from them.
     def saved_shapes(self) -> tuple[tuple[int, ...], ...] | None:
         """Per-step shapes (without the batch) of what ``forward_into`` saves; None: this cell
         runs through ``forward_step`` / ``backward_step`` instead."""
         return None
 
-    def bptt_setup(self, xp: Tensor | None, p: Params) -> tuple[Tensor | None, Params]:
-        """Once per call: the projected inputs as ``forward_into`` reads them (for instance with
-        b_hh folded in) and the parameters as the steps use them (for instance W_hh^T)."""
-        return xp, p
+    def bptt_setup(self, p: Params) -> Params:
+        """Once per call: the parameters as the steps use them (for instance W_hh^T), with
+        ``w_ih`` and ``b_x``, the bias added to W_ih x for all steps at once (b_ih, and b_hh
+        where it can be folded in; None without bias)."""
+        return p
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -123,10 +126,12 @@ class Cell:
         slots of the buffers); returns the new state (views of those slots)."""
         raise NotImplementedError
 
-    def backward_prepare(self, saved: list[Tensor], hseq: Tensor, state0: State,
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params) -> tuple[tuple[Tensor, ...], Tensor]:
-        """Before the backward loop: (per-step tensors, each (T, ...), that ``backward_into``
-        gets one step of; the buffer of pre-activation gradients they write into)."""
+        """Before the backward loop, from what ``forward_into`` saved, the recomputed input
+        projection ``xp`` (W_ih x + b_x, a temporary the cell may overwrite) and h(t-1) for
+        every step: (per-step tensors, each (T, ...), that ``backward_into`` gets one step of;
+        the buffer of pre-activation gradients they write into)."""
         raise NotImplementedError
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
@@ -136,8 +141,7 @@ class Cell:
         the previous step) added to the h part. May overwrite ``dstate``."""
         raise NotImplementedError
 
-    def backward_finish(self, dz: Tensor, saved: list[Tensor], hseq: Tensor, state0: State,
-                        q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer."""
         return dz, dz, {}
 

@@ -59,33 +59,38 @@ class GRU(Cell):
         return ((1 - z) * n + z * h,)
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
+    # Memory: nothing is saved per step beyond h and x (the engine keeps them); r, z, n and
+    # W_hn h + b_hn are recomputed in the backward from one product over all steps.
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        H = self.hidden_size
-        return (2 * H,), (H,), (H,)  # r and z; n; hn = W_hn h + b_hn
+        return ()
 
-    def bptt_setup(self, xp: Tensor | None, p: Params) -> tuple[Tensor | None, Params]:
-        w, b, H = p["weight_hh"], p.get("bias_hh"), self.hidden_size
-        b_n = w.new_zeros(H) if b is None else b[2 * H :]
-        if xp is not None and b is not None:  # b_hr, b_hz join the input part: one add
-            xp = xp + torch.cat([b[: 2 * H], torch.zeros_like(b_n)])
-        return xp, {"w": w, "wT": w.t().contiguous(), "b_n": b_n}
+    def bptt_setup(self, p: Params) -> Params:
+        w, b_ih, b_hh, H = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
+        b_n = w.new_zeros(H) if b_hh is None else b_hh[2 * H :]
+        # b_hr, b_hz join the input part (one add for all steps); b_hn stays inside r * (...)
+        b_x = None if b_ih is None else b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_n)])
+        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": w, "wT": w.t().contiguous(),
+                "b_n": b_n}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
-        rz, n, hn = saved
         H = self.hidden_size
-        hp = linear(h_prev, q["w"])  # W_hh h
-        torch.sigmoid_(torch.add(xp[:, : 2 * H], hp[:, : 2 * H], out=rz))
-        torch.add(hp[:, 2 * H :], q["b_n"], out=hn)
-        torch.tanh_(torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn, out=n))  # tanh(xn + r hn)
+        hp = linear(h_prev, q["w"])  # W_hh h, a temporary (the backward recomputes it)
+        rz = hp[:, : 2 * H].add_(xp[:, : 2 * H]).sigmoid_()
+        hn = hp[:, 2 * H :].add_(q["b_n"])
+        n = torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn).tanh_()  # tanh(xn + r hn)
         return (torch.lerp(n, h_prev, rz[:, H:], out=h),)  # h' = n + z (h - n)
 
-    def backward_prepare(self, saved: list[Tensor], hseq: Tensor, state0: State, q: Params):
-        rz, n, hn = saved
-        T, B, H = n.shape
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        T, B, H = h_prev.shape
+        # the forward again for every step at once: one product W_hh h(t-1), the rest elementwise
+        hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)
+        rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
+        hn = hp[..., 2 * H :].add_(q["b_n"])
+        n = xp[..., 2 * H :].addcmul_(rz[..., :H], hn).tanh_()  # xp is ours to overwrite
         z = rz[..., H:]
-        h_prev = torch.cat([state0[0].unsqueeze(0), hseq[:-1]])
         k_n = (1 - z).mul_(1 - n * n)  # dn~ = dh' (1 - z)(1 - n^2)
         k_rz = torch.addcmul(rz, rz, rz, value=-1)  # r(1 - r), z(1 - z)
         k_rz[..., :H].mul_(hn)  # dr~ = dn~ hn r(1 - r)
@@ -106,8 +111,7 @@ class GRU(Cell):
         torch.mul(dn, r, out=dhn)  # d(W_hn h + b_hn) = dn~ r
         return (linear(dhp, q["wT"], dh_ext).addcmul_(dh, z),)  # dh(t-1) = W_hh^T dhp + dh' z
 
-    def backward_finish(self, dz: Tensor, saved: list[Tensor], hseq: Tensor, state0: State,
-                        q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         H = self.hidden_size
         return torch.cat([dz[..., H : 3 * H], dz[..., :H]], -1), dz[..., H:], {}
 

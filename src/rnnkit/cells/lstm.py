@@ -52,33 +52,35 @@ class LSTM(Cell):
         return o * torch.tanh(c_new), c_new
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
+    # Memory: per step only c(t) is saved (h and x the engine keeps); the gates, 4H a step,
+    # are recomputed in the backward from one product over all steps.
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return (4, self.hidden_size), (self.hidden_size,)  # gates i, f, g, o; c(t)
+        return ((self.hidden_size,),)  # c(t)
 
-    def bptt_setup(self, xp: Tensor | None, p: Params) -> tuple[Tensor | None, Params]:
-        b = p.get("bias_hh")
-        if xp is not None and b is not None:
-            xp = xp + b  # z = (W_ih x + b_ih + b_hh) + W_hh h: one add for all steps
-        w = p["weight_hh"]
-        return xp, {"w": w, "wT": w.t().contiguous()}
+    def bptt_setup(self, p: Params) -> Params:
+        w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
+        # z = W_ih x + (b_ih + b_hh) + W_hh h: both biases in one add for all steps
+        b_x = None if b_ih is None else b_ih + b_hh
+        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": w, "wT": w.t().contiguous()}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        act, c_new = saved
-        z = linear(h_prev, q["w"], xp).view(act.shape)  # z = xp + W_hh h
-        torch.sigmoid(z[:, :2], out=act[:, :2])
-        torch.tanh(z[:, 2], out=act[:, 2])
-        torch.sigmoid(z[:, 3], out=act[:, 3])
-        i, f, g, o = act.unbind(1)
+        (c_new,) = saved
+        z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)  # z = xp + W_hh h
+        _activate(z)  # a temporary: the backward recomputes it (memory)
+        i, f, g, o = z.unbind(1)
         torch.mul(f, c, out=c_new).addcmul_(i, g)  # c' = f c + i g
         torch.mul(o, torch.tanh(c_new), out=h)  # h' = o tanh(c')
         return h, c_new
 
-    def backward_prepare(self, saved: list[Tensor], hseq: Tensor, state0: State, q: Params):
-        act, c = saved
-        T, B, _, H = act.shape
-        i, f, g, o = act.unbind(2)
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        (c,) = saved
+        T, B, H = c.shape
+        # the gates of every step again: z = xp + W_hh h(t-1) in one product, then activated
+        act = linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, 4 * H)).view(T, B, 4, H)
+        i, f, g, o = _activate(act).unbind(2)
         tc = torch.tanh(c)
         through_h = torch.addcmul(o, o * tc, tc, value=-1)  # dc += dh' o (1 - tanh(c')^2)
         # pre-activation gradient = dc (dh' for o) * k, k = (g, c(t-1), i, tanh(c')) * slope
@@ -101,6 +103,14 @@ class LSTM(Cell):
         torch.mul(dc.unsqueeze(1), k_ifg, out=dz_ifg)  # di~, df~, dg~
         dc.mul_(f)  # dc(t-1) = dc f
         return linear(dz, q["wT"], dh_ext), dc  # dh(t-1) = W_hh^T dz (+ the loss's part)
+
+
+def _activate(z: Tensor) -> Tensor:
+    """Gate pre-activations (..., 4, H) to i, f, g, o in place: sigmoid, tanh for g."""
+    z[..., :2, :].sigmoid_()
+    z[..., 2, :].tanh_()
+    z[..., 3, :].sigmoid_()
+    return z
 
 
 CELLS = (LSTM,)

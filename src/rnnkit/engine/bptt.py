@@ -3,15 +3,17 @@
 Forward: the recurrent loop, keeping only what each cell's backward needs.
 Backward: walk the steps in reverse, each cell's hand-derived step backward gives the
 gradients of the pre-activations; the recurrent weight gradient is then one matmul over all
-steps, dW_hh = sum_t dz(t)^T h(t-1), instead of T small ones. The input projection W_ih x + b_ih
-for every step is computed outside (one matmul, whose backward is again one matmul).
+steps, dW_hh = sum_t dz(t)^T h(t-1), instead of T small ones. The input projection
+W_ih x + b_ih for every step is one matmul, whose backward is again one matmul.
 
 Two ways to run a cell (see ``cells/base.py``):
 
 * buffered (cells that declare ``saved_shapes``): every step writes h and what it saves
-  straight into preallocated (T, B, ...) buffers, and the backward first turns the saved
-  tensors into per-step coefficients with a few whole-sequence ops, so each step runs a
-  handful of ops. On the CPU the Python cost per op (a few us) is what limits small sizes.
+  straight into preallocated (T, B, ...) buffers, and the backward first turns them into
+  per-step coefficients with a few whole-sequence ops, so each step runs a handful of ops.
+  On the CPU the Python cost per op (a few us) is what limits small sizes. Memory: only x,
+  h and what the cell saves (an LSTM: c) are kept; the input projection and the gates are
+  recomputed for all steps at once in the backward (two big products, no per-step cost).
 * generic (``forward_step`` / ``backward_step``): each step returns fresh tensors, stacked
   after the loop.
 """
@@ -26,32 +28,41 @@ from ..cells.matmul import linear
 
 
 class _BPTT(torch.autograd.Function):
+    """``inputs`` is x (T, B, I) for a buffered cell, which projects it inside (weight_ih and
+    bias_ih are then among the parameters), else the projected inputs xp."""
+
     @staticmethod
-    def forward(ctx, cell: Cell, names: tuple[str, ...], mask, xp, n_states: int, *tensors):
+    def forward(ctx, cell: Cell, names: tuple[str, ...], mask, inputs, n_states: int, *tensors):
         state = tuple(tensors[:n_states])
         p = dict(zip(names, tensors[n_states:]))
         buffered = cell.saved_shapes() is not None
         run = _forward_buffered if buffered else _forward_generic
-        hseq, final, columns = run(cell, xp, state, p, mask)
+        hseq, final, columns = run(cell, inputs, state, p, mask)
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
         ctx.buffered, ctx.has_mask = buffered, mask is not None
-        ctx.save_for_backward(hseq, *state, *columns, *tensors[n_states:],
-                              *(() if mask is None else (mask,)))
+        # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
+        ctx.save_for_backward(inputs if buffered else None, hseq, *state, *columns,
+                              *tensors[n_states:], *(() if mask is None else (mask,)))
         return (hseq, *final)
 
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
         cell: Cell = ctx.cell
-        hseq, *rest = ctx.saved_tensors
+        x, hseq, *rest = ctx.saved_tensors
         state0, rest = tuple(rest[: ctx.n_states]), rest[ctx.n_states :]
         columns, rest = rest[: ctx.n_saved], rest[ctx.n_saved :]
         mask = rest.pop() if ctx.has_mask else None
         p = dict(zip(ctx.names, rest))
-        run = _backward_buffered if ctx.buffered else _backward_generic
-        dxp, dhp, dstate, dextras = run(cell, hseq, state0, columns, p, mask, dhseq, dfinal)
-        grads = dict(dextras)
+        h_prev = torch.cat([state0[0].unsqueeze(0), hseq[:-1]])  # h(t-1) for every step
+        if ctx.buffered:
+            dxp, dhp, dstate, grads = _backward_buffered(cell, x, h_prev, state0, columns, p,
+                                                         mask, dhseq, dfinal)
+            dinputs = _input_grads(x, dxp, p, grads, ctx.needs_input_grad[3])
+        else:
+            dxp, dhp, dstate, grads = _backward_generic(cell, hseq, state0, columns, p, mask,
+                                                        dhseq, dfinal)
+            dinputs = dxp
         if "weight_hh" in p:
-            h_prev = torch.cat([state0[0].unsqueeze(0), hseq[:-1]])
             dw = torch.zeros_like(p["weight_hh"])
             for rows, U in cell.recurrent_inputs(columns, h_prev):
                 dz = dhp[..., rows].reshape(-1, dw[rows].shape[0])
@@ -59,13 +70,35 @@ class _BPTT(torch.autograd.Function):
             grads["weight_hh"] = dw
         if "bias_hh" in p:
             grads["bias_hh"] = dhp.sum((0, 1))
-        return (None, None, None, dxp, None, *dstate, *(grads.get(n) for n in ctx.names))
+        return (None, None, None, dinputs, None, *dstate, *(grads.get(n) for n in ctx.names))
+
+
+def _input_grads(x: Tensor, dxp: Tensor, p: Params, grads: dict, need_dx: bool) -> Tensor | None:
+    """Backward of xp = x W_ih^T + b_ih for all steps at once: dW_ih and db_ih into ``grads``,
+    dx returned (each one product over the whole sequence)."""
+    x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
+    grads["weight_ih"] = linear(d2.t(), x2.t())  # dW_ih = dxp^T x
+    if "bias_ih" in p:
+        grads["bias_ih"] = d2.sum(0)
+    if not need_dx:
+        return None
+    return linear(d2, p["weight_ih"].t().contiguous()).view(x.shape)  # dx = dxp W_ih
 
 
 # ---- buffered: preallocated (T, B, ...) buffers, a few ops per step ---------------------------
-def _forward_buffered(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None):
-    T, B = xp.shape[0], xp.shape[1]
-    xp, q = cell.bptt_setup(xp, p)
+def _project(x: Tensor, q: Params) -> Tensor:
+    """W_ih x + b_x for every step: one product (run in the forward, and again in the backward
+    instead of keeping its (T, B, G H) result)."""
+    xp = linear(x.reshape(-1, x.shape[-1]), q["w_ih"])
+    if q["b_x"] is not None:
+        xp.add_(q["b_x"])
+    return xp.view(*x.shape[:-1], xp.shape[-1])
+
+
+def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None):
+    T, B = x.shape[0], x.shape[1]
+    q = cell.bptt_setup(p)
+    xp = _project(x, q)
     hseq = xp.new_empty(T, B, cell.hidden_size)
     columns = [xp.new_empty(T, B, *shape) for shape in cell.saved_shapes()]
     masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
@@ -78,14 +111,14 @@ def _forward_buffered(cell: Cell, xp: Tensor, state: State, p: Params, mask: Ten
     return hseq, tuple(s.clone() for s in state), columns
 
 
-def _backward_buffered(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
-    T = hseq.shape[0]
-    q = cell.bptt_setup(None, p)[1]
-    steps, dz = cell.backward_prepare(columns, hseq, state0, q)
+def _backward_buffered(cell, x, h_prev, state0, columns, p, mask, dhseq, dfinal):
+    T = h_prev.shape[0]
+    q = cell.bptt_setup(p)
+    steps, dz = cell.backward_prepare(columns, _project(x, q), h_prev, state0, q)
     # what each step adds to dh(t-1) besides the recurrence: the loss's gradient at t-1
     ext = (dhseq.new_zeros(dhseq.shape[1:]), *dhseq.unbind(0)[:-1])
     dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))
-    masks = None if mask is None else mask.unsqueeze(-1).to(hseq.dtype).unbind(0)
+    masks = None if mask is None else mask.unsqueeze(-1).to(h_prev.dtype).unbind(0)
     per_step = list(zip(*(s.unbind(0) for s in steps)))
     for t in range(T - 1, -1, -1):
         if masks is None:
@@ -95,8 +128,8 @@ def _backward_buffered(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
             carry = [d * (1 - m) for d in dstate]
             dprev = cell.backward_into(per_step[t], tuple(d * m for d in dstate), ext[t], q)
             dstate = tuple(a.add_(b) for a, b in zip(dprev, carry))
-    dxp, dhp, dextras = cell.backward_finish(dz, columns, hseq, state0, q)
-    return dxp, dhp, dstate, dextras
+    dxp, dhp, dextras = cell.backward_finish(dz, q)
+    return dxp, dhp, dstate, dict(dextras)
 
 
 # ---- generic: forward_step / backward_step, stacked after the loop --------------------------
@@ -139,9 +172,16 @@ def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
 
 
 def run_bptt(
-    cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None = None
+    cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None = None
 ) -> tuple[Tensor, State]:
-    """Same contract as ``run_autograd``, gradients from the hand-derived backward."""
-    names = tuple(k for k in p if k not in ("weight_ih", "bias_ih") and k not in cell.input_extras)
-    out = _BPTT.apply(cell, names, mask, xp, len(state), *state, *(p[n] for n in names))
+    """Same contract as ``run_autograd``, but from the inputs x (T, B, I) themselves: a buffered
+    cell projects them inside (so only x is kept), any other cell outside."""
+    if cell.saved_shapes() is not None:
+        names = tuple(p)
+        inputs = x
+    else:
+        names = tuple(k for k in p
+                      if k not in ("weight_ih", "bias_ih") and k not in cell.input_extras)
+        inputs = cell.input_projection(x, p)
+    out = _BPTT.apply(cell, names, mask, inputs, len(state), *state, *(p[n] for n in names))
     return out[0], tuple(out[1:])

@@ -39,9 +39,9 @@ def run_sequence(
     """Run one layer in one direction over time-major ``x`` (T, B, I) with an own engine
     (``bptt``, ``autograd`` or ``scan``). Returns h for every step (a masked-out step carries
     the state) and the final state."""
+    if backend == "bptt":  # projects x itself (inside its autograd.Function, to keep only x)
+        return run_bptt(cell, x, state, p, mask)
     xp = cell.input_projection(x, p)
-    if backend == "bptt":
-        return run_bptt(cell, xp, state, p, mask)
     if backend == "autograd":
         return run_autograd(cell, xp, state, p, mask)
     if backend == "scan":
