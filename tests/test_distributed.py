@@ -44,7 +44,6 @@ def _losses(out):
     return [r["loss"] for r in rows if "loss" in r]
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_two_processes_match_one(tmp_path):
     text = tmp_path / "t.txt"

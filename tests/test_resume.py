@@ -117,7 +117,6 @@ def _spawn(args, cwd):
                             env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path):
     """The requirement as stated: SIGKILL a real training process at random moments (after its
     first checkpoint), resume until done; parameters and metrics equal an uninterrupted run."""
