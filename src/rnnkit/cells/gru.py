@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
-from .matmul import linear
+from .matmul import linear, pack
 
 
 class GRU(Cell):
@@ -69,7 +69,7 @@ class GRU(Cell):
         b_n = w.new_zeros(H) if b_hh is None else b_hh[2 * H :]
         # b_hr, b_hz join the input part (one add for all steps); b_hn stays inside r * (...)
         b_x = None if b_ih is None else b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_n)])
-        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": w, "wT": w.t().contiguous(),
+        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": pack(w), "wT": pack(w.t().contiguous()),
                 "b_n": b_n}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
-from .matmul import linear
+from .matmul import linear, pack
 
 
 class LSTM(Cell):
@@ -61,7 +61,7 @@ class LSTM(Cell):
         w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
         # z = W_ih x + (b_ih + b_hh) + W_hh h: both biases in one add for all steps
         b_x = None if b_ih is None else b_ih + b_hh
-        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": w, "wT": w.t().contiguous()}
+        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:

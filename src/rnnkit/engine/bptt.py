@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell, Params, State
-from ..cells.matmul import linear
+from ..cells.matmul import _onednn, linear, transpose, weight_grad
 
 
 class _BPTT(torch.autograd.Function):
@@ -37,47 +37,59 @@ class _BPTT(torch.autograd.Function):
         p = dict(zip(names, tensors[n_states:]))
         buffered = cell.saved_shapes() is not None
         run = _forward_buffered if buffered else _forward_generic
-        hseq, final, columns = run(cell, inputs, state, p, mask)
+        # buffered: hs holds h(0) .. h(T), so that h(t-1) for every step is a view of it
+        hs, final, columns = run(cell, inputs, state, p, mask)
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
         ctx.buffered, ctx.has_mask = buffered, mask is not None
         # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
-        ctx.save_for_backward(inputs if buffered else None, hseq, *state, *columns,
+        ctx.save_for_backward(inputs if buffered else None, hs, *state, *columns,
                               *tensors[n_states:], *(() if mask is None else (mask,)))
-        return (hseq, *final)
+        return (hs[1:] if buffered else hs, *final)
 
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
         cell: Cell = ctx.cell
-        x, hseq, *rest = ctx.saved_tensors
+        x, hs, *rest = ctx.saved_tensors
         state0, rest = tuple(rest[: ctx.n_states]), rest[ctx.n_states :]
         columns, rest = rest[: ctx.n_saved], rest[ctx.n_saved :]
         mask = rest.pop() if ctx.has_mask else None
         p = dict(zip(ctx.names, rest))
-        h_prev = torch.cat([state0[0].unsqueeze(0), hseq[:-1]])  # h(t-1) for every step
         if ctx.buffered:
+            h_prev = hs[:-1]  # h(t-1) for every step
             dxp, dhp, dstate, grads = _backward_buffered(cell, x, h_prev, state0, columns, p,
                                                          mask, dhseq, dfinal)
-            dinputs = _input_grads(x, dxp, p, grads, ctx.needs_input_grad[3])
         else:
-            dxp, dhp, dstate, grads = _backward_generic(cell, hseq, state0, columns, p, mask,
+            h_prev = torch.cat([state0[0].unsqueeze(0), hs[:-1]])
+            dxp, dhp, dstate, grads = _backward_generic(cell, hs, state0, columns, p, mask,
                                                         dhseq, dfinal)
+        # the weight gradients, each one product over all steps; d^T is formed once for both
+        # when the input and recurrent pre-activation gradients are the same tensor
+        dhp2 = dhp.reshape(-1, dhp.shape[-1])
+        dhp_t = transpose(dhp2) if dxp is dhp and ctx.buffered and _onednn(dhp2) else None
+        if ctx.buffered:
+            dinputs = _input_grads(x, dxp, p, grads, ctx.needs_input_grad[3], dhp_t)
+        else:
             dinputs = dxp
         if "weight_hh" in p:
             dw = torch.zeros_like(p["weight_hh"])
             for rows, U in cell.recurrent_inputs(columns, h_prev):
-                dz = dhp[..., rows].reshape(-1, dw[rows].shape[0])
-                dw[rows] += linear(dz.t(), U.reshape(-1, U.shape[-1]).t())
+                U2 = U.reshape(-1, U.shape[-1])
+                if rows == slice(None):
+                    dw += weight_grad(dhp2, U2, dhp_t)
+                else:
+                    dw[rows] += weight_grad(dhp2[:, rows], U2)
             grads["weight_hh"] = dw
         if "bias_hh" in p:
-            grads["bias_hh"] = dhp.sum((0, 1))
+            grads["bias_hh"] = dhp2.sum(0)
         return (None, None, None, dinputs, None, *dstate, *(grads.get(n) for n in ctx.names))
 
 
-def _input_grads(x: Tensor, dxp: Tensor, p: Params, grads: dict, need_dx: bool) -> Tensor | None:
+def _input_grads(x: Tensor, dxp: Tensor, p: Params, grads: dict, need_dx: bool,
+                 d_t: Tensor | None) -> Tensor | None:
     """Backward of xp = x W_ih^T + b_ih for all steps at once: dW_ih and db_ih into ``grads``,
-    dx returned (each one product over the whole sequence)."""
+    dx returned (each one product over the whole sequence; ``d_t``: dxp^T if already formed)."""
     x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
-    grads["weight_ih"] = linear(d2.t(), x2.t())  # dW_ih = dxp^T x
+    grads["weight_ih"] = weight_grad(d2, x2, d_t)  # dW_ih = dxp^T x
     if "bias_ih" in p:
         grads["bias_ih"] = d2.sum(0)
     if not need_dx:
@@ -99,16 +111,17 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     T, B = x.shape[0], x.shape[1]
     q = cell.bptt_setup(p)
     xp = _project(x, q)
-    hseq = xp.new_empty(T, B, cell.hidden_size)
+    hs = xp.new_empty(T + 1, B, cell.hidden_size)
+    hs[0] = state[0]
     columns = [xp.new_empty(T, B, *shape) for shape in cell.saved_shapes()]
     masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
-    slots = zip(xp.unbind(0), hseq.unbind(0), *(c.unbind(0) for c in columns))
+    slots = zip(xp.unbind(0), hs[1:].unbind(0), *(c.unbind(0) for c in columns))
     for t, (x_t, h_t, *saved_t) in enumerate(slots):
         new = cell.forward_into(x_t, state, q, h_t, saved_t)
         if masks is not None:  # a masked-out step carries its state (written into the slots)
             new = tuple(torch.where(masks[t], n, s, out=n) for n, s in zip(new, state))
         state = new
-    return hseq, tuple(s.clone() for s in state), columns
+    return hs, tuple(s.clone() for s in state), columns
 
 
 def _backward_buffered(cell, x, h_prev, state0, columns, p, mask, dhseq, dfinal):
