@@ -145,6 +145,12 @@ class Cell:
         """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer."""
         return dz, dz, {}
 
+    def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
+                                  h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+        """``recurrent_inputs`` for a buffered cell, which may also read what its
+        ``backward_prepare`` recomputed and kept in ``q`` (for instance r * h(t-1))."""
+        return self.recurrent_inputs(saved, h_prev)
+
     def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         """Which vector each block of W_hh rows multiplied, for all steps: [(rows, U)], with U
         of shape (T, B, hidden). ``saved`` holds what ``forward_step`` kept, stacked over time

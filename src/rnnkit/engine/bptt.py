@@ -56,12 +56,14 @@ class _BPTT(torch.autograd.Function):
         p = dict(zip(ctx.names, rest))
         if ctx.buffered:
             h_prev = hs[:-1]  # h(t-1) for every step
-            dxp, dhp, dstate, grads = _backward_buffered(cell, x, h_prev, state0, columns, p,
-                                                         mask, dhseq, dfinal)
+            dxp, dhp, dstate, grads, q = _backward_buffered(cell, x, h_prev, state0, columns, p,
+                                                            mask, dhseq, dfinal)
+            pairs = cell.buffered_recurrent_inputs(q, columns, h_prev)
         else:
             h_prev = torch.cat([state0[0].unsqueeze(0), hs[:-1]])
             dxp, dhp, dstate, grads = _backward_generic(cell, hs, state0, columns, p, mask,
                                                         dhseq, dfinal)
+            pairs = cell.recurrent_inputs(columns, h_prev)
         # the weight gradients, each one product over all steps; d^T is formed once for both
         # when the input and recurrent pre-activation gradients are the same tensor
         dhp2 = dhp.reshape(-1, dhp.shape[-1])
@@ -72,7 +74,7 @@ class _BPTT(torch.autograd.Function):
             dinputs = dxp
         if "weight_hh" in p:
             dw = torch.zeros_like(p["weight_hh"])
-            for rows, U in cell.recurrent_inputs(columns, h_prev):
+            for rows, U in pairs:
                 U2 = U.reshape(-1, U.shape[-1])
                 if rows == slice(None):
                     dw += weight_grad(dhp2, U2, dhp_t)
@@ -142,7 +144,7 @@ def _backward_buffered(cell, x, h_prev, state0, columns, p, mask, dhseq, dfinal)
             dprev = cell.backward_into(per_step[t], tuple(d * m for d in dstate), ext[t], q)
             dstate = tuple(a.add_(b) for a, b in zip(dprev, carry))
     dxp, dhp, dextras = cell.backward_finish(dz, q)
-    return dxp, dhp, dstate, dict(dextras)
+    return dxp, dhp, dstate, dict(dextras), q
 
 
 # ---- generic: forward_step / backward_step, stacked after the loop --------------------------
