@@ -26,7 +26,7 @@ from __future__ import annotations
 import glob as globlib
 import os
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import UserError
@@ -143,24 +143,33 @@ def python_source_files() -> list[Path]:
 
 
 def _python_source(max_chars: int | None) -> str:
-    parts, total = [], 0
-    for path in python_source_files():
-        try:
-            part = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # a stray non-UTF-8 file: skipped, as the docstring says
-        if "gencodec.py" in part[:1000]:
-            continue  # a generated table, not code anyone wrote
-        if not part.endswith("\n"):
-            part += "\n"
-        parts.append(part)
-        total += len(part)
-        if max_chars is not None and total >= max_chars:
-            break
+    def texts() -> Iterator[str]:
+        for path in python_source_files():
+            try:
+                part = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # a stray non-UTF-8 file: skipped, as the docstring says
+            if "gencodec.py" not in part[:1000]:  # a generated table, not code anyone wrote
+                yield part
+
+    parts = _take_lines(texts(), max_chars)
     if not parts:
         raise UserError(f"found no standard-library source under "
                         f"{sysconfig.get_paths()['stdlib']}; use --dataset python-docs or --text")
     return "".join(parts)
+
+
+def _take_lines(texts: Iterable[str], max_chars: int | None) -> list[str]:
+    """The texts, each ending in a newline, until ``max_chars`` characters are reached (the
+    file that crosses the limit is kept whole: never a cut line)."""
+    parts, total = [], 0
+    for part in texts:
+        part = part if part.endswith("\n") else part + "\n"
+        parts.append(part)
+        total += len(part)
+        if max_chars is not None and total >= max_chars:
+            break
+    return parts
 
 
 # ---- the user's text ----------------------------------------------------------------------
@@ -194,19 +203,16 @@ def _walk(root: Path) -> list[Path]:
 
 
 def _join_text_files(files: list[Path], where: str, max_chars: int | None) -> str:
-    parts, total, skipped = [], 0, {"binary": 0, "not UTF-8": 0, "empty": 0}
-    for path in _files_in_order(files):
-        try:
-            part = _decode(path, path.read_bytes())
-        except _NotText as e:
-            skipped[e.reason] += 1
-            continue
-        if not part.endswith("\n"):
-            part += "\n"
-        parts.append(part)
-        total += len(part)
-        if max_chars is not None and total >= max_chars:
-            break
+    skipped = {"binary": 0, "not UTF-8": 0, "empty": 0}
+
+    def texts() -> Iterator[str]:
+        for path in _files_in_order(files):
+            try:
+                yield _decode(path, path.read_bytes())
+            except _NotText as e:
+                skipped[e.reason] += 1
+
+    parts = _take_lines(texts(), max_chars)
     if not parts:
         why = ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "no files"
         raise UserError(f"the {where} holds no UTF-8 text files ({why}); point --text at "
