@@ -24,6 +24,12 @@ weights p = ``weight_peephole`` (rows p_i, p_f, p_o); i and f read c(t-1), o rea
   backward: di~ = dc g i(1-i),  dg~ = dc i (1-g^2),  do~ = dh' tanh(c') o(1-o),  dc(t-1) = dc
 
 In all three dh(t-1) = W_hh^T (the gate pre-activation gradients).
+
+bptt runs all three on the LSTM's buffered path (cells/lstm.py): per step only c(t) is saved;
+the backward recomputes the gates of every step from one product and folds each backward line
+above into a per-step coefficient, so a backward step is the LSTM's handful of ops:
+    do~ = dh' k_o,  dc = dc' + dh' k_h,  (the other gates)~ = dc k,  dc(t-1) = dc k_c
+with k_h = o (1 - tanh(c')^2) (+ k_o p_o) and k_c = f (+ k_i p_i + k_f p_f; 1 without f).
 """
 
 from __future__ import annotations
@@ -33,31 +39,60 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .base import Cell, Params, State
+from .base import Params, State
+from .lstm import LSTM, _activate
 from .matmul import linear
 
 
-def _sig_tanh_sig(z: Tensor, H: int) -> Tensor:
-    """Activations of three gate blocks (sigmoid, tanh, sigmoid), as one tensor."""
-    return torch.cat([torch.sigmoid(z[:, :H]), torch.tanh(z[:, H : 2 * H]),
-                      torch.sigmoid(z[:, 2 * H :])], dim=1)
+def _activate3(z: Tensor) -> Tensor:
+    """Pre-activations (..., 3, H) of gates (sigmoid, tanh, sigmoid) to the gates, in place."""
+    z[..., ::2, :].sigmoid_()  # blocks 0 and 2 in one op
+    z[..., 1, :].tanh_()
+    return z
 
 
-def _slopes(act: Tensor, H: int) -> Tensor:
-    """Derivatives of the activations in ``_sig_tanh_sig``'s output: a(1-a) for the sigmoid
-    blocks, 1 - g^2 for the tanh block (there g - g^2 + 1 - g)."""
-    d = torch.addcmul(act, act, act, value=-1)
-    d[:, H : 2 * H].add_(1).sub_(act[:, H : 2 * H])
-    return d
+def _slopes(act: Tensor, g: int) -> Tensor:
+    """Activation derivatives of gates (T, B, G, H): a(1-a), and 1 - g^2 in the tanh block g."""
+    k = torch.addcmul(act, act, act, value=-1)
+    k[:, :, g].add_(1).sub_(act[:, :, g])
+    return k
 
 
-def _through_h(dh: Tensor, dc: Tensor, o: Tensor, tc: Tensor) -> Tensor:
-    """dc' + dh' o (1 - tanh(c')^2): the cell gradient including the path through h'."""
-    u = dh * o
-    return torch.addcmul(dc + u, u * tc, tc, value=-1)
+def _shifted(c: Tensor, c0: Tensor) -> Tensor:
+    """c(t-1) for every step, from c(0) .. c(T-1) = c0, c[:-1]."""
+    return torch.cat([c0.unsqueeze(0), c[:-1]])
 
 
-class LSTMPeephole(Cell):
+def _through_h(o: Tensor, tc: Tensor) -> Tensor:
+    """o (1 - tanh(c')^2): the part of dc that comes through h' = o tanh(c'), per unit dh'."""
+    return torch.addcmul(o, o * tc, tc, value=-1)
+
+
+class _BufferedVariant(LSTM):
+    """What the variants share with the LSTM on the bptt path: bptt_setup (both biases folded
+    into the input projection, packed W_hh and W_hh^T) and the backward step."""
+
+    native_mode: ClassVar[str | None] = None  # torch has no kernel for these
+
+    def _gates(self, xp: Tensor, h_prev: Tensor, q: Params) -> Tensor:
+        """The gate pre-activations of every step, (T, B, G, H): one product W_hh h(t-1)."""
+        T, B, H = h_prev.shape
+        G = self.gates
+        return linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, G * H)).view(T, B, G, H)
+
+    @staticmethod
+    def _steps(through_h: Tensor, k: Tensor,
+               k_c: Tensor | None) -> tuple[tuple[Tensor, ...], Tensor]:
+        """``backward_prepare``'s result for ``backward_into``: k holds the coefficients of
+        each gate (the output gate last), k_c that of dc(t-1) (None: 1)."""
+        T, B, G, H = k.shape
+        dz = k.new_empty(T, B, G, H)
+        flat = dz.view(T, B, G * H)
+        coef = (through_h, k[:, :, :-1], k[:, :, -1], *(() if k_c is None else (k_c,)))
+        return (*coef, dz[:, :, :-1], dz[:, :, -1], flat), flat
+
+
+class LSTMPeephole(_BufferedVariant):
     """LSTM with peephole connections (Gers & Schmidhuber 2000), gate order i, f, g, o; the
     peephole weights are ``weight_peephole`` of shape (3, hidden) with rows p_i, p_f, p_o.
 
@@ -74,49 +109,63 @@ class LSTMPeephole(Cell):
     """
 
     name: ClassVar[str] = "lstm_peephole"
-    gates: ClassVar[int] = 4
-    gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
-    num_states: ClassVar[int] = 2
     recurrent_extras: ClassVar[tuple[str, ...]] = ("weight_peephole",)
 
     def extra_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"weight_peephole": (3, self.hidden_size)}
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
-        B, H = h.shape
-        pw = p["weight_peephole"]
-        z = xp + self.recurrent(h, p)
-        i_f = torch.sigmoid(torch.addcmul(z[:, : 2 * H].view(B, 2, H), pw[:2], c.unsqueeze(1)))
-        i, f = i_f[:, 0], i_f[:, 1]
-        g = torch.tanh(z[:, 2 * H : 3 * H])
-        c_new = torch.addcmul(f * c, i, g)
-        o = torch.sigmoid(torch.addcmul(z[:, 3 * H :], pw[2], c_new))
-        tc = torch.tanh(c_new)
-        return (o * tc, c_new), (i_f, g, o, c, c_new, tc)
+        p_i, p_f, p_o = p["weight_peephole"]
+        z_i, z_f, z_g, z_o = (xp + self.recurrent(h, p)).chunk(4, dim=1)
+        i, f, g = torch.sigmoid(z_i + p_i * c), torch.sigmoid(z_f + p_f * c), torch.tanh(z_g)
+        c_new = f * c + i * g
+        o = torch.sigmoid(z_o + p_o * c_new)
+        return o * torch.tanh(c_new), c_new
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        i_f, g, o, c, c_new, tc = saved
-        dh, dc = dstate
-        B, H = dh.shape
-        pw = p["weight_peephole"]
-        i, f = i_f[:, 0], i_f[:, 1]
-        dz = dh.new_empty(B, 4, H)  # the gate pre-activation gradients, written in place
-        do = torch.mul(dh * tc, torch.addcmul(o, o, o, value=-1), out=dz[:, 3])  # do~
-        dc = _through_h(dh, dc, o, tc).addcmul_(do, pw[2])  # dc' + u + do~ p_o
-        dif = dz[:, :2]  # (di~, df~) = dc (g, c) (i, f)(1 - (i, f))
-        torch.mul(dc, g, out=dif[:, 0])
-        torch.mul(dc, c, out=dif[:, 1])
-        dif.mul_(torch.addcmul(i_f, i_f, i_f, value=-1))
-        dg = torch.mul(dc, i, out=dz[:, 2])
-        dg.addcmul_(dg * g, g, value=-1)  # dg~ = dc i (1 - g^2)
-        dc_prev = torch.addcmul(dc * f, dif[:, 0], pw[0]).addcmul_(dif[:, 1], pw[1])
-        dpeep = torch.cat([(dif * c.unsqueeze(1)).sum(0), (do * c_new).sum(0, keepdim=True)])
-        dz = dz.view(B, 4 * H)
-        return dz, dz, (linear(dz, p["weight_hh"].t()), dc_prev), {"weight_peephole": dpeep}
+    # ---- bptt (buffered, see the module docstring) -------------------------------------------
+    def bptt_setup(self, p: Params) -> Params:
+        return {**super().bptt_setup(p), "peep": p["weight_peephole"]}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        h_prev, c = state
+        (c_new,) = saved
+        pw = q["peep"]
+        z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)
+        z[:, :2].addcmul_(pw[:2], c.unsqueeze(1)).sigmoid_()  # i, f look at c(t-1)
+        i, f, g, o = z.unbind(1)
+        torch.mul(f, c, out=c_new).addcmul_(i, g.tanh_())  # c' = f c + i g
+        o.addcmul_(pw[2], c_new).sigmoid_()  # o looks at c'
+        torch.mul(o, torch.tanh(c_new), out=h)
+        return h, c_new
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        (c,) = saved
+        pw = q["peep"]
+        c_prev = _shifted(c, state0[1])
+        z = self._gates(xp, h_prev, q)
+        z[:, :, :2].addcmul_(pw[:2], c_prev.unsqueeze(2))
+        z[:, :, 3].addcmul_(pw[2], c)
+        i, f, g, o = _activate(z).unbind(2)
+        tc = torch.tanh(c)
+        k = _slopes(z, 2).mul_(torch.stack([g, c_prev, i, tc], dim=2))  # k_i, k_f, k_g, k_o
+        through_h = _through_h(o, tc).addcmul_(k[:, :, 3], pw[2])  # + do~ p_o
+        k_c = torch.addcmul(f, k[:, :, 0], pw[0]).addcmul_(k[:, :, 1], pw[1])
+        q["c_prev"], q["c"] = c_prev, c  # for the peephole gradients in backward_finish
+        return self._steps(through_h, k, k_c)
+
+    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        T, B, _ = dz.shape
+        d = dz.view(T * B, 4, self.hidden_size)
+        c_prev, c = q["c_prev"].view(T * B, 1, -1), q["c"].view(T * B, -1)
+        d_if = (d[:, :2] * c_prev).sum(0)  # dp_i, dp_f: sum di~ c, df~ c
+        d_o = (d[:, 3] * c).sum(0, keepdim=True)  # dp_o: sum do~ c'
+        return dz, dz, {"weight_peephole": torch.cat([d_if, d_o])}
 
 
-class LSTMCIFG(Cell):
+class LSTMCIFG(_BufferedVariant):
     """LSTM with a coupled input-forget gate, i = 1 - f (gate order f, g, o).
 
     Example:
@@ -130,29 +179,37 @@ class LSTMCIFG(Cell):
     name: ClassVar[str] = "lstm_cifg"
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("f", "g", "o")
-    num_states: ClassVar[int] = 2
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
-        H = self.hidden_size
-        act = _sig_tanh_sig(xp + self.recurrent(h, p), H)
-        f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H :]
-        cg = c - g
-        c_new = torch.addcmul(g, f, cg)
-        tc = torch.tanh(c_new)
-        return (o * tc, c_new), (act, cg, tc)
+        z_f, z_g, z_o = (xp + self.recurrent(h, p)).chunk(3, dim=1)
+        f, g, o = torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
+        c_new = f * c + (1 - f) * g
+        return o * torch.tanh(c_new), c_new
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        act, cg, tc = saved
-        dh, dc = dstate
-        H = self.hidden_size
-        f, o = act[:, :H], act[:, 2 * H :]
-        dc = _through_h(dh, dc, o, tc)
-        dz = torch.cat([dc * cg, dc - dc * f, dh * tc], dim=1).mul_(_slopes(act, H))
-        return dz, dz, (linear(dz, p["weight_hh"].t()), dc * f), {}
+    # ---- bptt (buffered, see the module docstring) -------------------------------------------
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        h_prev, c = state
+        (c_new,) = saved
+        z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
+        f, g, o = _activate3(z).unbind(1)
+        torch.lerp(g, c, f, out=c_new)  # c' = g + f (c - g)
+        torch.mul(o, torch.tanh(c_new), out=h)
+        return h, c_new
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        (c,) = saved
+        act = _activate3(self._gates(xp, h_prev, q))
+        f, g, o = act.unbind(2)
+        tc = torch.tanh(c)
+        other = torch.stack([_shifted(c, state0[1]).sub_(g), 1 - f, tc], dim=2)
+        k = _slopes(act, 1).mul_(other)  # k_f, k_g, k_o
+        return self._steps(_through_h(o, tc), k, f)
 
 
-class LSTMNoForget(Cell):
+class LSTMNoForget(_BufferedVariant):
     """The LSTM without a forget gate, c(t) = c(t-1) + i g (gate order i, g, o).
 
     Example:
@@ -167,25 +224,42 @@ class LSTMNoForget(Cell):
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("i", "g", "o")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()
-    num_states: ClassVar[int] = 2
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
-        H = self.hidden_size
-        act = _sig_tanh_sig(xp + self.recurrent(h, p), H)
-        i, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H :]
-        c_new = torch.addcmul(c, i, g)
-        tc = torch.tanh(c_new)
-        return (o * tc, c_new), (act, tc)
+        z_i, z_g, z_o = (xp + self.recurrent(h, p)).chunk(3, dim=1)
+        i, g, o = torch.sigmoid(z_i), torch.tanh(z_g), torch.sigmoid(z_o)
+        c_new = c + i * g
+        return o * torch.tanh(c_new), c_new
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        act, tc = saved
+    # ---- bptt (buffered, see the module docstring) -------------------------------------------
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        h_prev, c = state
+        (c_new,) = saved
+        z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
+        i, g, o = _activate3(z).unbind(1)
+        torch.addcmul(c, i, g, out=c_new)  # c' = c + i g
+        torch.mul(o, torch.tanh(c_new), out=h)
+        return h, c_new
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        (c,) = saved
+        z = _activate3(self._gates(xp, h_prev, q))
+        i, g, o = z.unbind(2)
+        tc = torch.tanh(c)
+        k = _slopes(z, 1).mul_(torch.stack([g, i, tc], dim=2))  # k_i, k_g, k_o
+        return self._steps(_through_h(o, tc), k, None)  # dc(t-1) = dc: no coefficient
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        through_h, k_ig, k_o, dz_ig, dz_o, dz = step
         dh, dc = dstate
-        H = self.hidden_size
-        i, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H :]
-        dc = _through_h(dh, dc, o, tc)
-        dz = torch.cat([dc * g, dc * i, dh * tc], dim=1).mul_(_slopes(act, H))
-        return dz, dz, (linear(dz, p["weight_hh"].t()), dc), {}
+        torch.mul(dh, k_o, out=dz_o)  # do~
+        dc.addcmul_(dh, through_h)  # dc = dc' + u
+        torch.mul(dc.unsqueeze(1), k_ig, out=dz_ig)  # di~, dg~
+        return linear(dz, q["wT"], dh_ext), dc  # dc(t-1) = dc
 
 
 CELLS = (LSTMPeephole, LSTMCIFG, LSTMNoForget)
