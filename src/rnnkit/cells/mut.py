@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Cell, Params, State
-from .matmul import linear
+from .matmul import linear, pack
 
 
 def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -215,37 +215,78 @@ class MUT3(_MUT):
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
         return F.linear(x, p["weight_ih"], p.get("bias_ih"))
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
         w, b = p["weight_hh"], p.get("bias_hh")
         br, bz, bn = (None,) * 3 if b is None else b.split(H)
-        th = torch.tanh(h)
         r = torch.sigmoid(xp[:, :H] + _affine(h, w[:H], br))
-        z = torch.sigmoid(xp[:, H : 2 * H] + _affine(th, w[H : 2 * H], bz))
+        z = torch.sigmoid(xp[:, H : 2 * H] + _affine(torch.tanh(h), w[H : 2 * H], bz))
         n = torch.tanh(xp[:, 2 * H :] + _affine(r * h, w[2 * H :], bn))
-        d = n - h
-        return (torch.addcmul(h, z, d),), (r, z, n, d, h, th)
+        return (torch.addcmul(h, z, n - h),)
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        r, z, n, d, h, th = saved
+    # ---- bptt: the step into preallocated buffers, and its backward --------------------------
+    # Memory: nothing is saved per step beyond x and h (the engine keeps them); r, z, n, tanh(h)
+    # and r * h are recomputed in the backward from three products over all steps.
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ()
+
+    def bptt_setup(self, p: Params) -> Params:
+        b_ih, b_hh = p.get("bias_ih"), p.get("bias_hh")
+        # each recurrent part is W (.) + b_hh: all of b_hh joins the input part's add
+        q = {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh}
+        # three blocks, three different vectors (h, tanh(h), r * h): one product each
+        for g, w in zip("rzn", p["weight_hh"].split(self.hidden_size)):
+            q["w_" + g], q["wT_" + g] = pack(w), pack(w.t().contiguous())
+        return q
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        (h_prev,) = state
+        H = self.hidden_size
+        r = linear(h_prev, q["w_r"], xp[:, :H]).sigmoid_()
+        z = linear(torch.tanh(h_prev), q["w_z"], xp[:, H : 2 * H]).sigmoid_()
+        n = linear(r.mul_(h_prev), q["w_n"], xp[:, 2 * H :]).tanh_()  # W_hn (r h): r is spent
+        return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        T, B, H = h_prev.shape
+        xp = xp.view(T * B, 3 * H)
+
+        def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
+            g = "rzn"[k]
+            return linear(u.view(T * B, H), q["w_" + g], xp[:, k * H : (k + 1) * H]).view(T, B, H)
+
+        # the forward again for every step: three products, the rest elementwise
+        th = q["th"] = torch.tanh(h_prev)
+        r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
+        rh = q["rh"] = r * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
+        n = gate(rh, 2).tanh_()
+        one_z = 1 - z  # dh(t-1) = dh' (1 - z) + ...
+        k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
+        k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
+        k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
+        k_th = th.square().neg_().add_(1)  # through tanh(h) into the z block: 1 - tanh(h)^2
+        d = xp.new_empty(T, B, 3 * H)  # r, z, n: the pre-activation gradients, for xp and W_hh h
+        steps = (k_n, k_z, k_r, r, one_z, k_th, d[..., :H], d[..., H : 2 * H], d[..., 2 * H :])
+        return steps, d
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k_n, k_z, k_r, r, one_z, k_th, dr, dz, dn = step
         (dh,) = dstate
-        H = self.hidden_size
-        w = p["weight_hh"]
-        dn = _tanh_backward(dh * z, n)
-        drh = linear(dn, w[2 * H :].t())
-        dz = torch.cat([drh * h, dh * d, dn], dim=1)
-        dz[:, :H].mul_(torch.addcmul(r, r, r, value=-1))
-        dz[:, H : 2 * H].mul_(torch.addcmul(z, z, z, value=-1))
-        dprev = linear(dz[:, :H], w[:H].t(), torch.addcmul(dh, dh, z, value=-1).addcmul_(drh, r))
-        dprev += _tanh_backward(linear(dz[:, H : 2 * H], w[H : 2 * H].t()), th)
-        return dz, dz, (dprev,), {}
+        torch.mul(dh, k_n, out=dn)  # dn~
+        torch.mul(dh, k_z, out=dz)  # dz~
+        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
+        torch.mul(drh, k_r, out=dr)  # dr~
+        dprev = linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z)
+        return (dprev.addcmul_(linear(dz, q["wT_z"]), k_th),)  # + (W_hz^T dz~)(1 - tanh(h)^2)
 
-    def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+    def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
+                                  h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         H = self.hidden_size
-        r, th = saved[0], saved[5]
-        return [(slice(0, H), h_prev), (slice(H, 2 * H), th),
-                (slice(2 * H, 3 * H), r * h_prev)]
+        return [(slice(0, H), h_prev), (slice(H, 2 * H), q["th"]), (slice(2 * H, 3 * H), q["rh"])]
 
 
 CELLS = (MUT1, MUT2, MUT3)

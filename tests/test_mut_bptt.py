@@ -1,0 +1,48 @@
+"""MUT1-3 on the bptt engine: float32 (the oneDNN products) against autograd, x itself with and
+without its projection, and the memory the buffered path keeps."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.bench.core import _output
+from rnnkit.bench.timing import saved_tensor_bytes
+
+T, B, H = 200, 4, 16
+
+
+@pytest.mark.parametrize("cell", ["mut1", "mut2", "mut3"])
+@pytest.mark.parametrize("input_size", [16, 5])  # == H: x itself;  != H: W_xproj x (MUT1/2)
+def test_bptt_matches_autograd_in_float32(cell, input_size):
+    torch.manual_seed(0)
+    ref = rnnkit.Recurrent(cell, input_size, H, num_layers=2, backend="autograd")
+    bptt = rnnkit.Recurrent(cell, input_size, H, num_layers=2, backend="bptt")
+    bptt.load_state_dict(ref.state_dict())
+    x = torch.randn(30, 3, input_size)
+    results = []
+    for model in (ref, bptt):
+        xi = x.clone().requires_grad_()  # layer 1's dx: x itself and W_xproj's backward
+        out = _output(model, xi)
+        grads = torch.autograd.grad(out.square().sum(), [xi, *model.parameters()])
+        results.append((out, grads))
+    (o1, g1), (o2, g2) = results
+    torch.testing.assert_close(o2, o1, atol=1e-5, rtol=1e-4)
+    assert len(g1) == len(g2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["mut3"])
+def test_bptt_keeps_at_most_half_and_no_gates(cell):
+    """At most half the autograd loop's saved bytes, and doubling T adds only x and h per step:
+    the gates are recomputed in the backward."""
+    torch.manual_seed(0)
+    I = 8
+    bptt = rnnkit.Recurrent(cell, I, H, backend="bptt")
+    loop = rnnkit.Recurrent(cell, I, H, backend="autograd")
+
+    def kept(model, t):
+        return saved_tensor_bytes(lambda: _output(model, torch.randn(t, B, I)))
+
+    assert kept(bptt, T) <= 0.5 * kept(loop, T)
+    assert kept(bptt, 2 * T) - kept(bptt, T) == T * (I + H) * B * 4
