@@ -24,6 +24,8 @@ layer-2 pairs fall on stride-2 views: (a4, a0) times (a5, a1), and (a6, a2) plus
     da0 = db0~ a1,  da1 = db0~ a0,  da4 = db2~ a5,  da5 = db2~ a4,  da2 = da3 = db1~,
     da6 = da7 = db3~;  then through each block's activation (a3's relu: [a3 > 0]);
     block 3's product: dx3 = da3~ m3,  dm3 = da3~ x3;   dh(t-1) = W_hh^T dm
+Every pre-activation gradient is dh' or dc (= dc' + dh' (1 - h'^2) q) times a coefficient known
+from the forward, so the bptt backward precomputes those for all steps and runs a few ops a step.
 """
 
 from __future__ import annotations
@@ -34,14 +36,9 @@ import torch
 from torch import Tensor
 
 from .base import Cell, Params, State
-from .matmul import linear
+from .matmul import linear, pack
 
 ORDER = (4, 6, 0, 2, 5, 7, 1, 3)  # TensorFlow's split held by each row block, in order
-
-
-def _tanh_backward(dy: Tensor, y: Tensor) -> Tensor:
-    """dy (1 - y^2) for y = tanh(.)."""
-    return torch.addcmul(dy, dy * y, y, value=-1)
 
 
 class NAS(Cell):
@@ -65,50 +62,125 @@ class NAS(Cell):
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()
     num_states: ClassVar[int] = 2
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
-        B, H = h.shape
+        H = self.hidden_size
         hp = self.recurrent(h, p)
-        x3, m3 = xp[:, 7 * H :], hp[:, 7 * H :]
         z = xp[:, : 7 * H] + hp[:, : 7 * H]
-        act = torch.cat([torch.tanh(z[:, : 2 * H]), torch.sigmoid(z[:, 2 * H : 6 * H]),
-                         torch.relu(z[:, 6 * H :]), torch.relu(x3 * m3)], dim=1)
-        a = act.view(B, 8, H)
-        b20 = torch.tanh(a[:, 0:3:2] * a[:, 4:7:2])  # (b2, b0) = tanh((a4, a0) * (a5, a1))
-        s31 = a[:, 1:4:2] + a[:, 5:8:2]  # (a6 + a7, a2 + a3)
-        b3, b1 = torch.sigmoid(s31[:, 0]), torch.tanh(s31[:, 1])
-        e = torch.tanh(b20[:, 1] + c)
-        c_new = e * b1
-        q = torch.tanh(b20[:, 0] + b3)
-        h_new = torch.tanh(c_new * q)
-        return (h_new, c_new), (act, x3, m3, b20, b3, b1, e, q, c_new, h_new)
+        a = torch.cat([torch.tanh(z[:, : 2 * H]), torch.sigmoid(z[:, 2 * H : 6 * H]),
+                       torch.relu(z[:, 6 * H :]), torch.relu(xp[:, 7 * H :] * hp[:, 7 * H :])], 1)
+        a4, a6, a0, a2, a5, a7, a1, a3 = a.chunk(8, dim=1)
+        b0, b1, b2, b3 = (torch.tanh(a0 * a1), torch.tanh(a2 + a3), torch.tanh(a4 * a5),
+                          torch.sigmoid(a6 + a7))
+        c_new = torch.tanh(b0 + c) * b1
+        return torch.tanh(c_new * torch.tanh(b2 + b3)), c_new
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        act, x3, m3, b20, b3, b1, e, q, c_new, h_new = saved
-        dh, dc = dstate
-        B, H = dh.shape
-        a = act.view(B, 8, H)
-        du = _tanh_backward(dh, h_new)
-        dc = torch.addcmul(dc, du, q)
-        dq = _tanh_backward(du * c_new, q)  # = db2 = db3
-        de = _tanh_backward(dc * b1, e)  # = db0 = dc(t-1)
-        db20 = _tanh_backward(torch.stack([dq, de], dim=1), b20)
-        da = dh.new_empty(B, 8, H)
-        torch.mul(db20, a[:, 4:7:2], out=da[:, 0:3:2])  # (da4, da0)
-        torch.mul(db20, a[:, 0:3:2], out=da[:, 4:7:2])  # (da5, da1)
-        torch.mul(dq, b3 - b3 * b3, out=da[:, 1])  # da6 = db3~
-        da[:, 3] = _tanh_backward(dc * e, b1)  # da2 = db1~
-        da[:, 5:8:2] = da[:, 1:4:2]  # (da7, da3)
-        dz = da.view(B, 8 * H)
-        t, s, r = dz[:, : 2 * H], dz[:, 2 * H : 6 * H], dz[:, 6 * H :]
-        t.addcmul_(t * act[:, : 2 * H], act[:, : 2 * H], value=-1)
-        sa = act[:, 2 * H : 6 * H]
-        s.mul_(torch.addcmul(sa, sa, sa, value=-1))
-        r.mul_(act[:, 6 * H :] > 0)
-        dhp = dz.clone()
-        dhp[:, 7 * H :] *= x3
-        dz[:, 7 * H :] *= m3
-        return dz, dhp, (linear(dhp, p["weight_hh"].t()), de), {}
+    # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
+    # Memory: per step only c(t) is saved (h and x the engine keeps); the 8 blocks and layer 2
+    # are recomputed in the backward from one product over all steps.
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.hidden_size,),)  # c(t)
+
+    def bptt_setup(self, p: Params) -> Params:
+        w, w_ih, b_ih, b_hh = p["weight_hh"], p["weight_ih"], p.get("bias_ih"), p.get("bias_hh")
+        H = self.hidden_size
+        # xp (9 blocks) = [x_k + b_ik + b_hk for blocks 0-6, b_h3, x3]: its first 8 blocks are
+        # what the step's product adds to W_hh h, which leaves m3 in block 7 for x3 m3
+        w_x = torch.cat([w_ih[: 7 * H], w_ih.new_zeros(H, w_ih.shape[1]), w_ih[7 * H :]])
+        b_x = None if b_ih is None else torch.cat([b_ih[: 7 * H] + b_hh[: 7 * H], b_hh[7 * H :],
+                                                   b_ih[7 * H :]])
+        return {"w_ih": w_x, "b_x": b_x, "w": pack(w), "wT": pack(w.t().contiguous()),
+                "work": None}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        h_prev, c = state
+        (c_new,) = saved
+        H = self.hidden_size
+        z = linear(h_prev, q["w"], xp[:, : 8 * H])  # x + m in blocks 0-6, m3 in block 7
+        z[:, 7 * H :].mul_(xp[:, 8 * H :])  # x3 m3
+        k0, k1 = _activate(z, H).view(-1, 2, 2, 2, H).unbind(3)  # (a4, a0, a5, a1), (a6, ...)
+        b3, b2, b0, b1, b20, b31, tanhs = q["work"] or _work(q, h_prev)  # views of one buffer
+        torch.mul(k0[:, 0], k0[:, 1], out=b20)  # (a4 a5, a0 a1)
+        torch.add(k1[:, 0], k1[:, 1], out=b31)  # (a6 + a7, a2 + a3)
+        b3.sigmoid_()
+        tanhs.tanh_()  # b2, b0, b1
+        torch.mul(torch.add(b0, c).tanh_(), b1, out=c_new)  # c' = tanh(b0 + c) b1
+        torch.mul(c_new, torch.add(b2, b3).tanh_(), out=h).tanh_()  # h' = tanh(c' q)
+        return h, c_new
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        (c,) = saved
+        T, B, H = c.shape
+        # the forward again for every step at once: one product W_hh h(t-1), the rest elementwise
+        z = linear(h_prev.reshape(T * B, H), q["w"], xp[..., : 8 * H].reshape(T * B, 8 * H))
+        z = z.view(T, B, 8 * H)
+        x3, m3 = xp[..., 8 * H :], z[..., 7 * H :].clone()
+        z[..., 7 * H :].mul_(x3)
+        a4, a6, a0, a2, a5, a7, a1, a3 = _activate(z, H).view(T, B, 8, H).unbind(2)
+        b0, b1, b2 = torch.tanh(a0 * a1), torch.tanh(a2 + a3), torch.tanh(a4 * a5)
+        b3 = torch.sigmoid(a6 + a7)
+        e = torch.cat([state0[1].unsqueeze(0), c[:-1]]).add_(b0).tanh_()
+        qq = torch.tanh(b2 + b3)
+        dh_u = 1 - torch.tanh(c * qq).square_()  # du = dh' (1 - h'^2)
+        k_dc = dh_u * qq  # dc = dc' + dh' k_dc
+        k_prev = b1 * (1 - e * e)  # dc(t-1) = de~ = db0 = dc b1 (1 - e^2)
+        db2 = dh_u.mul_(c).mul_(1 - qq * qq)  # dq~ = db2 = db3 per dh'
+        db3 = db2 * b3 * (1 - b3)  # db3~ = da6 = da7
+        db2.mul_(1 - b2 * b2)  # db2~
+        db0 = k_prev * (1 - b0 * b0)  # db0~ per dc
+        db1 = e.mul_(1 - b1 * b1)  # db1~ = da2 = da3 per dc
+        # per row block: (da of the block's output) per dh' (rows 0, 1, 4, 5) or per dc (2, 3, 6, 7)
+        k = torch.stack([db2 * a5, db3, db0 * a1, db1, db2 * a4, db3, db0 * a0, db1], 2)
+        k.mul_(_slopes(z.view(T, B, 8, H)))
+        dx3 = k[:, :, 7] * m3  # d(x3 m3) m3: block 3's input-side gradient, per dc
+        k[:, :, 7].mul_(x3)  # dm3 = d(x3 m3) x3
+        kv = k.view(T, B, 2, 2, 2, H)  # row 4i + 2j + r: j = 0 per dh', j = 1 per dc
+        dz = k.new_empty(T, B, 8 * H)
+        dzv = dz.view(T, B, 2, 2, 2, H)
+        dc = c.new_empty(T, B, H)
+        q["dc"], q["dx3"] = dc, dx3
+        steps = (k_dc, kv[:, :, :, 0], kv[:, :, :, 1], k_prev, dc, dc.view(T, B, 1, 1, H),
+                 dzv[:, :, :, 0], dzv[:, :, :, 1], dz)
+        return steps, dz
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k_dc, k_h, k_c, k_prev, dc, dc_b, dz_h, dz_c, dz = step
+        dh, dc_next = dstate
+        torch.addcmul(dc_next, dh, k_dc, out=dc)  # dc = dc' + dh' (1 - h'^2) q
+        torch.mul(dh[:, None, None], k_h, out=dz_h)  # the blocks read by h' only
+        torch.mul(dc_b, k_c, out=dz_c)  # the blocks read by c'
+        return linear(dz, q["wT"], dh_ext), torch.mul(dc, k_prev)
+
+    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        H = self.hidden_size
+        return torch.cat([dz[..., : 7 * H], q["dc"] * q["dx3"]], -1), dz, {}
+
+
+def _activate(z: Tensor, H: int) -> Tensor:
+    """Blocks (..., 8 H) in ``ORDER`` to a4, a6, a0, a2, a5, a7, a1, a3 in place."""
+    z[..., : 2 * H].tanh_()
+    z[..., 2 * H : 6 * H].sigmoid_()
+    z[..., 6 * H :].relu_()
+    return z
+
+
+def _slopes(a: Tensor) -> Tensor:
+    """Each block's activation derivative from its output a (..., 8, H): 1 - a^2, a (1 - a),
+    [a > 0]."""
+    s = torch.addcmul(a, a, a, value=-1)  # a - a^2: sigmoid's
+    s[..., :2, :].add_(1).sub_(a[..., :2, :])  # 1 - a^2: tanh's
+    s[..., 6:, :] = a[..., 6:, :] > 0
+    return s
+
+
+def _work(q: Params, like: Tensor) -> tuple[Tensor, ...]:
+    """One buffer for layer 2, rows (b3, b2, b0, b1), and its views, made once per call."""
+    w = like.new_empty(like.shape[0], 4, like.shape[1])
+    q["work"] = views = (w[:, 0], w[:, 1], w[:, 2], w[:, 3], w[:, 1:3], w[:, 0:4:3], w[:, 1:])
+    return views
 
 
 CELLS = (NAS,)
