@@ -16,7 +16,7 @@ import rnnkit
 from rnnkit.cells import make_cell
 from rnnkit.cells.minimal import _g_and_slope, g, log_g
 from rnnkit.engine import run_sequence
-from rnnkit.engine.scan import CHUNK, log_scan, run_scan
+from rnnkit.engine.scan import CHUNK, adjoint_scan, lerp_scan, log_scan, run_scan
 
 CELLS = ["mingru", "minlstm"]
 METHODS = ["parallel", "sequential"]
@@ -128,6 +128,9 @@ def test_positive_activation_g():
     torch.testing.assert_close(g(x[x > 0]), x[x > 0] + 0.5)
     gx, slope = _g_and_slope(x, torch.sigmoid(x))  # the form the cells use
     torch.testing.assert_close(gx, g(x))
+    edge = torch.tensor([-1.5, -1.0, -1e-300, -0.0, 0.0, 1e-300, 2.0], dtype=F64)
+    s = torch.sigmoid(edge)  # g' = 1 from x = 0 on, as autograd's where gives it
+    torch.testing.assert_close(_g_and_slope(edge, s)[1], torch.where(edge >= 0, 1.0, s * (1 - s)))
     x.requires_grad_()
     torch.testing.assert_close(slope, torch.autograd.grad(g(x).sum(), x)[0])
 
@@ -214,6 +217,28 @@ def test_scan_equals_the_loop_for_any_shape(T, B, I, H, name, method, seed):
     lengths = torch.randint(1, T + 1, (B,), generator=torch.Generator().manual_seed(seed))
     mask = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)
     _assert_same(_run(cell, method, x, h0, p, mask), _run(cell, "autograd", x, h0, p, mask))
+
+
+@pytest.mark.parametrize("T, chunk", [(1, None), (7, None), (12, 3), (13, 3), (13, 1), (13, 13),
+                                      (13, 20), (100, 7)])
+def test_chunked_scans_equal_the_step_by_step_loops(T, chunk):
+    """lerp_scan and adjoint_scan (whole chunks, a left-over tail, one chunk, chunks of one
+    step) against their recurrences stepped one by one; u includes 0 and 1 (a masked step,
+    a full overwrite), which the chunk products must carry exactly."""
+    gen = torch.Generator().manual_seed(T)
+    u, target, dout = (torch.rand(T, 2, 3, generator=gen, dtype=F64) for _ in range(3))
+    u[T // 2, 0], u[T // 3, 1] = 0.0, 1.0
+    h0 = torch.randn(2, 3, generator=gen, dtype=F64)
+    h, want = h0, []
+    for t in range(T):
+        h = h + u[t] * (target[t] - h)
+        want.append(h)
+    torch.testing.assert_close(lerp_scan(u, target, h0, chunk), torch.stack(want))
+    dh, back = torch.zeros_like(h0), []
+    for t in range(T - 1, -1, -1):
+        dh = dout[t] + (1 - u[t + 1]) * dh if t + 1 < T else dout[t]
+        back.append(dh)
+    torch.testing.assert_close(adjoint_scan(dout, u, chunk), torch.stack(back[::-1]))
 
 
 # ---- through rnnkit.Recurrent ----------------------------------------------------------------

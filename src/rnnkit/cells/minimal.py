@@ -49,8 +49,14 @@ def log_g(x: Tensor) -> Tensor:
 
 def _g_and_slope(x: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
     """g(x) and g'(x), given s = sigmoid(x). g = max(x + 0.5, s): the two branches cross at 0
-    only, and each is the larger on its own side."""
-    return torch.maximum(x + 0.5, s), (s - s * s).masked_fill_(x >= 0, 1.0)
+    only, and each is the larger on its own side; likewise g' = max(s (1 - s), 1 if x >= 0)."""
+    return torch.maximum(x + 0.5, s), torch.maximum(torch.addcmul(s, s, s, value=-1), _step(x))
+
+
+def _step(x: Tensor) -> Tensor:
+    """1.0 where x >= 0, else 0.0, in float arithmetic: floor(clamp(x, -1, 0)) + 1 (comparisons
+    and masks, which go through bool tensors, run several times slower on the CPU)."""
+    return x.clamp(-1.0, 0.0).floor_().add_(1.0)
 
 
 class MinimalCell(Cell):
@@ -92,10 +98,16 @@ class MinimalCell(Cell):
     def input_backward(self, saved: tuple, dh: Tensor) -> Tensor:
         """dxp from dh', for one step or (with saved stacked over time) for all at once."""
         u, D, slope, *gate = saved
-        return torch.cat([self.gate_backward(dh * D, u, gate), dh * u * slope], dim=-1)
+        H = self.hidden_size
+        dxp = dh.new_empty(*dh.shape[:-1], self.xp_size)  # both halves written in place: no cat
+        torch.mul(dh, u, out=dxp[..., -H:]).mul_(slope[..., -H:])
+        torch.mul(dh, D, out=dxp[..., :H])  # du, which gate_backward turns into the gates'
+        self.gate_backward(dxp[..., :-H], u, [slope, *gate])
+        return dxp
 
-    def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        """Gradient of the gate pre-activations from du."""
+    def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        """The gate pre-activations' gradient, in place in ``dgates``, whose first H columns
+        hold du on entry; ``gate`` is ``update``'s slope and gate tensors."""
         raise NotImplementedError
 
 
@@ -124,10 +136,14 @@ class MinGRU(MinimalCell):
     def update(self, xp: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
         H = self.hidden_size
         s = torch.sigmoid(xp)  # z and the candidate's sigmoid branch in one call
-        return s[..., :H], *_g_and_slope(xp[..., H:], s[..., H:]), ()
+        kh, sh = xp[..., H:], s[..., H:]
+        slope = torch.addcmul(s, s, s, value=-1)  # s (1 - s): z's slope | the candidate's
+        torch.maximum(slope[..., H:], _step(kh), out=slope[..., H:])  # g' = 1 where x >= 0
+        h_tilde = torch.maximum(torch.add(kh, 0.5, out=torch.empty_like(sh)), sh)
+        return s[..., :H], h_tilde, slope, ()
 
-    def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        return du * (u - u * u)
+    def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        return dgates.mul_(gate[0][..., : self.hidden_size])  # z (1 - z), from ``update``
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         kz, kh = xp.chunk(2, dim=-1)
@@ -163,10 +179,12 @@ class MinLSTM(MinimalCell):
         u = torch.sigmoid(self._logit(xp[..., :H], xp[..., H : 2 * H]))  # i' = i / (f + i)
         return u, *_g_and_slope(xp[..., 2 * H :], s[..., 2 * H :]), (s[..., : 2 * H],)
 
-    def gate_backward(self, du: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        (fi,) = gate  # d/dk_f of softplus(-k_f) is -(1 - f), d/dk_i of -softplus(-k_i) is 1 - i
-        dd = du * (u - u * u)
-        return torch.cat([-dd, dd], dim=-1).mul_(1 - fi)
+    def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
+        _, fi = gate  # d/dk_f of softplus(-k_f) is -(1 - f), d/dk_i of -softplus(-k_i) is 1 - i
+        H = self.hidden_size
+        dd = dgates[..., :H].mul_(u - u * u)
+        torch.neg(dd, out=dgates[..., H:])
+        return dgates.mul_(fi - 1)  # dk_f = dd (f - 1), dk_i = -dd (i - 1)
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, kh = xp.chunk(3, dim=-1)
