@@ -36,23 +36,36 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .base import Params, State
-from .lstm import LSTM, _activate
+from .lstm import LSTM
 from .matmul import linear
+
+
+def _tanh(x: Tensor, out: Tensor | None = None) -> Tensor:
+    """tanh(x) into ``out`` (new if None), for the bptt loops (no autograd). On the CPU through
+    numpy: torch 2.13's CPU tanh is slow here, ~10 us for 32 x 128 floats and ~0.9 ms for
+    100 x 32 x 128, numpy's ~2.5 us and ~0.07 ms (torch's sigmoid: ~1.7 us, ~0.09 ms)."""
+    out = torch.empty_like(x) if out is None else out
+    if x.device.type != "cpu" or out.device.type != "cpu":
+        return torch.tanh(x, out=out)
+    np.tanh(x.detach().numpy(), out=out.numpy())
+    return out
 
 
 def _activate3(z: Tensor) -> Tensor:
     """Pre-activations (..., 3, H) of gates (sigmoid, tanh, sigmoid) to the gates, in place."""
     z[..., ::2, :].sigmoid_()  # blocks 0 and 2 in one op
-    z[..., 1, :].tanh_()
+    _tanh(z[..., 1, :], z[..., 1, :])
     return z
 
 
 def _slopes(act: Tensor, g: int) -> Tensor:
-    """Activation derivatives of gates (T, B, G, H): a(1-a), and 1 - g^2 in the tanh block g."""
+    """Activation derivatives of gates (T, B, G, H): a(1-a), and 1 - g^2 for the tanh block g
+    (there g - g^2 + 1 - g)."""
     k = torch.addcmul(act, act, act, value=-1)
     k[:, :, g].add_(1).sub_(act[:, :, g])
     return k
@@ -135,9 +148,9 @@ class LSTMPeephole(_BufferedVariant):
         z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)
         z[:, :2].addcmul_(pw[:2], c.unsqueeze(1)).sigmoid_()  # i, f look at c(t-1)
         i, f, g, o = z.unbind(1)
-        torch.mul(f, c, out=c_new).addcmul_(i, g.tanh_())  # c' = f c + i g
+        torch.mul(f, c, out=c_new).addcmul_(i, _tanh(g, g))  # c' = f c + i g
         o.addcmul_(pw[2], c_new).sigmoid_()  # o looks at c'
-        torch.mul(o, torch.tanh(c_new), out=h)
+        _tanh(c_new, h).mul_(o)  # h' = o tanh(c')
         return h, c_new
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -148,11 +161,19 @@ class LSTMPeephole(_BufferedVariant):
         z = self._gates(xp, h_prev, q)
         z[:, :, :2].addcmul_(pw[:2], c_prev.unsqueeze(2))
         z[:, :, 3].addcmul_(pw[2], c)
-        i, f, g, o = _activate(z).unbind(2)
-        tc = torch.tanh(c)
-        k = _slopes(z, 2).mul_(torch.stack([g, c_prev, i, tc], dim=2))  # k_i, k_f, k_g, k_o
-        through_h = _through_h(o, tc).addcmul_(k[:, :, 3], pw[2])  # + do~ p_o
-        k_c = torch.addcmul(f, k[:, :, 0], pw[0]).addcmul_(k[:, :, 1], pw[1])
+        z[:, :, :2].sigmoid_()
+        z[:, :, 3].sigmoid_()
+        i, f, g, o = z.unbind(2)
+        _tanh(g, g)
+        tc = _tanh(c)
+        k = _slopes(z, 2)
+        k_i, k_f, k_g, k_o = k.unbind(2)
+        k_i.mul_(g)  # di~ = dc g i(1-i)
+        k_f.mul_(c_prev)  # df~ = dc c f(1-f)
+        k_g.mul_(i)  # dg~ = dc i (1-g^2)
+        k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
+        through_h = _through_h(o, tc).addcmul_(k_o, pw[2])  # + do~ p_o
+        k_c = torch.addcmul(f, k_i, pw[0]).addcmul_(k_f, pw[1])  # dc(t-1) = dc k_c
         q["c_prev"], q["c"] = c_prev, c  # for the peephole gradients in backward_finish
         return self._steps(through_h, k, k_c)
 
@@ -165,7 +186,41 @@ class LSTMPeephole(_BufferedVariant):
         return dz, dz, {"weight_peephole": torch.cat([d_if, d_o])}
 
 
-class LSTMCIFG(_BufferedVariant):
+class _ThreeGates(_BufferedVariant):
+    """Gates a, g, o (a: the forget gate of ``lstm_cifg``, the input gate of ``lstm_nofg``);
+    a subclass gives the cell update c' from a, g, c."""
+
+    gates: ClassVar[int] = 3
+
+    def new_cell(self, a: Tensor, g: Tensor, c: Tensor) -> Tensor:
+        """c' as the deck writes it (differentiated by autograd)."""
+        raise NotImplementedError
+
+    def new_cell_into(self, a: Tensor, g: Tensor, c: Tensor, out: Tensor) -> None:
+        """The same c', written into ``out`` in as few ops as possible."""
+        raise NotImplementedError
+
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
+        h, c = state
+        z_a, z_g, z_o = (xp + self.recurrent(h, p)).chunk(3, dim=1)
+        a, g, o = torch.sigmoid(z_a), torch.tanh(z_g), torch.sigmoid(z_o)
+        c_new = self.new_cell(a, g, c)
+        return o * torch.tanh(c_new), c_new
+
+    # ---- bptt (buffered, see the module docstring) -------------------------------------------
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        h_prev, c = state
+        (c_new,) = saved
+        z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
+        a, g, o = z.unbind(1)
+        z[:, ::2].sigmoid_()  # a and o in one op
+        self.new_cell_into(a, _tanh(g, g), c, c_new)
+        _tanh(c_new, h).mul_(o)  # h' = o tanh(c')
+        return h, c_new
+
+
+class LSTMCIFG(_ThreeGates):
     """LSTM with a coupled input-forget gate, i = 1 - f (gate order f, g, o).
 
     Example:
@@ -177,39 +232,29 @@ class LSTMCIFG(_BufferedVariant):
     """
 
     name: ClassVar[str] = "lstm_cifg"
-    gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("f", "g", "o")
 
-    def step(self, xp: Tensor, state: State, p: Params) -> State:
-        h, c = state
-        z_f, z_g, z_o = (xp + self.recurrent(h, p)).chunk(3, dim=1)
-        f, g, o = torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
-        c_new = f * c + (1 - f) * g
-        return o * torch.tanh(c_new), c_new
+    def new_cell(self, a: Tensor, g: Tensor, c: Tensor) -> Tensor:
+        return a * c + (1 - a) * g  # i = 1 - f
 
-    # ---- bptt (buffered, see the module docstring) -------------------------------------------
-    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
-                     saved: list[Tensor]) -> State:
-        h_prev, c = state
-        (c_new,) = saved
-        z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
-        f, g, o = _activate3(z).unbind(1)
-        torch.lerp(g, c, f, out=c_new)  # c' = g + f (c - g)
-        torch.mul(o, torch.tanh(c_new), out=h)
-        return h, c_new
+    def new_cell_into(self, a: Tensor, g: Tensor, c: Tensor, out: Tensor) -> None:
+        torch.lerp(g, c, a, out=out)  # c' = g + f (c - g)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         (c,) = saved
         act = _activate3(self._gates(xp, h_prev, q))
         f, g, o = act.unbind(2)
-        tc = torch.tanh(c)
-        other = torch.stack([_shifted(c, state0[1]).sub_(g), 1 - f, tc], dim=2)
-        k = _slopes(act, 1).mul_(other)  # k_f, k_g, k_o
+        tc = _tanh(c)
+        k = _slopes(act, 1)
+        k_f, k_g, k_o = k.unbind(2)
+        k_f.mul_(_shifted(c, state0[1]).sub_(g))  # df~ = dc (c - g) f(1-f)
+        k_g.addcmul_(k_g, f, value=-1)  # dg~ = dc (1-f)(1-g^2)
+        k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
         return self._steps(_through_h(o, tc), k, f)
 
 
-class LSTMNoForget(_BufferedVariant):
+class LSTMNoForget(_ThreeGates):
     """The LSTM without a forget gate, c(t) = c(t-1) + i g (gate order i, g, o).
 
     Example:
@@ -221,35 +266,26 @@ class LSTMNoForget(_BufferedVariant):
     """
 
     name: ClassVar[str] = "lstm_nofg"
-    gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("i", "g", "o")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()
 
-    def step(self, xp: Tensor, state: State, p: Params) -> State:
-        h, c = state
-        z_i, z_g, z_o = (xp + self.recurrent(h, p)).chunk(3, dim=1)
-        i, g, o = torch.sigmoid(z_i), torch.tanh(z_g), torch.sigmoid(z_o)
-        c_new = c + i * g
-        return o * torch.tanh(c_new), c_new
+    def new_cell(self, a: Tensor, g: Tensor, c: Tensor) -> Tensor:
+        return c + a * g  # deck 004: no forget gate
 
-    # ---- bptt (buffered, see the module docstring) -------------------------------------------
-    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
-                     saved: list[Tensor]) -> State:
-        h_prev, c = state
-        (c_new,) = saved
-        z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
-        i, g, o = _activate3(z).unbind(1)
-        torch.addcmul(c, i, g, out=c_new)  # c' = c + i g
-        torch.mul(o, torch.tanh(c_new), out=h)
-        return h, c_new
+    def new_cell_into(self, a: Tensor, g: Tensor, c: Tensor, out: Tensor) -> None:
+        torch.addcmul(c, a, g, out=out)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         (c,) = saved
-        z = _activate3(self._gates(xp, h_prev, q))
-        i, g, o = z.unbind(2)
-        tc = torch.tanh(c)
-        k = _slopes(z, 1).mul_(torch.stack([g, i, tc], dim=2))  # k_i, k_g, k_o
+        act = _activate3(self._gates(xp, h_prev, q))
+        i, g, o = act.unbind(2)
+        tc = _tanh(c)
+        k = _slopes(act, 1)
+        k_i, k_g, k_o = k.unbind(2)
+        k_i.mul_(g)  # di~ = dc g i(1-i)
+        k_g.mul_(i)  # dg~ = dc i (1-g^2)
+        k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
         return self._steps(_through_h(o, tc), k, None)  # dc(t-1) = dc: no coefficient
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
