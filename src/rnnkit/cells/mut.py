@@ -58,6 +58,12 @@ def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return u @ w.t() if b is None else torch.addmm(b, u, w.t())
 
 
+def _tanh_(a: Tensor) -> Tensor:
+    """tanh(a) in place, as 2 sigmoid(2a) - 1: torch's CPU tanh runs 5-10x slower than its
+    sigmoid here (B, H = 64, 256: 58 us against 10 us for these four ops)."""
+    return a.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 def _tanh_backward(dy: Tensor, y: Tensor) -> Tensor:
     """dy (1 - y^2) for y = tanh(.)."""
     return torch.addcmul(dy, dy * y, y, value=-1)
@@ -244,9 +250,11 @@ class MUT3(_MUT):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        r = linear(h_prev, q["w_r"], xp[:, :H]).sigmoid_()
-        z = linear(torch.tanh(h_prev), q["w_z"], xp[:, H : 2 * H]).sigmoid_()
-        n = linear(r.mul_(h_prev), q["w_n"], xp[:, 2 * H :]).tanh_()  # W_hn (r h): r is spent
+        # W u + xp: the add after the product (a strided slice of xp as linear's ``add`` is
+        # copied first, a few us more)
+        r = linear(h_prev, q["w_r"]).add_(xp[:, :H]).sigmoid_()
+        z = linear(_tanh_(h_prev * 1), q["w_z"]).add_(xp[:, H : 2 * H]).sigmoid_()
+        n = _tanh_(linear(r.mul_(h_prev), q["w_n"]).add_(xp[:, 2 * H :]))  # r is spent
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -255,22 +263,22 @@ class MUT3(_MUT):
         xp = xp.view(T * B, 3 * H)
 
         def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
-            g = "rzn"[k]
-            return linear(u.view(T * B, H), q["w_" + g], xp[:, k * H : (k + 1) * H]).view(T, B, H)
+            w, part = q["w_" + "rzn"[k]], xp[:, k * H : (k + 1) * H]
+            return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
 
         # the forward again for every step: three products, the rest elementwise
-        th = q["th"] = torch.tanh(h_prev)
+        th = q["th"] = _tanh_(h_prev * 1)
         r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
         rh = q["rh"] = r * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
-        n = gate(rh, 2).tanh_()
+        n = _tanh_(gate(rh, 2))
         one_z = 1 - z  # dh(t-1) = dh' (1 - z) + ...
         k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
         k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
         k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
         k_th = th.square().neg_().add_(1)  # through tanh(h) into the z block: 1 - tanh(h)^2
-        d = xp.new_empty(T, B, 3 * H)  # r, z, n: the pre-activation gradients, for xp and W_hh h
-        steps = (k_n, k_z, k_r, r, one_z, k_th, d[..., :H], d[..., H : 2 * H], d[..., 2 * H :])
-        return steps, d
+        # the pre-activation gradients of r, z, n, gate-major: each step's slots are contiguous
+        d = xp.new_empty(T, 3, B, H)
+        return (k_n, k_z, k_r, r, one_z, k_th, *d.unbind(1)), d
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:
@@ -282,6 +290,10 @@ class MUT3(_MUT):
         torch.mul(drh, k_r, out=dr)  # dr~
         dprev = linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z)
         return (dprev.addcmul_(linear(dz, q["wT_z"]), k_th),)  # + (W_hz^T dz~)(1 - tanh(h)^2)
+
+    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        d = dz.transpose(1, 2).reshape(dz.shape[0], dz.shape[2], -1)  # (T, B, 3H): one copy
+        return d, d, {}
 
     def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
                                   h_prev: Tensor) -> list[tuple[slice, Tensor]]:
