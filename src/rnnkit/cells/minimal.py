@@ -48,9 +48,13 @@ def log_g(x: Tensor) -> Tensor:
 
 
 def _g_and_slope(x: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-    """g(x) and g'(x), given s = sigmoid(x). g = max(x + 0.5, s): the two branches cross at 0
-    only, and each is the larger on its own side; likewise g' = max(s (1 - s), 1 if x >= 0)."""
-    return torch.maximum(x + 0.5, s), torch.maximum(torch.addcmul(s, s, s, value=-1), _step(x))
+    """g(x) and g'(x), given s = sigmoid(x), which is overwritten with g'(x) (the cells' s is
+    a fresh buffer, so no new one). g = max(x + 0.5, s): the two branches cross at 0 only, and
+    each is the larger on its own side; likewise g' = max(s (1 - s), 1 if x >= 0)."""
+    gx = torch.add(x, 0.5)
+    torch.maximum(gx, s, out=gx)
+    s.addcmul_(s, s, value=-1)
+    return gx, torch.maximum(s, _step(x), out=s)
 
 
 def _step(x: Tensor) -> Tensor:
@@ -100,7 +104,7 @@ class MinimalCell(Cell):
         u, D, slope, *gate = saved
         H = self.hidden_size
         dxp = dh.new_empty(*dh.shape[:-1], self.xp_size)  # both halves written in place: no cat
-        torch.mul(dh, u, out=dxp[..., -H:]).mul_(slope[..., -H:])
+        torch.mul(dh, u, out=dxp[..., -H:]).mul_(slope)
         torch.mul(dh, D, out=dxp[..., :H])  # du, which gate_backward turns into the gates'
         self.gate_backward(dxp[..., :-H], u, [slope, *gate])
         return dxp
@@ -136,14 +140,11 @@ class MinGRU(MinimalCell):
     def update(self, xp: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
         H = self.hidden_size
         s = torch.sigmoid(xp)  # z and the candidate's sigmoid branch in one call
-        kh, sh = xp[..., H:], s[..., H:]
-        slope = torch.addcmul(s, s, s, value=-1)  # s (1 - s): z's slope | the candidate's
-        torch.maximum(slope[..., H:], _step(kh), out=slope[..., H:])  # g' = 1 where x >= 0
-        h_tilde = torch.maximum(torch.add(kh, 0.5, out=torch.empty_like(sh)), sh)
-        return s[..., :H], h_tilde, slope, ()
+        return s[..., :H], *_g_and_slope(xp[..., H:], s[..., H:]), ()  # s then holds z | g'
 
     def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        return dgates.mul_(gate[0][..., : self.hidden_size])  # z (1 - z), from ``update``
+        dgates.mul_(u)
+        return dgates.addcmul_(dgates, u, value=-1)  # du z (1 - z), in place
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         kz, kh = xp.chunk(2, dim=-1)

@@ -94,27 +94,26 @@ def lerp_scan(u: Tensor, target: Tensor, h0: Tensor, chunk: int | None = None) -
     """h(t) = h(t-1) + u(t) (target(t) - h(t-1)) for all t, with h(-1) = h0; u, target (T, ...).
 
     Chunked, so that each Python-level step works on many steps' data at once: the T = K C
-    steps are cut into K chunks, run side by side from h = 0 (one ``lerp`` per step for all
-    K chunks, C steps) along with P, the product of (1 - u) since the chunk's start (how much of
-    its starting state a step keeps); K joins then give each chunk's true start S, and
-    h = local + P S for all steps in one pass. Every term is a product of numbers in [0, 1]
-    (no division, no log), so it rounds like the step-by-step loop. The T - K C steps left
-    over run one by one."""
+    steps are cut into K chunks and swept side by side (one ``lerp`` per step for all K
+    chunks, C steps), twice. The first sweep runs each chunk from h = 0 and keeps, besides its
+    end, P = the product of (1 - u) over the chunk (how much of its starting state survives),
+    both in small (K, ...) buffers; K joins give each chunk's true start, from which the second
+    sweep writes every step. All products of numbers in [0, 1] (no division, no log), so it
+    rounds like the step-by-step loop. The T - K C steps left over run one by one."""
     T = u.shape[0]
     C = chunk or chunk_length(T)
     K = T // C
     n = K * C
     out = torch.empty_like(target)
     if K:
-        L, U, X = (v[:n].unflatten(0, (K, C)) for v in (out, u, target))
-        P = torch.empty_like(L)
-        Ls, Us, Xs, Ps = (v.unbind(1) for v in (L, U, X, P))  # unbind once: no per-step select
-        torch.mul(Us[0], Xs[0], out=Ls[0])
-        torch.sub(Us[0].new_ones(()), Us[0], out=Ps[0])
+        Us, Xs, Ls = (v[:n].unflatten(0, (K, C)).unbind(1) for v in (u, target, out))
+        end, keep = Us[0] * Xs[0], 1 - Us[0]
         for i in range(1, C):
-            torch.lerp(Ls[i - 1], Xs[i], Us[i], out=Ls[i])
-            torch.addcmul(Ps[i - 1], Us[i], Ps[i - 1], value=-1, out=Ps[i])  # P (1 - u)
-        L.addcmul_(P, _join(L[:, -1], P[:, -1], h0).unsqueeze(1))
+            torch.lerp(end, Xs[i], Us[i], out=end)
+            keep.addcmul_(Us[i], keep, value=-1)  # P (1 - u)
+        h = _join(end, keep, h0)
+        for i in range(C):
+            h = torch.lerp(h, Xs[i], Us[i], out=Ls[i])
     h = out[n - 1] if n else h0
     for h_t, x_t, u_t in zip(out[n:].unbind(0), target[n:].unbind(0), u[n:].unbind(0)):
         h = torch.lerp(h, x_t, u_t, out=h_t)
@@ -123,7 +122,7 @@ def lerp_scan(u: Tensor, target: Tensor, h0: Tensor, chunk: int | None = None) -
 
 def adjoint_scan(dout: Tensor, u: Tensor, chunk: int | None = None) -> Tensor:
     """The adjoint of ``lerp_scan``: dh(t) = dout(t) + (1 - u(t+1)) dh(t+1), dh(T-1) = dout(T-1),
-    chunked the same way, running backwards (the left-over steps at the end come first)."""
+    chunked and swept twice the same way, backwards (the left-over steps at the end first)."""
     T = dout.shape[0]
     C = chunk or chunk_length(T)
     K = T // C
@@ -136,16 +135,14 @@ def adjoint_scan(dout: Tensor, u: Tensor, chunk: int | None = None) -> Tensor:
     for t in range(T - 1, n - 1, -1):
         nxt = torch.addcmul(dout[t], c[t], nxt, out=dh[t])
     if K:
-        L, D, Cc = (v[:n].unflatten(0, (K, C)) for v in (dh, dout, c))
-        Q = torch.empty_like(L)  # Q(t): product of c from t to the chunk's end
-        Ls, Ds, Cs, Qs = (v.unbind(1) for v in (L, D, Cc, Q))
-        Ls[-1].copy_(Ds[-1])
-        Qs[-1].copy_(Cs[-1])
+        Ds, Cs, Ls = (v[:n].unflatten(0, (K, C)).unbind(1) for v in (dout, c, dh))
+        start, keep = Ds[-1].clone(), Cs[-1].clone()
         for i in range(C - 2, -1, -1):
-            torch.addcmul(Ds[i], Cs[i], Ls[i + 1], out=Ls[i])
-            torch.mul(Cs[i], Qs[i + 1], out=Qs[i])
-        starts = _join(L[:, 0].flip(0), Q[:, 0].flip(0), nxt).flip(0)
-        L.addcmul_(Q, starts.unsqueeze(1))
+            torch.addcmul(Ds[i], Cs[i], start, out=start)
+            keep.mul_(Cs[i])
+        d = _join(start.flip(0), keep.flip(0), nxt).flip(0)  # dh at the next chunk's start
+        for i in range(C - 1, -1, -1):
+            d = torch.addcmul(Ds[i], Cs[i], d, out=Ls[i])
     return dh
 
 
