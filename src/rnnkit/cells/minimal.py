@@ -104,14 +104,15 @@ class MinimalCell(Cell):
         u, D, slope, *gate = saved
         H = self.hidden_size
         dxp = dh.new_empty(*dh.shape[:-1], self.xp_size)  # both halves written in place: no cat
-        torch.mul(dh, u, out=dxp[..., -H:]).mul_(slope)
-        torch.mul(dh, D, out=dxp[..., :H])  # du, which gate_backward turns into the gates'
+        dh_u = torch.mul(dh, u, out=dxp[..., -H:])
+        torch.mul(dh_u, D, out=dxp[..., :H])  # du u, which gate_backward turns into the gates'
+        dh_u.mul_(slope)  # dk_h = dh u g'
         self.gate_backward(dxp[..., :-H], u, [slope, *gate])
         return dxp
 
     def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
         """The gate pre-activations' gradient, in place in ``dgates``, whose first H columns
-        hold du on entry; ``gate`` is ``update``'s slope and gate tensors."""
+        hold du u on entry; ``gate`` is ``update``'s slope and gate tensors."""
         raise NotImplementedError
 
 
@@ -143,7 +144,6 @@ class MinGRU(MinimalCell):
         return s[..., :H], *_g_and_slope(xp[..., H:], s[..., H:]), ()  # s then holds z | g'
 
     def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
-        dgates.mul_(u)
         return dgates.addcmul_(dgates, u, value=-1)  # du z (1 - z), in place
 
     def log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
@@ -183,7 +183,7 @@ class MinLSTM(MinimalCell):
     def gate_backward(self, dgates: Tensor, u: Tensor, gate: list[Tensor]) -> Tensor:
         _, fi = gate  # d/dk_f of softplus(-k_f) is -(1 - f), d/dk_i of -softplus(-k_i) is 1 - i
         H = self.hidden_size
-        dd = dgates[..., :H].mul_(u - u * u)
+        dd = dgates[..., :H].addcmul_(dgates[..., :H], u, value=-1)  # du i' (1 - i')
         torch.neg(dd, out=dgates[..., H:])
         return dgates.mul_(fi - 1)  # dk_f = dd (f - 1), dk_i = -dd (i - 1)
 
