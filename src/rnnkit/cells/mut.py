@@ -32,6 +32,11 @@ The recurrent blocks are always the leading gate blocks, so ``bias_hh`` lines up
 ``bias_ih`` (MUT1's z has no recurrent part: its rows lie past the end of ``bias_hh``). Since
 MUT1's z reads only x, its sigmoid is applied to all steps at once in ``input_projection``.
 
+**bptt.** MUT3 runs the engine's buffered path (it keeps x and h only; the gates are
+recomputed in the backward). MUT1 and MUT2 run the generic path: their input part is not
+W_ih x + b_ih (x itself enters, and bias_ih has 3H rows against weight_ih's 2H), which the
+buffered Function, projecting x with weight_ih alone, cannot form or differentiate.
+
 **Backward** of one step, given dh' (with h' = h + z d, d = n - h, n = tanh(n~)):
     dn~ = dh' z (1 - n^2),   dz = dh' d,   dh(t-1) = dh' (1 - z) + ...
     d(rh) = W_hh^T dn~ (the n rows),   dr~ = d(rh) h r(1-r),   dh(t-1) += d(rh) r
@@ -58,10 +63,10 @@ def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return u @ w.t() if b is None else torch.addmm(b, u, w.t())
 
 
-def _tanh_(a: Tensor) -> Tensor:
-    """tanh(a) in place, as 2 sigmoid(2a) - 1: torch's CPU tanh runs 5-10x slower than its
-    sigmoid here (B, H = 64, 256: 58 us against 10 us for these four ops)."""
-    return a.mul_(2).sigmoid_().mul_(2).sub_(1)
+def _tanh(a: Tensor, inplace: bool = False) -> Tensor:
+    """tanh(a) as 2 sigmoid(2a) - 1: torch's CPU tanh runs 5-10x slower than its sigmoid here
+    (B, H = 64, 256: 58 us against 10 us for these four ops)."""
+    return (a.mul_(2) if inplace else a * 2).sigmoid_().mul_(2).sub_(1)
 
 
 def _tanh_backward(dy: Tensor, y: Tensor) -> Tensor:
@@ -253,8 +258,8 @@ class MUT3(_MUT):
         # W u + xp: the add after the product (a strided slice of xp as linear's ``add`` is
         # copied first, a few us more)
         r = linear(h_prev, q["w_r"]).add_(xp[:, :H]).sigmoid_()
-        z = linear(_tanh_(h_prev * 1), q["w_z"]).add_(xp[:, H : 2 * H]).sigmoid_()
-        n = _tanh_(linear(r.mul_(h_prev), q["w_n"]).add_(xp[:, 2 * H :]))  # r is spent
+        z = linear(_tanh(h_prev), q["w_z"]).add_(xp[:, H : 2 * H]).sigmoid_()
+        n = _tanh(linear(r.mul_(h_prev), q["w_n"]).add_(xp[:, 2 * H :]), inplace=True)  # r is spent
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -267,10 +272,10 @@ class MUT3(_MUT):
             return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
 
         # the forward again for every step: three products, the rest elementwise
-        th = q["th"] = _tanh_(h_prev * 1)
+        th = q["th"] = _tanh(h_prev)
         r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
         rh = q["rh"] = r * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
-        n = _tanh_(gate(rh, 2))
+        n = _tanh(gate(rh, 2), inplace=True)
         one_z = 1 - z  # dh(t-1) = dh' (1 - z) + ...
         k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
         k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
