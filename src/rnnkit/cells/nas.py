@@ -113,37 +113,45 @@ class NAS(Cell):
                          q: Params):
         (c,) = saved
         T, B, H = c.shape
-        # the forward again for every step at once: one product W_hh h(t-1), the rest elementwise
-        z = linear(h_prev.reshape(T * B, H), q["w"], xp[..., : 8 * H].reshape(T * B, 8 * H))
-        z = z.view(T, B, 8 * H)
-        x3, m3 = xp[..., 8 * H :], z[..., 7 * H :].clone()
-        z[..., 7 * H :].mul_(x3)
-        a4, a6, a0, a2, a5, a7, a1, a3 = _activate(z, H).view(T, B, 8, H).unbind(2)
-        b0, b1, b2 = torch.tanh(a0 * a1), torch.tanh(a2 + a3), torch.tanh(a4 * a5)
-        b3 = torch.sigmoid(a6 + a7)
-        e = torch.cat([state0[1].unsqueeze(0), c[:-1]]).add_(b0).tanh_()
-        qq = torch.tanh(b2 + b3)
-        dh_u = 1 - torch.tanh(c * qq).square_()  # du = dh' (1 - h'^2)
-        k_dc = dh_u * qq  # dc = dc' + dh' k_dc
-        k_prev = b1 * (1 - e * e)  # dc(t-1) = de~ = db0 = dc b1 (1 - e^2)
-        db2 = dh_u.mul_(c).mul_(1 - qq * qq)  # dq~ = db2 = db3 per dh'
-        db3 = db2 * b3 * (1 - b3)  # db3~ = da6 = da7
-        db2.mul_(1 - b2 * b2)  # db2~
-        db0 = k_prev * (1 - b0 * b0)  # db0~ per dc
-        db1 = e.mul_(1 - b1 * b1)  # db1~ = da2 = da3 per dc
-        # per row block: (da of the block's output) per dh' (rows 0, 1, 4, 5) or per dc (2, 3, 6, 7)
-        k = torch.stack([db2 * a5, db3, db0 * a1, db1, db2 * a4, db3, db0 * a0, db1], 2)
-        k.mul_(_slopes(z.view(T, B, 8, H)))
-        dx3 = k[:, :, 7] * m3  # d(x3 m3) m3: block 3's input-side gradient, per dc
-        k[:, :, 7].mul_(x3)  # dm3 = d(x3 m3) x3
-        kv = k.view(T, B, 2, 2, 2, H)  # row 4i + 2j + r: j = 0 per dh', j = 1 per dc
-        dz = k.new_empty(T, B, 8 * H)
-        dzv = dz.view(T, B, 2, 2, 2, H)
-        dc = c.new_empty(T, B, H)
-        q["dc"], q["dx3"] = dc, dx3
+        # the forward again for every step at once: one product W_hh h(t-1), the rest elementwise,
+        # in place where it can be (a fresh (T, B, 8H) tensor costs more than the op on it here)
+        z = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 8 * H)
+        z.add_(xp[..., : 8 * H])  # in place: a strided addend in linear costs a copy here
+        a = z.view(T, B, 8, H)
+        a4, a6, a0, a2, a5, a7, a1, a3 = a.unbind(2)
+        x3, m3 = xp[..., 8 * H :], a3.clone()
+        a3.mul_(x3)
+        _activate(z, H)
+        b0, b1, b2 = torch.mul(a0, a1).tanh_(), torch.add(a2, a3).tanh_(), torch.mul(a4, a5).tanh_()
+        b3 = torch.add(a6, a7).sigmoid_()
+        e = torch.empty_like(c)
+        torch.add(b0[0], state0[1], out=e[0])  # b0 + c(t-1)
+        torch.add(b0[1:], c[:-1], out=e[1:]).tanh_()
+        e[0].tanh_()
+        qq = torch.add(b2, b3).tanh_()
+        du = torch.mul(c, qq).tanh_().square_().neg_().add_(1)  # du = dh' (1 - h'^2)
+        k_dc = du * qq  # dc = dc' + dh' k_dc
+        k_prev = torch.mul(e, e).neg_().add_(1).mul_(b1)  # dc(t-1) = de~ = db0 = dc b1 (1 - e^2)
+        db2 = du.mul_(c).mul_(qq.square_().neg_().add_(1))  # dq~ = db2 = db3 per dh'
+        db3 = b3.addcmul_(b3, b3, value=-1).mul_(db2)  # db3~ = da6 = da7
+        db2.mul_(b2.square_().neg_().add_(1))  # db2~
+        db0 = b0.square_().neg_().add_(1).mul_(k_prev)  # db0~ per dc
+        db1 = e.mul_(b1.square_().neg_().add_(1))  # db1~ = da2 = da3 per dc
+        # da per row block (xp's first 8 blocks are free now): per dh' (rows 0, 1, 4, 5) or
+        # per dc (rows 2, 3, 6, 7); then times each block's activation slope
+        k = xp[..., : 8 * H].view(T, B, 8, H)
+        for r, (u, v) in enumerate([(db2, a5), (db3, 1), (db0, a1), (db1, 1), (db2, a4),
+                                    (db3, 1), (db0, a0), (db1, x3)]):  # x3: dm3 = d(x3 m3) x3
+            torch.mul(u, v, out=k[:, :, r])
+        k.mul_(_slopes(a))
+        dx3 = m3.mul_(db1).mul_(a[:, :, 7])  # dx3 = d(x3 m3) m3 per dc
+        # row 4i + 2j + r of k and dz (a's storage, free now): per dh' for j = 0, per dc for j = 1
+        kv, dzv = k.view(T, B, 2, 2, 2, H), a.view(T, B, 2, 2, 2, H)
+        dc = qq  # dc of every step (qq's storage is free now)
+        q["dc"], q["dx3"], q["dxp"] = dc, dx3, k.view(T, B, 8 * H)
         steps = (k_dc, kv[:, :, :, 0], kv[:, :, :, 1], k_prev, dc, dc.view(T, B, 1, 1, H),
-                 dzv[:, :, :, 0], dzv[:, :, :, 1], dz)
-        return steps, dz
+                 dzv[:, :, :, 0], dzv[:, :, :, 1], z.view(T, B, 8 * H))
+        return steps, z.view(T, B, 8 * H)
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:
@@ -155,8 +163,10 @@ class NAS(Cell):
         return linear(dz, q["wT"], dh_ext), torch.mul(dc, k_prev)
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        H = self.hidden_size
-        return torch.cat([dz[..., : 7 * H], q["dc"] * q["dx3"]], -1), dz, {}
+        H, dxp = self.hidden_size, q["dxp"]  # dxp: into the coefficients' storage, now free
+        dxp[..., : 7 * H] = dz[..., : 7 * H]
+        torch.mul(q["dc"], q["dx3"], out=dxp[..., 7 * H :])
+        return dxp, dz, {}
 
 
 def _activate(z: Tensor, H: int) -> Tensor:
@@ -168,12 +178,12 @@ def _activate(z: Tensor, H: int) -> Tensor:
 
 
 def _slopes(a: Tensor) -> Tensor:
-    """Each block's activation derivative from its output a (..., 8, H): 1 - a^2, a (1 - a),
+    """In place, each block's activation output a (..., 8, H) to its slope: 1 - a^2, a (1 - a),
     [a > 0]."""
-    s = torch.addcmul(a, a, a, value=-1)  # a - a^2: sigmoid's
-    s[..., :2, :].add_(1).sub_(a[..., :2, :])  # 1 - a^2: tanh's
-    s[..., 6:, :] = a[..., 6:, :] > 0
-    return s
+    a[..., :2, :].square_().neg_().add_(1)  # tanh
+    a[..., 2:6, :].addcmul_(a[..., 2:6, :], a[..., 2:6, :], value=-1)  # sigmoid
+    a[..., 6:, :].sign_()  # relu (a >= 0)
+    return a
 
 
 def _work(q: Params, like: Tensor) -> tuple[Tensor, ...]:
