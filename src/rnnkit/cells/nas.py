@@ -97,7 +97,7 @@ class NAS(Cell):
         h_prev, c = state
         (c_new,) = saved
         H = self.hidden_size
-        z = linear(h_prev, q["w"], xp[:, : 8 * H])  # x + m in blocks 0-6, m3 in block 7
+        z = linear(h_prev, q["w"]).add_(xp[:, : 8 * H])  # x + m in blocks 0-6, m3 in block 7
         z[:, 7 * H :].mul_(xp[:, 8 * H :])  # x3 m3
         k0, k1 = _activate(z, H).view(-1, 2, 2, 2, H).unbind(3)  # (a4, a0, a5, a1), (a6, ...)
         b3, b2, b0, b1, b20, b31, tanhs = q["work"] or _work(q, h_prev)  # views of one buffer
