@@ -114,6 +114,13 @@ class Cell:
         runs through ``forward_step`` / ``backward_step`` instead."""
         return None
 
+    def bptt_inputs(self, x: Tensor, p: Params) -> tuple[Tensor, Params]:
+        """Under autograd, before the engine's Function: the inputs it projects with
+        ``weight_ih`` and the parameters it gets. A cell whose input part is not W_ih x + b_ih
+        (x itself, a learned projection) rewrites them here, so that autograd routes dx and
+        the extra gradients (for instance weight_ih := [W_xproj; W_ih])."""
+        return x, p
+
     def bptt_setup(self, p: Params) -> Params:
         """Once per call: the parameters as the steps use them (for instance W_hh^T), with
         ``w_ih`` and ``b_x``, the bias added to W_ih x for all steps at once (b_ih, and b_hh

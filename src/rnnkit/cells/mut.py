@@ -32,10 +32,9 @@ The recurrent blocks are always the leading gate blocks, so ``bias_hh`` lines up
 ``bias_ih`` (MUT1's z has no recurrent part: its rows lie past the end of ``bias_hh``). Since
 MUT1's z reads only x, its sigmoid is applied to all steps at once in ``input_projection``.
 
-**bptt.** MUT3 runs the engine's buffered path (it keeps x and h only; the gates are
-recomputed in the backward). MUT1 and MUT2 run the generic path: their input part is not
-W_ih x + b_ih (x itself enters, and bias_ih has 3H rows against weight_ih's 2H), which the
-buffered Function, projecting x with weight_ih alone, cannot form or differentiate.
+**bptt.** All three run the engine's buffered path (the gates are recomputed in the
+backward). MUT1 and MUT2 hand the Function an input it can project with one matrix
+(``bptt_inputs``): MUT2 x with [1 or W_xproj; W_ih], MUT1 [x, tanh(x~)] with [[0, 1], [W_ih, 0]].
 
 **Backward** of one step, given dh' (with h' = h + z d, d = n - h, n = tanh(n~)):
     dn~ = dh' z (1 - n^2),   dz = dh' d,   dh(t-1) = dh' (1 - z) + ...
@@ -67,11 +66,6 @@ def _tanh(a: Tensor, inplace: bool = False) -> Tensor:
     """tanh(a) as 2 sigmoid(2a) - 1: torch's CPU tanh runs 5-10x slower than its sigmoid here
     (B, H = 64, 256: 58 us against 10 us for these four ops)."""
     return (a.mul_(2) if inplace else a * 2).sigmoid_().mul_(2).sub_(1)
-
-
-def _tanh_backward(dy: Tensor, y: Tensor) -> Tensor:
-    """dy (1 - y^2) for y = tanh(.)."""
-    return torch.addcmul(dy, dy * y, y, value=-1)
 
 
 class _MUT(Cell):
@@ -129,7 +123,7 @@ class MUT1(_MUT):
         xp = self._x_block_first(torch.tanh(self.x_itself(x, p)), x, p)
         return torch.cat([xp[..., : 2 * H], torch.sigmoid(xp[..., 2 * H :])], dim=-1)
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
         w, b = p["weight_hh"], p.get("bias_hh")
@@ -137,25 +131,76 @@ class MUT1(_MUT):
         z = xp[:, 2 * H :]
         r = torch.sigmoid(xp[:, H : 2 * H] + _affine(h, w[H:], br))
         n = torch.tanh(xp[:, :H] + _affine(r * h, w[:H], bn))
-        d = n - h
-        return (torch.addcmul(h, z, d),), (z, r, n, d, h)
+        return (torch.addcmul(h, z, n - h),)
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        z, r, n, d, h = saved
+    # ---- bptt: the step into preallocated buffers, and its backward --------------------------
+    # x itself enters through tanh, which no row of weight_ih can do: the Function projects
+    # [x, tanh(x~)] with [[0, 1], [W_ih, 0]] instead, so it keeps x and tanh(x~) (and h), and
+    # autograd takes dx and dW_xproj from the gradient of that input. z's sigmoid runs per step
+    # (one op), as the backward recomputes it for all steps at once.
+    def bptt_inputs(self, x: Tensor, p: Params) -> tuple[Tensor, Params]:
+        H, I, w = self.hidden_size, self.input_size, p["weight_ih"]
+        u = torch.cat([x, torch.tanh(self.x_itself(x, p))], dim=-1)
+        eye = torch.cat([w.new_zeros(H, I), torch.eye(H, dtype=w.dtype, device=w.device)], 1)
+        w_u = torch.cat([eye, torch.cat([w, w.new_zeros(2 * H, H)], 1)])
+        return u, {**{k: v for k, v in p.items() if k != "weight_xproj"}, "weight_ih": w_u}
+
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ()
+
+    def bptt_setup(self, p: Params) -> Params:
+        b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
+        # b_hn and b_hr are added to W (.), so they join the input part (z has no b_hh)
+        b_x = None if b_ih is None else b_ih + torch.cat([b_hh, b_hh.new_zeros(H)])
+        w_n, w_r = p["weight_hh"].split(H)
+        return {"w_ih": p["weight_ih"], "b_x": b_x, "w_n": pack(w_n), "w_r": pack(w_r),
+                "wT_n": pack(w_n.t().contiguous()), "wT_r": pack(w_r.t().contiguous())}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        (h_prev,) = state
+        H = self.hidden_size
+        z = xp[:, 2 * H :].sigmoid_()  # xp is a temporary: the backward recomputes it
+        r = linear(h_prev, q["w_r"]).add_(xp[:, H : 2 * H]).sigmoid_()
+        a_n = linear(r.mul_(h_prev), q["w_n"]).add_(xp[:, :H])  # W_hn (r h): r is spent
+        n = _tanh(a_n, inplace=True)
+        return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        T, B, H = h_prev.shape
+        xp2 = xp.view(T * B, 3 * H)
+        z = xp[..., 2 * H :].sigmoid_()
+        r = linear(h_prev.reshape(T * B, H), q["w_r"]).add_(xp2[:, H : 2 * H]).sigmoid_()
+        rh = q["rh"] = r.view(T, B, H) * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
+        n = _tanh(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, :H]), inplace=True)
+        n = n.view(T, B, H)
+        one_z = 1 - z
+        k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
+        k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
+        r = r.view(T, B, H)
+        k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
+        d = xp.new_empty(T, 3, B, H)  # n, r, z, gate-major: each step's slots are contiguous
+        return (k_n, k_z, k_r, r, one_z, *d.unbind(1)), d
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k_n, k_z, k_r, r, one_z, dn, dr, dz = step
         (dh,) = dstate
-        H = self.hidden_size
-        w = p["weight_hh"]
-        dn = _tanh_backward(dh * z, n)
-        drh = linear(dn, w[:H].t())
-        dr = drh * h
-        dr.mul_(torch.addcmul(r, r, r, value=-1))
-        dxp = torch.cat([dn, dr, dh * d], dim=1)
-        dprev = linear(dr, w[H:].t(), torch.addcmul(dh, dh, z, value=-1).addcmul_(drh, r))
-        return dxp, dxp[:, : 2 * H], (dprev,), {}
+        torch.mul(dh, k_n, out=dn)  # dn~
+        torch.mul(dh, k_z, out=dz)  # dz~
+        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
+        torch.mul(drh, k_r, out=dr)  # dr~
+        return (linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z),)
 
-    def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        d = dz.transpose(1, 2).reshape(dz.shape[0], dz.shape[2], -1)  # (T, B, 3H): one copy
+        return d, d[..., : 2 * self.hidden_size], {}  # n, r, z for xp; n, r for W_hh
+
+    def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
+                                  h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         H = self.hidden_size
-        return [(slice(0, H), saved[1] * h_prev), (slice(H, 2 * H), h_prev)]
+        return [(slice(0, H), q["rh"]), (slice(H, 2 * H), h_prev)]
 
 
 class MUT2(_MUT):
@@ -178,7 +223,7 @@ class MUT2(_MUT):
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
         return self._x_block_first(self.x_itself(x, p), x, p)
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
         w, b = p["weight_hh"], p.get("bias_hh")
@@ -186,27 +231,70 @@ class MUT2(_MUT):
         rz = torch.sigmoid(xp[:, : 2 * H] + _affine(h, w[: 2 * H], brz))
         r, z = rz[:, :H], rz[:, H:]
         n = torch.tanh(xp[:, 2 * H :] + _affine(r * h, w[2 * H :], bn))
-        d = n - h
-        return (torch.addcmul(h, z, d),), (rz, n, d, h)
+        return (torch.addcmul(h, z, n - h),)
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        rz, n, d, h = saved
+    # ---- bptt: the step into preallocated buffers, and its backward --------------------------
+    # x itself is linear in x: the Function projects x with [1 or W_xproj; W_ih] (autograd
+    # splits that matrix's gradient back), so it keeps only x and h, as the GRU does.
+    def bptt_inputs(self, x: Tensor, p: Params) -> tuple[Tensor, Params]:
+        w = p["weight_ih"]
+        first = (torch.eye(self.hidden_size, dtype=w.dtype, device=w.device) if self.exact
+                 else p["weight_xproj"])
+        q = {k: v for k, v in p.items() if k != "weight_xproj"}
+        return x, {**q, "weight_ih": torch.cat([first, w])}
+
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ()
+
+    def bptt_setup(self, p: Params) -> Params:
+        b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
+        w_rz, w_n = p["weight_hh"].split([2 * H, H])
+        return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
+                "w_rz": pack(w_rz), "w_n": pack(w_n), "wT_rz": pack(w_rz.t().contiguous()),
+                "wT_n": pack(w_n.t().contiguous())}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        (h_prev,) = state
+        H = self.hidden_size
+        rz = linear(h_prev, q["w_rz"]).add_(xp[:, : 2 * H]).sigmoid_()
+        n = _tanh(linear(rz[:, :H] * h_prev, q["w_n"]).add_(xp[:, 2 * H :]), inplace=True)
+        return (torch.lerp(h_prev, n, rz[:, H:], out=h),)  # h' = h + z (n - h)
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        T, B, H = h_prev.shape
+        xp2 = xp.view(T * B, 3 * H)
+        rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
+        rz = rz.view(T, B, 2 * H)
+        r, z = rz[..., :H], rz[..., H:]
+        rh = q["rh"] = r * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
+        n = linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])
+        n = _tanh(n, inplace=True).view(T, B, H)
+        one_z = 1 - z
+        k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
+        k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
+        k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
+        d = xp.new_empty(T, B, 3 * H)  # r, z, n: for xp and W_hh alike
+        steps = (k_n, k_z, k_r, r, one_z, d[..., :H], d[..., H : 2 * H], d[..., 2 * H :],
+                 d[..., : 2 * H])
+        return steps, d
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k_n, k_z, k_r, r, one_z, dr, dz, dn, drz = step
         (dh,) = dstate
-        H = self.hidden_size
-        w = p["weight_hh"]
-        r, z = rz[:, :H], rz[:, H:]
-        dn = _tanh_backward(dh * z, n)
-        drh = linear(dn, w[2 * H :].t())
-        dz = torch.cat([drh * h, dh * d, dn], dim=1)
-        dz[:, : 2 * H].mul_(torch.addcmul(rz, rz, rz, value=-1))
-        dprev = torch.addcmul(dh, dh, z, value=-1).addcmul_(drh, r)
-        dprev = linear(dz[:, : 2 * H], w[: 2 * H].t(), dprev)
-        return dz, dz, (dprev,), {}
+        torch.mul(dh, k_n, out=dn)  # dn~
+        torch.mul(dh, k_z, out=dz)  # dz~
+        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
+        torch.mul(drh, k_r, out=dr)  # dr~
+        # dh(t-1) = W_hr^T dr~ + W_hz^T dz~ + d(rh) r + dh' (1 - z)
+        return (linear(drz, q["wT_rz"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z),)
 
-    def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+    def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
+                                  h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         H = self.hidden_size
-        r = saved[0][..., :H]
-        return [(slice(0, 2 * H), h_prev), (slice(2 * H, 3 * H), r * h_prev)]
+        return [(slice(0, 2 * H), h_prev), (slice(2 * H, 3 * H), q["rh"])]
 
 
 class MUT3(_MUT):

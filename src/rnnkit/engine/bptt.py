@@ -192,8 +192,8 @@ def run_bptt(
     """Same contract as ``run_autograd``, but from the inputs x (T, B, I) themselves: a buffered
     cell projects them inside (so only x is kept), any other cell outside."""
     if cell.saved_shapes() is not None:
+        inputs, p = cell.bptt_inputs(x, p)
         names = tuple(p)
-        inputs = x
     else:
         names = tuple(k for k in p
                       if k not in ("weight_ih", "bias_ih") and k not in cell.input_extras)
