@@ -27,6 +27,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from .activations import tanh_
 from .base import Cell, Params, State
 from .matmul import linear, pack
 
@@ -79,7 +80,7 @@ class GRU(Cell):
         hp = linear(h_prev, q["w"])  # W_hh h, a temporary (the backward recomputes it)
         rz = hp[:, : 2 * H].add_(xp[:, : 2 * H]).sigmoid_()
         hn = hp[:, 2 * H :].add_(q["b_n"])
-        n = torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn).tanh_()  # tanh(xn + r hn)
+        n = tanh_(torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn))  # tanh(xn + r hn)
         return (torch.lerp(n, h_prev, rz[:, H:], out=h),)  # h' = n + z (h - n)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -89,7 +90,7 @@ class GRU(Cell):
         hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)
         rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
         hn = hp[..., 2 * H :].add_(q["b_n"])
-        n = xp[..., 2 * H :].addcmul_(rz[..., :H], hn).tanh_()  # xp is ours to overwrite
+        n = tanh_(xp[..., 2 * H :].addcmul_(rz[..., :H], hn))  # xp is ours to overwrite
         z = rz[..., H:]
         k_n = (1 - z).mul_(1 - n * n)  # dn~ = dh' (1 - z)(1 - n^2)
         k_rz = torch.addcmul(rz, rz, rz, value=-1)  # r(1 - r), z(1 - z)

@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from .activations import tanh, tanh_
 from .base import Cell, Params, State
 from .matmul import linear, pack
 
@@ -71,7 +72,7 @@ class LSTM(Cell):
         _activate(z)  # a temporary: the backward recomputes it (memory)
         i, f, g, o = z.unbind(1)
         torch.mul(f, c, out=c_new).addcmul_(i, g)  # c' = f c + i g
-        torch.mul(o, torch.tanh(c_new), out=h)  # h' = o tanh(c')
+        torch.mul(o, tanh(c_new), out=h)  # h' = o tanh(c')
         return h, c_new
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -81,7 +82,7 @@ class LSTM(Cell):
         # the gates of every step again: z = xp + W_hh h(t-1) in one product, then activated
         act = linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, 4 * H)).view(T, B, 4, H)
         i, f, g, o = _activate(act).unbind(2)
-        tc = torch.tanh(c)
+        tc = tanh(c)
         through_h = torch.addcmul(o, o * tc, tc, value=-1)  # dc += dh' o (1 - tanh(c')^2)
         # pre-activation gradient = dc (dh' for o) * k, k = (g, c(t-1), i, tanh(c')) * slope
         k = torch.addcmul(act, act, act, value=-1)  # a(1 - a); g - g^2 in the g block ...
@@ -108,7 +109,7 @@ class LSTM(Cell):
 def _activate(z: Tensor) -> Tensor:
     """Gate pre-activations (..., 4, H) to i, f, g, o in place: sigmoid, tanh for g."""
     z[..., :2, :].sigmoid_()
-    z[..., 2, :].tanh_()
+    tanh_(z[..., 2, :])
     z[..., 3, :].sigmoid_()
     return z
 

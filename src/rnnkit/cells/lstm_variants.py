@@ -36,32 +36,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from .activations import tanh
 from .base import Params, State
 from .lstm import LSTM
 from .matmul import linear
-
-_NUMPY = (torch.float32, torch.float64)  # dtypes numpy's tanh takes as they are
-
-
-def _tanh(x: Tensor, out: Tensor | None = None) -> Tensor:
-    """tanh(x) into ``out`` (new if None), for the bptt loops (no autograd). On the CPU through
-    numpy: torch 2.13's CPU tanh is slow here, ~10 us for 32 x 128 floats and ~0.9 ms for
-    100 x 32 x 128, numpy's ~2.5 us and ~0.07 ms (torch's sigmoid: ~1.7 us, ~0.09 ms)."""
-    out = torch.empty_like(x) if out is None else out
-    if not all(t.device.type == "cpu" and t.dtype in _NUMPY for t in (x, out)):
-        return torch.tanh(x, out=out)
-    np.tanh(x.detach().numpy(), out=out.numpy())
-    return out
 
 
 def _activate3(z: Tensor) -> Tensor:
     """Pre-activations (..., 3, H) of gates (sigmoid, tanh, sigmoid) to the gates, in place."""
     z[..., ::2, :].sigmoid_()  # blocks 0 and 2 in one op
-    _tanh(z[..., 1, :], z[..., 1, :])
+    tanh(z[..., 1, :], z[..., 1, :])
     return z
 
 
@@ -150,9 +137,9 @@ class LSTMPeephole(_BufferedVariant):
         z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)
         z[:, :2].addcmul_(pw[:2], c.unsqueeze(1)).sigmoid_()  # i, f look at c(t-1)
         i, f, g, o = z.unbind(1)
-        torch.mul(f, c, out=c_new).addcmul_(i, _tanh(g, g))  # c' = f c + i g
+        torch.mul(f, c, out=c_new).addcmul_(i, tanh(g, g))  # c' = f c + i g
         o.addcmul_(pw[2], c_new).sigmoid_()  # o looks at c'
-        _tanh(c_new, h).mul_(o)  # h' = o tanh(c')
+        tanh(c_new, h).mul_(o)  # h' = o tanh(c')
         return h, c_new
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -166,8 +153,8 @@ class LSTMPeephole(_BufferedVariant):
         z[:, :, :2].sigmoid_()
         z[:, :, 3].sigmoid_()
         i, f, g, o = z.unbind(2)
-        _tanh(g, g)
-        tc = _tanh(c)
+        tanh(g, g)
+        tc = tanh(c)
         k = _slopes(z, 2)
         k_i, k_f, k_g, k_o = k.unbind(2)
         k_i.mul_(g)  # di~ = dc g i(1-i)
@@ -217,8 +204,8 @@ class _ThreeGates(_BufferedVariant):
         z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
         a, g, o = z.unbind(1)
         z[:, ::2].sigmoid_()  # a and o in one op
-        self.new_cell_into(a, _tanh(g, g), c, c_new)
-        _tanh(c_new, h).mul_(o)  # h' = o tanh(c')
+        self.new_cell_into(a, tanh(g, g), c, c_new)
+        tanh(c_new, h).mul_(o)  # h' = o tanh(c')
         return h, c_new
 
 
@@ -247,7 +234,7 @@ class LSTMCIFG(_ThreeGates):
         (c,) = saved
         act = _activate3(self._gates(xp, h_prev, q))
         f, g, o = act.unbind(2)
-        tc = _tanh(c)
+        tc = tanh(c)
         k = _slopes(act, 1)
         k_f, k_g, k_o = k.unbind(2)
         k_f.mul_(_shifted(c, state0[1]).sub_(g))  # df~ = dc (c - g) f(1-f)
@@ -282,7 +269,7 @@ class LSTMNoForget(_ThreeGates):
         (c,) = saved
         act = _activate3(self._gates(xp, h_prev, q))
         i, g, o = act.unbind(2)
-        tc = _tanh(c)
+        tc = tanh(c)
         k = _slopes(act, 1)
         k_i, k_g, k_o = k.unbind(2)
         k_i.mul_(g)  # di~ = dc g i(1-i)

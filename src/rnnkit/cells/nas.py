@@ -35,6 +35,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from .activations import tanh_
 from .base import Cell, Params, State
 from .matmul import linear, pack
 
@@ -104,9 +105,9 @@ class NAS(Cell):
         torch.mul(k0[:, 0], k0[:, 1], out=b20)  # (a4 a5, a0 a1)
         torch.add(k1[:, 0], k1[:, 1], out=b31)  # (a6 + a7, a2 + a3)
         b3.sigmoid_()
-        tanhs.tanh_()  # b2, b0, b1
-        torch.mul(torch.add(b0, c).tanh_(), b1, out=c_new)  # c' = tanh(b0 + c) b1
-        torch.mul(c_new, torch.add(b2, b3).tanh_(), out=h).tanh_()  # h' = tanh(c' q)
+        tanh_(tanhs)  # b2, b0, b1
+        torch.mul(tanh_(torch.add(b0, c)), b1, out=c_new)  # c' = tanh(b0 + c) b1
+        tanh_(torch.mul(c_new, tanh_(torch.add(b2, b3)), out=h))  # h' = tanh(c' q)
         return h, c_new
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -122,14 +123,14 @@ class NAS(Cell):
         x3, m3 = xp[..., 8 * H :], a3.clone()
         a3.mul_(x3)
         _activate(z, H)
-        b0, b1, b2 = torch.mul(a0, a1).tanh_(), torch.add(a2, a3).tanh_(), torch.mul(a4, a5).tanh_()
+        b0, b1, b2 = tanh_(a0 * a1), tanh_(a2 + a3), tanh_(a4 * a5)
         b3 = torch.add(a6, a7).sigmoid_()
         e = torch.empty_like(c)
         torch.add(b0[0], state0[1], out=e[0])  # b0 + c(t-1)
-        torch.add(b0[1:], c[:-1], out=e[1:]).tanh_()
-        e[0].tanh_()
-        qq = torch.add(b2, b3).tanh_()
-        du = torch.mul(c, qq).tanh_().square_().neg_().add_(1)  # du = dh' (1 - h'^2)
+        tanh_(torch.add(b0[1:], c[:-1], out=e[1:]))
+        tanh_(e[0])
+        qq = tanh_(b2 + b3)
+        du = tanh_(c * qq).square_().neg_().add_(1)  # du = dh' (1 - h'^2)
         k_dc = du * qq  # dc = dc' + dh' k_dc
         k_prev = torch.mul(e, e).neg_().add_(1).mul_(b1)  # dc(t-1) = de~ = db0 = dc b1 (1 - e^2)
         db2 = du.mul_(c).mul_(qq.square_().neg_().add_(1))  # dq~ = db2 = db3 per dh'
@@ -171,7 +172,7 @@ class NAS(Cell):
 
 def _activate(z: Tensor, H: int) -> Tensor:
     """Blocks (..., 8 H) in ``ORDER`` to a4, a6, a0, a2, a5, a7, a1, a3 in place."""
-    z[..., : 2 * H].tanh_()
+    tanh_(z[..., : 2 * H])
     z[..., 2 * H : 6 * H].sigmoid_()
     z[..., 6 * H :].relu_()
     return z

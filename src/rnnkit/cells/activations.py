@@ -1,0 +1,35 @@
+"""tanh for the hand-written loops, where autograd is off.
+
+torch 2.13's CPU tanh is slow on this machine: 7.6 / 44 / 3970 us for 32 x 128, 64 x 512 and
+6400 x 512 floats, against 1.0 / 5.5 / 586 us for numpy's (and 1.6 / 7.7 / 404 for torch's
+sigmoid), measured on a quiet 2-core AMD EPYC, 2 threads. So CPU float tensors go through
+numpy (which also takes strided views); anything else (GPU, half precision) through torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_NUMPY = (torch.float32, torch.float64)
+
+
+def tanh(x: Tensor, out: Tensor | None = None) -> Tensor:
+    """tanh(x) into ``out`` (a new tensor if None; ``out`` may be x itself). No autograd.
+
+    Example:
+        >>> x = torch.tensor([0.0, 1.0])
+        >>> tanh(x, out=x) is x, round(float(x[1]), 4)
+        (True, 0.7616)
+    """
+    out = torch.empty_like(x) if out is None else out
+    if all(t.device.type == "cpu" and t.dtype in _NUMPY for t in (x, out)):
+        np.tanh(x.detach().numpy(), out=out.detach().numpy())
+        return out
+    return torch.tanh(x, out=out)
+
+
+def tanh_(x: Tensor) -> Tensor:
+    """tanh in place (see ``tanh``)."""
+    return tanh(x, out=x)
