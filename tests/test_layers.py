@@ -414,3 +414,25 @@ def test_summary_counts_shared_and_fusion_parameters():
     assert sum(r.parameters for r in rows) == sum(p.numel() for p in model.parameters())
     gru = next(r for r in rows if r.kind == "GRU")
     assert gru.textbook == 2 * 3 * 6 * (6 + 6 + 1) + 6 * 12 + 6  # + the fusion W and b
+
+
+def test_auto_picks_bptt_where_it_trains_faster_and_matches_torch():
+    """GRU training at H >= 512 on the CPU runs on bptt (measured faster, BENCHMARKS.md); the
+    numbers stay torch.nn.GRU's."""
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(8, 512, num_layers=2, bidirectional=True)
+    ours = rnnkit.GRU(8, 512, num_layers=2, bidirectional=True)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 3, 8, requires_grad=True)
+    assert ours.resolve_backend(x) == "bptt"
+    with torch.no_grad():
+        assert ours.resolve_backend(x) == "native"
+    assert rnnkit.LSTM(8, 512).resolve_backend(x) == "native"
+    assert rnnkit.GRU(8, 256).resolve_backend(x) == "native"
+    out, h = ours(x)
+    out_ref, h_ref = ref(x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
+    g, = torch.autograd.grad((out * out_ref.detach()).sum(), x)
+    g_ref, = torch.autograd.grad((out_ref * out_ref.detach()).sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)

@@ -276,17 +276,24 @@ class Recurrent(nn.Module):
         look at x's shape and device)."""
         obstacles = self._native_obstacles(lengths)
         if self.backend == "auto":
-            # torch's kernel whenever the options allow it. Measured (rnnkit bench core, CPU,
-            # 2026-11-23, BENCHMARKS.md): on the CPU nn.LSTM runs oneDNN's fused RNN and bptt
-            # reaches 0.4-0.7x of it; for GRU bptt is 0.9-1.15x native, within this machine's
-            # noise, so no shape or device was measured where bptt is clearly faster.
-            if not obstacles:
-                return "native"
-            return "scan" if self.cells[0].parallel else "bptt"
+            if obstacles:
+                return "scan" if self.cells[0].parallel else "bptt"
+            return "bptt" if self._bptt_beats_native(x) else "native"
         if self.backend == "native" and obstacles:
             raise ValueError(f"backend 'native' cannot run this call: {obstacles[0]}; use "
                              "backend='auto' or 'bptt'")
         return self.backend
+
+    def _bptt_beats_native(self, x: Tensor) -> bool:
+        """Where rnnkit's own engine trains faster than torch's kernel. Measured side by side
+        on a quiet 2-core CPU (rnnkit bench core, BENCHMARKS.md, 2026-11-23): GRU training at
+        H >= 512 runs 1.1-1.6x faster with bptt than with nn.GRU's kernel (0.8-0.9x below);
+        nn.LSTM's oneDNN kernel stays ahead of bptt at every size (0.4-0.6x), and on a GPU
+        cuDNN is the choice. Without gradients the kernel's forward is taken."""
+        training = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        return (training and self.mode == "gru" and x.device.type == "cpu"
+                and x.dtype == torch.float32 and self.hidden_size >= 512)
 
     def _native_obstacles(self, lengths: Tensor | None) -> list[str]:
         """Why torch's kernels cannot run this layer (and call), if they cannot."""
