@@ -5,8 +5,8 @@ corpus, character tokenizer) and the SAME wall-clock budget:
 
 * **rnnkit**: ``run_lm`` with rnnkit's defaults (AdamW with weight decay, lr warmup, clipping,
   dropout, the best validation checkpoint kept), only the cell, the corpus and the time set.
-  The time is its only budget, so the cosine schedule, which needs a step count, stays at its
-  base rate after the warmup (the trainer's rule for a time budget);
+  The time is its only budget, so the cosine schedule follows the clock (seconds spent over
+  seconds given, the trainer's rule for a time budget);
 * **plain**: what a user writes from the PyTorch examples: ``nn.Embedding`` -> ``nn.LSTM`` /
   ``nn.GRU`` / ``nn.RNN`` -> ``nn.Linear``, stateful truncated BPTT as in PyTorch's
   word_language_model example, Adam at a constant lr of 2e-3 (char-rnn's), gradient clipping
