@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .matmul import linear, project
+from .matmul import linear, project, weight_grad
 
 State = tuple[Tensor, ...]
 Params = dict[str, Tensor]
@@ -126,6 +126,27 @@ class Cell:
         ``w_ih`` and ``b_x``, the bias added to W_ih x for all steps at once (b_ih, and b_hh
         where it can be folded in; None without bias)."""
         return p
+
+    def project(self, x: Tensor, q: Params) -> Tensor:
+        """W_ih x + b_x for every step: one product (run in the forward, and again in the
+        backward instead of keeping its (T, B, G H) result). ``x`` is what ``bptt_inputs``
+        returned."""
+        xp = linear(x.reshape(-1, x.shape[-1]), q["w_ih"])
+        if q["b_x"] is not None:
+            xp.add_(q["b_x"])
+        return xp.view(*x.shape[:-1], xp.shape[-1])
+
+    def project_backward(self, x: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
+                         need_dx: bool, d_t: Tensor | None) -> Tensor | None:
+        """Backward of ``project`` for all steps at once: dW_ih and db_ih into ``grads``, dx
+        returned (each one product over the whole sequence; ``d_t``: dxp^T if formed)."""
+        x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
+        grads["weight_ih"] = weight_grad(d2, x2, d_t)  # dW_ih = dxp^T x
+        if "bias_ih" in p:
+            grads["bias_ih"] = d2.sum(0)
+        if not need_dx:
+            return None
+        return linear(d2, p["weight_ih"].t().contiguous()).view(x.shape)  # dx = dxp W_ih
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:

@@ -33,8 +33,9 @@ The recurrent blocks are always the leading gate blocks, so ``bias_hh`` lines up
 MUT1's z reads only x, its sigmoid is applied to all steps at once in ``input_projection``.
 
 **bptt.** All three run the engine's buffered path (the gates are recomputed in the
-backward). MUT1 and MUT2 hand the Function an input it can project with one matrix
-(``bptt_inputs``): MUT2 x with [1 or W_xproj; W_ih], MUT1 [x, tanh(x~)] with [[0, 1], [W_ih, 0]].
+backward). MUT1 and MUT2 hand the Function their own inputs (``bptt_inputs``): MUT2 x,
+projected with [1 or W_xproj; W_ih]; MUT1 [x, tanh(x~)], whose input part is [tanh(x~), W_ih x]
+(its own ``project`` and ``project_backward``). Autograd routes dx and dW_xproj from there.
 
 **Backward** of one step, given dh' (with h' = h + z d, d = n - h, n = tanh(n~)):
     dn~ = dh' z (1 - n^2),   dz = dh' d,   dh(t-1) = dh' (1 - z) + ...
@@ -53,7 +54,7 @@ from torch import Tensor
 
 from .activations import tanh, tanh_
 from .base import Cell, Params, State
-from .matmul import linear, pack
+from .matmul import linear, pack, weight_grad
 
 
 def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -129,16 +130,31 @@ class MUT1(_MUT):
         return (torch.addcmul(h, z, n - h),)
 
     # ---- bptt: the step into preallocated buffers, and its backward --------------------------
-    # x itself enters through tanh, which no row of weight_ih can do: the Function projects
-    # [x, tanh(x~)] with [[0, 1], [W_ih, 0]] instead, so it keeps x and tanh(x~) (and h), and
-    # autograd takes dx and dW_xproj from the gradient of that input. z's sigmoid runs per step
-    # (one op), as the backward recomputes it for all steps at once.
+    # x itself enters through tanh, which no row of weight_ih can do: the Function gets
+    # u = [x, tanh(x~)] (autograd takes dx and dW_xproj from u's gradient), and its input
+    # part is [tanh(x~), W_ih x] + b: the n block added as it is, the r and z blocks projected.
+    # z's sigmoid runs per step (one op), as the backward recomputes it for all steps at once.
     def bptt_inputs(self, x: Tensor, p: Params) -> tuple[Tensor, Params]:
-        H, I, w = self.hidden_size, self.input_size, p["weight_ih"]
         u = torch.cat([x, torch.tanh(self.x_itself(x, p))], dim=-1)
-        eye = torch.cat([w.new_zeros(H, I), torch.eye(H, dtype=w.dtype, device=w.device)], 1)
-        w_u = torch.cat([eye, torch.cat([w, w.new_zeros(2 * H, H)], 1)])
-        return u, {**{k: v for k, v in p.items() if k != "weight_xproj"}, "weight_ih": w_u}
+        return u, {k: v for k, v in p.items() if k != "weight_xproj"}
+
+    def project(self, u: Tensor, q: Params) -> Tensor:
+        I, H = self.input_size, self.hidden_size
+        rz = linear(u[..., :I].reshape(-1, I), q["w_ih"]).view(*u.shape[:-1], 2 * H)
+        xp = torch.cat([u[..., I:], rz], dim=-1)
+        return xp if q["b_x"] is None else xp.add_(q["b_x"])
+
+    def project_backward(self, u: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
+                         need_dx: bool, d_t: Tensor | None) -> Tensor | None:
+        I, H = self.input_size, self.hidden_size
+        d2 = dxp.reshape(-1, 3 * H)
+        grads["weight_ih"] = weight_grad(d2[:, H:], u[..., :I].reshape(-1, I))
+        if "bias_ih" in p:
+            grads["bias_ih"] = d2.sum(0)
+        if not need_dx:
+            return None
+        dx = linear(d2[:, H:].contiguous(), p["weight_ih"].t().contiguous())
+        return torch.cat([dx.view(*u.shape[:-1], I), dxp[..., :H]], dim=-1)
 
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ()

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell, Params, State
-from ..cells.matmul import _onednn, linear, transpose, weight_grad
+from ..cells.matmul import _onednn, transpose, weight_grad
 
 
 class _BPTT(torch.autograd.Function):
@@ -69,7 +69,7 @@ class _BPTT(torch.autograd.Function):
         dhp2 = dhp.reshape(-1, dhp.shape[-1])
         dhp_t = transpose(dhp2) if dxp is dhp and ctx.buffered and _onednn(dhp2) else None
         if ctx.buffered:
-            dinputs = _input_grads(x, dxp, p, grads, ctx.needs_input_grad[3], dhp_t)
+            dinputs = cell.project_backward(x, dxp, p, grads, ctx.needs_input_grad[3], dhp_t)
         else:
             dinputs = dxp
         if "weight_hh" in p:
@@ -86,33 +86,10 @@ class _BPTT(torch.autograd.Function):
         return (None, None, None, dinputs, None, *dstate, *(grads.get(n) for n in ctx.names))
 
 
-def _input_grads(x: Tensor, dxp: Tensor, p: Params, grads: dict, need_dx: bool,
-                 d_t: Tensor | None) -> Tensor | None:
-    """Backward of xp = x W_ih^T + b_ih for all steps at once: dW_ih and db_ih into ``grads``,
-    dx returned (each one product over the whole sequence; ``d_t``: dxp^T if already formed)."""
-    x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
-    grads["weight_ih"] = weight_grad(d2, x2, d_t)  # dW_ih = dxp^T x
-    if "bias_ih" in p:
-        grads["bias_ih"] = d2.sum(0)
-    if not need_dx:
-        return None
-    return linear(d2, p["weight_ih"].t().contiguous()).view(x.shape)  # dx = dxp W_ih
-
-
-# ---- buffered: preallocated (T, B, ...) buffers, a few ops per step ---------------------------
-def _project(x: Tensor, q: Params) -> Tensor:
-    """W_ih x + b_x for every step: one product (run in the forward, and again in the backward
-    instead of keeping its (T, B, G H) result)."""
-    xp = linear(x.reshape(-1, x.shape[-1]), q["w_ih"])
-    if q["b_x"] is not None:
-        xp.add_(q["b_x"])
-    return xp.view(*x.shape[:-1], xp.shape[-1])
-
-
 def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None):
     T, B = x.shape[0], x.shape[1]
     q = cell.bptt_setup(p)
-    xp = _project(x, q)
+    xp = cell.project(x, q)
     hs = xp.new_empty(T + 1, B, cell.hidden_size)
     hs[0] = state[0]
     columns = [xp.new_empty(T, B, *shape) for shape in cell.saved_shapes()]
@@ -129,7 +106,7 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
 def _backward_buffered(cell, x, h_prev, state0, columns, p, mask, dhseq, dfinal):
     T = h_prev.shape[0]
     q = cell.bptt_setup(p)
-    steps, dz = cell.backward_prepare(columns, _project(x, q), h_prev, state0, q)
+    steps, dz = cell.backward_prepare(columns, cell.project(x, q), h_prev, state0, q)
     # what each step adds to dh(t-1) besides the recurrence: the loss's gradient at t-1
     ext = (dhseq.new_zeros(dhseq.shape[1:]), *dhseq.unbind(0)[:-1])
     dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))
