@@ -429,10 +429,27 @@ def test_auto_picks_bptt_where_it_trains_faster_and_matches_torch():
         assert ours.resolve_backend(x) == "native"
     assert rnnkit.LSTM(8, 512).resolve_backend(x) == "native"
     assert rnnkit.GRU(8, 256).resolve_backend(x) == "native"
+    assert rnnkit.RNN(8, 256).resolve_backend(x) == "bptt"
+    assert rnnkit.RNN(8, 128).resolve_backend(x) == "native"
+    assert rnnkit.RNN(8, 256, nonlinearity="relu").resolve_backend(x) == "native"
     out, h = ours(x)
     out_ref, h_ref = ref(x)
     torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
     g, = torch.autograd.grad((out * out_ref.detach()).sum(), x)
     g_ref, = torch.autograd.grad((out_ref * out_ref.detach()).sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_rnn_tanh_on_bptt_matches_torch():
+    torch.manual_seed(0)
+    ref = torch.nn.RNN(8, 256, num_layers=2, batch_first=True)
+    ours = rnnkit.RNN(8, 256, num_layers=2, batch_first=True)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 6, 8, requires_grad=True)
+    assert ours.resolve_backend(x) == "bptt"
+    out, out_ref = ours(x)[0], ref(x)[0]
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    g, = torch.autograd.grad(out.square().sum(), x)
+    g_ref, = torch.autograd.grad(out_ref.square().sum(), x)
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)

@@ -51,6 +51,7 @@ class Cell:
     parallel: ClassVar[bool] = False  # gates do not read h(t-1): the scan engine applies
     recurrent_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used inside the loop
     input_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used by input_projection
+    backward_reads_xp: ClassVar[bool] = True  # buffered bptt: recompute W_ih x for the backward
 
     # ---- parameters -----------------------------------------------------------------
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -13,8 +13,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from .activations import tanh
 from .base import Cell, Params, State
-from .matmul import linear
+from .matmul import linear, pack
 
 
 class ElmanTanh(Cell):
@@ -43,10 +44,37 @@ class ElmanTanh(Cell):
         a = self.activation(xp + self.recurrent(state[0], p))
         return (a,), (a,)
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        (a,) = saved
-        dz = dstate[0] * self.derivative(a)
-        return dz, dz, (linear(dz, p["weight_hh"].t()),), {}
+    # ---- bptt, buffered: two ops a step each way, nothing kept beyond x and a ----------------
+    # f' is a function of the output a (module docstring), so the backward recomputes nothing:
+    # not even W_ax x (backward_reads_xp is False).
+    backward_reads_xp: ClassVar[bool] = False
+
+    def activate_into(self, z: Tensor, out: Tensor) -> Tensor:
+        return tanh(z, out=out)
+
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ()
+
+    def bptt_setup(self, p: Params) -> Params:
+        w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
+        return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
+                "w": pack(w), "wT": pack(w.t().contiguous())}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        return (self.activate_into(linear(state[0], q["w"], xp), h),)  # a = f(xp + W_aa a)
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                         state0: State, q: Params):
+        k = self.derivative(q["h"])  # f'(z) of every step, from a
+        dz = torch.empty_like(k)
+        return (k, dz), dz
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k, dz = step
+        torch.mul(dstate[0], k, out=dz)  # dz = da f'(z)
+        return (linear(dz, q["wT"], dh_ext),)  # da(t-1) = W_aa^T dz (+ the loss's part)
 
 
 class ElmanReLU(ElmanTanh):
@@ -61,6 +89,9 @@ class ElmanReLU(ElmanTanh):
     def derivative(self, a: Tensor) -> Tensor:
         return (a > 0).to(a.dtype)
 
+    def activate_into(self, z: Tensor, out: Tensor) -> Tensor:
+        return torch.clamp(z, min=0, out=out)
+
 
 class ElmanSigmoid(ElmanTanh):
     """a(t) = sigmoid(W_ax x(t) + W_aa a(t-1) + b): the neuron whose gradient vanishes fastest."""
@@ -73,6 +104,9 @@ class ElmanSigmoid(ElmanTanh):
 
     def derivative(self, a: Tensor) -> Tensor:
         return a * (1 - a)
+
+    def activate_into(self, z: Tensor, out: Tensor) -> Tensor:
+        return torch.sigmoid(z, out=out)
 
 
 CELLS = (ElmanTanh, ElmanReLU, ElmanSigmoid)

@@ -56,7 +56,7 @@ class _BPTT(torch.autograd.Function):
         p = dict(zip(ctx.names, rest))
         if ctx.buffered:
             h_prev = hs[:-1]  # h(t-1) for every step
-            dxp, dhp, dstate, grads, q = _backward_buffered(cell, x, h_prev, state0, columns, p,
+            dxp, dhp, dstate, grads, q = _backward_buffered(cell, x, hs, state0, columns, p,
                                                             mask, dhseq, dfinal)
             pairs = cell.buffered_recurrent_inputs(q, columns, h_prev)
         else:
@@ -103,10 +103,12 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     return hs, tuple(s.clone() for s in state), columns
 
 
-def _backward_buffered(cell, x, h_prev, state0, columns, p, mask, dhseq, dfinal):
-    T = h_prev.shape[0]
+def _backward_buffered(cell, x, hs, state0, columns, p, mask, dhseq, dfinal):
+    h_prev, T = hs[:-1], hs.shape[0] - 1
     q = cell.bptt_setup(p)
-    steps, dz = cell.backward_prepare(columns, cell.project(x, q), h_prev, state0, q)
+    q["h"] = hs[1:]  # h(t) of every step, for a cell whose backward reads its own output
+    xp = cell.project(x, q) if cell.backward_reads_xp else None
+    steps, dz = cell.backward_prepare(columns, xp, h_prev, state0, q)
     # what each step adds to dh(t-1) besides the recurrence: the loss's gradient at t-1
     ext = (dhseq.new_zeros(dhseq.shape[1:]), *dhseq.unbind(0)[:-1])
     dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))

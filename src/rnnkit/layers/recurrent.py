@@ -20,6 +20,9 @@ from ..errors import UserError
 from . import init as initializers
 from .native import run_native
 
+# auto: the hidden size from which bptt trains faster than torch's CPU kernel (float32)
+BPTT_FROM_HIDDEN = {"gru": 512, "rnn_tanh": 256}
+
 FUSIONS = ("concat", "sum", "linear")
 StateArg = Tensor | tuple[Tensor, ...] | None
 States = list[tuple[Tensor, ...]]  # one state tuple per layer and direction
@@ -286,14 +289,15 @@ class Recurrent(nn.Module):
 
     def _bptt_beats_native(self, x: Tensor) -> bool:
         """Where rnnkit's own engine trains faster than torch's kernel. Measured side by side
-        on a quiet 2-core CPU (rnnkit bench core, BENCHMARKS.md, 2026-11-23): GRU training at
-        H >= 512 runs 1.1-1.6x faster with bptt than with nn.GRU's kernel (0.8-0.9x below);
-        nn.LSTM's oneDNN kernel stays ahead of bptt at every size (0.4-0.6x), and on a GPU
-        cuDNN is the choice. Without gradients the kernel's forward is taken."""
+        on a quiet 2-core CPU (BENCHMARKS.md, 2026-11-23): bptt trains GRU 1.1-1.7x faster
+        than nn.GRU at H >= 512 (0.8-1.1x below) and the tanh RNN 1.1-1.9x faster than nn.RNN
+        at H >= 256 (0.8x at 128); nn.LSTM's oneDNN kernel stays ahead of bptt at every size
+        (0.35-0.6x), and on a GPU cuDNN is the choice. Without gradients: the kernel."""
+        threshold = BPTT_FROM_HIDDEN.get(self.mode)
         training = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        return (training and self.mode == "gru" and x.device.type == "cpu"
-                and x.dtype == torch.float32 and self.hidden_size >= 512)
+        return (training and threshold is not None and self.hidden_size >= threshold
+                and x.device.type == "cpu" and x.dtype == torch.float32)
 
     def _native_obstacles(self, lengths: Tensor | None) -> list[str]:
         """Why torch's kernels cannot run this layer (and call), if they cannot."""
