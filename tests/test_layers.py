@@ -453,3 +453,24 @@ def test_auto_rnn_tanh_on_bptt_matches_torch():
     g, = torch.autograd.grad(out.square().sum(), x)
     g_ref, = torch.autograd.grad(out_ref.square().sum(), x)
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["bptt", "scan"])
+def test_hand_written_backward_refuses_second_derivatives_clearly(backend):
+    cell = "mingru" if backend == "scan" else "gru"
+    layer = rnnkit.Recurrent(cell, 4, 8, backend=backend)
+    x = torch.randn(3, 2, 4, requires_grad=True)
+    (g,) = torch.autograd.grad(layer(x)[0].square().sum(), x)  # first derivative: fine
+    with pytest.raises(RuntimeError, match="cannot be differentiated again.*backend='native'"):
+        torch.autograd.grad(layer(x)[0].square().sum(), x, create_graph=True)
+
+
+def test_output_of_bptt_may_be_modified_in_place():
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(4, 8, backend="bptt")
+    x = torch.randn(3, 2, 4, requires_grad=True)
+    out, _ = layer(x)
+    out.mul_(2)  # as nn.Dropout(inplace=True) or `out += ...` after a torch.nn layer
+    (g,) = torch.autograd.grad(out.sum(), x)
+    (g_ref,) = torch.autograd.grad(2 * layer(x)[0].sum(), x)
+    torch.testing.assert_close(g, g_ref)

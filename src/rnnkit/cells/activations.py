@@ -16,7 +16,9 @@ _NUMPY = (torch.float32, torch.float64)
 
 
 def tanh(x: Tensor, out: Tensor | None = None) -> Tensor:
-    """tanh(x) into ``out`` (a new tensor if None; ``out`` may be x itself). No autograd.
+    """tanh(x) into ``out`` (a new tensor if None; ``out`` may be x itself). No autograd, and
+    numpy's writes do not bump torch's version counter: only for the engines' own buffers,
+    never for a tensor autograd has saved.
 
     Example:
         >>> x = torch.tensor([0.0, 1.0])

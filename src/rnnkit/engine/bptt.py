@@ -44,10 +44,12 @@ class _BPTT(torch.autograd.Function):
         # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
         ctx.save_for_backward(inputs if buffered else None, hs, *state, *columns,
                               *tensors[n_states:], *(() if mask is None else (mask,)))
-        return (hs[1:] if buffered else hs, *final)
+        # a copy, not a view of hs: the caller may modify the output in place (dropout, +=)
+        return (hs[1:].clone() if buffered else hs, *final)
 
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
+        refuse_double_backward("bptt")
         cell: Cell = ctx.cell
         x, hs, *rest = ctx.saved_tensors
         state0, rest = tuple(rest[: ctx.n_states]), rest[ctx.n_states :]
@@ -163,6 +165,16 @@ def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
             dextras[k] = v if k not in dextras else dextras[k] + v
         dstate = dprev if mask is None else tuple(a + b for a, b in zip(dprev, carry))
     return dxp, dhp, dstate, dextras
+
+
+def refuse_double_backward(backend: str) -> None:
+    """A hand-written backward is not itself differentiable: say so, and what to use instead,
+    when autograd asks for it (``create_graph=True``: gradient penalties, meta-learning)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"rnnkit's {backend!r} backend has a hand-written backward that cannot be "
+            "differentiated again (create_graph=True); for second derivatives build the layer "
+            "with backend='native' (torch's kernels) or backend='autograd'")
 
 
 def run_bptt(

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells.base import Cell, Params, State
+from .bptt import refuse_double_backward
 
 CHUNK = 64  # steps per chunk of the parallel scan (float32 error grows with it: test_scan.py)
 METHODS = ("auto", "parallel", "sequential")
@@ -178,6 +179,7 @@ class _SequentialScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout: Tensor):
+        refuse_double_backward("scan")
         saved = ctx.saved_tensors
         u = saved[0]
         dh = adjoint_scan(dout, u)
