@@ -3,7 +3,7 @@ outputs and gradients (float32, 1e-5 relative) for every option and every backen
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
@@ -67,10 +67,12 @@ def outputs_and_grads(module, x, hx=None, make_input=None):
                                  grads))
 
 
-def assert_rel(actual, expected, what, tol=1e-5):
-    """Equal within ``tol`` relative to the size of ``expected`` (elementwise)."""
+def assert_rel(actual, expected, what, tol=1e-5, floor=0.0):
+    """Equal within ``tol`` relative to the size of ``expected`` (elementwise), or of ``floor``
+    if larger: a gradient that is a sum of many terms which cancel (a bias of a 1-unit layer)
+    carries float32 rounding of the size of its terms, not of the small sum."""
     scale = float(expected.detach().abs().max()) if expected.numel() else 0.0
-    torch.testing.assert_close(actual, expected, rtol=tol, atol=tol * max(scale, 1e-3),
+    torch.testing.assert_close(actual, expected, rtol=tol, atol=tol * max(scale, floor, 1e-3),
                                msg=lambda m: f"{what}: {m}")
 
 
@@ -86,8 +88,10 @@ def assert_match(ours, theirs):
     for a, b in zip(s1, s2):
         assert_rel(a, b, "final state")
     assert g1.keys() == g2.keys()
+    # the terms of every gradient are about as large as the largest gradient of the model
+    floor = max(float(g.abs().max()) for g in g2.values() if g.numel())
     for name in g2:
-        assert_rel(g1[name], g2[name], f"gradient of {name}")
+        assert_rel(g1[name], g2[name], f"gradient of {name}", floor=floor)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -143,6 +147,8 @@ def test_packed_sequence(kind, backend, enforce_sorted, opts):
        T=st.integers(1, 6), B=st.integers(1, 4), input_size=st.integers(1, 5),
        hidden_size=st.integers(1, 5), num_layers=st.integers(1, 3),
        bidirectional=st.booleans(), batch_first=st.booleans(), bias=st.booleans())
+@example(kind="rnn_tanh", backend="bptt", T=6, B=4, input_size=4, hidden_size=1,
+         num_layers=3, bidirectional=True, batch_first=True, bias=True)  # once too strict
 def test_matches_torch_over_shapes(kind, backend, T, B, input_size, hidden_size, num_layers,
                                    bidirectional, batch_first, bias):
     opts = {"num_layers": num_layers, "bidirectional": bidirectional,
