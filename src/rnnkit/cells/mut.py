@@ -91,6 +91,17 @@ class _MUT(Cell):
         """x, or its learned projection to hidden_size when input_size differs."""
         return x if self.exact else F.linear(x, p["weight_xproj"])
 
+    @staticmethod
+    def _gate_grads(dh: Tensor, step: tuple[Tensor, ...], q: Params) -> Tensor:
+        """One backward step's shared part (all three cells): dn~, dz~ and dr~ into their
+        slots, from k_n, k_z, k_r; returns d(r h) = W_hn^T dn~."""
+        k_n, k_z, k_r, dn, dz, dr = step
+        torch.mul(dh, k_n, out=dn)  # dn~
+        torch.mul(dh, k_z, out=dz)  # dz~
+        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
+        torch.mul(drh, k_r, out=dr)  # dr~
+        return drh
+
     def _x_block_first(self, first: Tensor, x: Tensor, p: Params) -> Tensor:
         """[first, W_ih x] + b_ih: the input parts of all gate blocks."""
         xp = torch.cat([first, F.linear(x, p["weight_ih"])], dim=-1)
@@ -198,10 +209,7 @@ class MUT1(_MUT):
                       q: Params) -> State:
         k_n, k_z, k_r, r, one_z, dn, dr, dz = step
         (dh,) = dstate
-        torch.mul(dh, k_n, out=dn)  # dn~
-        torch.mul(dh, k_z, out=dz)  # dz~
-        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
-        torch.mul(drh, k_r, out=dr)  # dr~
+        drh = self._gate_grads(dh, (k_n, k_z, k_r, dn, dz, dr), q)
         return (linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z),)
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
@@ -295,10 +303,7 @@ class MUT2(_MUT):
                       q: Params) -> State:
         k_n, k_z, k_r, r, one_z, dr, dz, dn, drz = step
         (dh,) = dstate
-        torch.mul(dh, k_n, out=dn)  # dn~
-        torch.mul(dh, k_z, out=dz)  # dz~
-        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
-        torch.mul(drh, k_r, out=dr)  # dr~
+        drh = self._gate_grads(dh, (k_n, k_z, k_r, dn, dz, dr), q)
         # dh(t-1) = W_hr^T dr~ + W_hz^T dz~ + d(rh) r + dh' (1 - z)
         return (linear(drz, q["wT_rz"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z),)
 
@@ -388,10 +393,7 @@ class MUT3(_MUT):
                       q: Params) -> State:
         k_n, k_z, k_r, r, one_z, k_th, dr, dz, dn = step
         (dh,) = dstate
-        torch.mul(dh, k_n, out=dn)  # dn~
-        torch.mul(dh, k_z, out=dz)  # dz~
-        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
-        torch.mul(drh, k_r, out=dr)  # dr~
+        drh = self._gate_grads(dh, (k_n, k_z, k_r, dn, dz, dr), q)
         dprev = linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z)
         return (dprev.addcmul_(linear(dz, q["wT_z"]), k_th),)  # + (W_hz^T dz~)(1 - tanh(h)^2)
 
