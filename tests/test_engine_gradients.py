@@ -96,3 +96,20 @@ def test_layer_backends_agree(cell_name, bidirectional):
             torch.testing.assert_close(a, b, msg=f"{be} final state")
         for a, b in zip(grads, base[2]):
             torch.testing.assert_close(a, b, msg=f"{be} gradient")
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_keeping_its_gates_passes_gradcheck(masked):
+    """recompute=False: the forward keeps the activated gates and the backward reads them."""
+    cell = make_cell("lstm", 3, 4, recompute=False)
+    assert cell.saved_shapes() == ((4,), (4, 4))
+    p = _params(cell)
+    x, state = _inputs(cell, T=5, B=3)
+    mask = torch.arange(5).unsqueeze(1) < torch.tensor([5, 2, 4]).unsqueeze(0) if masked else None
+    names = list(p)
+
+    def f(x, h, c, *tensors):
+        out, final = run_sequence(cell, x, (h, c), dict(zip(names, tensors)), "bptt", mask)
+        return (out, *final)
+
+    assert torch.autograd.gradcheck(f, (x, *state, *p.values()), atol=1e-6)

@@ -35,9 +35,10 @@ def cell_class(name: str) -> type[Cell]:
     return _REGISTRY[name]
 
 
-def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True) -> Cell:
-    """Build the cell ``name`` for the given sizes."""
-    return cell_class(name)(input_size, hidden_size, bias)
+def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True,
+              recompute: bool = True) -> Cell:
+    """Build the cell ``name`` for the given sizes (``recompute``: see ``Cell``)."""
+    return cell_class(name)(input_size, hidden_size, bias, recompute)
 
 
 __all__ = ["Cell", "Params", "State", "available", "cell_class", "make_cell", "register"]

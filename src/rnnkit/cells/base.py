@@ -40,6 +40,9 @@ class Cell:
     input_size: int
     hidden_size: int
     bias: bool = True
+    # bptt: recompute the gates in the backward instead of keeping them (memory); False keeps
+    # them where the cell can (the LSTM family): no second product, 4H more floats a step
+    recompute: bool = True
 
     name: ClassVar[str] = ""
     gates: ClassVar[int] = 1  # rows of weight_ih / weight_hh, in units of hidden_size
@@ -52,6 +55,7 @@ class Cell:
     recurrent_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used inside the loop
     input_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used by input_projection
     backward_reads_xp: ClassVar[bool] = True  # buffered bptt: recompute W_ih x for the backward
+    can_keep: ClassVar[bool] = False  # bptt honours recompute=False (keeps what it would redo)
 
     # ---- parameters -----------------------------------------------------------------
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -138,11 +142,11 @@ class Cell:
         return xp.view(*x.shape[:-1], xp.shape[-1])
 
     def project_backward(self, x: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
-                         need_dx: bool, d_t: Tensor | None) -> Tensor | None:
+                         need_dx: bool) -> Tensor | None:
         """Backward of ``project`` for all steps at once: dW_ih and db_ih into ``grads``, dx
-        returned (each one product over the whole sequence; ``d_t``: dxp^T if formed)."""
+        returned (each one product over the whole sequence)."""
         x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
-        grads["weight_ih"] = weight_grad(d2, x2, d_t)  # dW_ih = dxp^T x
+        grads["weight_ih"] = weight_grad(d2, x2)  # dW_ih = dxp^T x
         if "bias_ih" in p:
             grads["bias_ih"] = d2.sum(0)
         if not need_dx:

@@ -48,6 +48,7 @@ class ElmanTanh(Cell):
     # f' is a function of the output a (module docstring), so the backward recomputes nothing:
     # not even W_ax x (backward_reads_xp is False).
     backward_reads_xp: ClassVar[bool] = False
+    can_keep: ClassVar[bool] = True  # nothing to recompute: recompute=False changes nothing
 
     def activate_into(self, z: Tensor, out: Tensor) -> Tensor:
         return tanh(z, out=out)

@@ -21,7 +21,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .activations import tanh, tanh_
+from . import scratch
+from .activations import tanh
 from .base import Cell, Params, State
 from .matmul import linear, pack
 
@@ -44,6 +45,7 @@ class LSTM(Cell):
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
     num_states: ClassVar[int] = 2
     native_mode: ClassVar[str | None] = "LSTM"
+    can_keep: ClassVar[bool] = True
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
@@ -53,10 +55,16 @@ class LSTM(Cell):
         return o * torch.tanh(c_new), c_new
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
-    # Memory: per step only c(t) is saved (h and x the engine keeps); the gates, 4H a step,
-    # are recomputed in the backward from one product over all steps.
+    # Memory: with ``recompute`` (the default) per step only c(t) is saved (h and x the engine
+    # keeps); the gates, 4H a step, are recomputed in the backward from one product over all
+    # steps. Without it the activated gates are kept too: no second product, 4H more a step.
+    @property
+    def backward_reads_xp(self) -> bool:  # type: ignore[override]
+        return self.recompute
+
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ((self.hidden_size,),)  # c(t)
+        H = self.hidden_size
+        return ((H,),) if self.recompute else ((H,), (4, H))  # c(t) (, i f g o)
 
     def bptt_setup(self, p: Params) -> Params:
         w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
@@ -67,31 +75,39 @@ class LSTM(Cell):
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        (c_new,) = saved
+        c_new, *kept = saved
         z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)  # z = xp + W_hh h
-        _activate(z)  # a temporary: the backward recomputes it (memory)
-        i, f, g, o = z.unbind(1)
+        i, f, g, o = _activate(z, kept[0] if kept else z).unbind(1)
         torch.mul(f, c, out=c_new).addcmul_(i, g)  # c' = f c + i g
         torch.mul(o, tanh(c_new), out=h)  # h' = o tanh(c')
         return h, c_new
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        (c,) = saved
+        c, *kept = saved
         T, B, H = c.shape
-        # the gates of every step again: z = xp + W_hh h(t-1) in one product, then activated
-        act = linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, 4 * H)).view(T, B, 4, H)
-        i, f, g, o = _activate(act).unbind(2)
-        tc = tanh(c)
-        through_h = torch.addcmul(o, o * tc, tc, value=-1)  # dc += dh' o (1 - tanh(c')^2)
-        # pre-activation gradient = dc (dh' for o) * k, k = (g, c(t-1), i, tanh(c')) * slope
-        k = torch.addcmul(act, act, act, value=-1)  # a(1 - a); g - g^2 in the g block ...
-        k[:, :, 2].add_(1).sub_(g)  # ... made 1 - g^2
-        other = torch.stack([g, g, i, tc], dim=2)
-        other[0, :, 1], other[1:, :, 1] = state0[1], c[:-1]
-        k.mul_(other)
-        dz = act.new_empty(T, B, 4, H)
-        steps = (through_h, k[:, :, :3], k[:, :, 3], f, dz[:, :, :3], dz[:, :, 3],
+        if kept:
+            act = kept[0]  # the gates the forward kept (read only: a second backward reads them)
+        else:  # the gates of every step again: z = xp + W_hh h(t-1) in one product, activated
+            z = linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, 4 * H))
+            act = _activate(z.view(T, B, 4, H), z.view(T, B, 4, H))
+        i, f, g, o = act.unbind(2)
+        tc = tanh(c, scratch.empty((T, B, H), c))
+        through_h = torch.mul(o, tc, out=scratch.empty((T, B, H), c))
+        torch.addcmul(o, through_h, tc, value=-1, out=through_h)  # o (1 - tanh(c')^2)
+        # pre-activation gradient = dc (dh' for o) * k: the slope of each gate's activation
+        # times what it multiplied, block by block (no (T, B, 4, H) temporaries)
+        k = scratch.empty((T, B, 4, H), c)
+        k_i, k_f, k_g, k_o = k.unbind(2)
+        torch.addcmul(i, i, i, value=-1, out=k_i).mul_(g)  # di~ = dc g i(1-i)
+        torch.addcmul(f, f, f, value=-1, out=k_f)  # df~ = dc c(t-1) f(1-f)
+        k_f[0].mul_(state0[1])
+        k_f[1:].mul_(c[:-1])
+        torch.mul(i, g, out=k_g)
+        torch.addcmul(i, k_g, g, value=-1, out=k_g)  # dg~ = dc i (1 - g^2)
+        torch.addcmul(o, o, o, value=-1, out=k_o).mul_(tc)  # do~ = dh' tanh(c') o(1-o)
+        dz = scratch.empty((T, B, 4, H), c)
+        steps = (through_h, k[:, :, :3], k_o, f, dz[:, :, :3], dz[:, :, 3],
                  dz.view(T, B, 4 * H))
         return steps, dz.view(T, B, 4 * H)
 
@@ -106,12 +122,13 @@ class LSTM(Cell):
         return linear(dz, q["wT"], dh_ext), dc  # dh(t-1) = W_hh^T dz (+ the loss's part)
 
 
-def _activate(z: Tensor) -> Tensor:
-    """Gate pre-activations (..., 4, H) to i, f, g, o in place: sigmoid, tanh for g."""
-    z[..., :2, :].sigmoid_()
-    tanh_(z[..., 2, :])
-    z[..., 3, :].sigmoid_()
-    return z
+def _activate(z: Tensor, out: Tensor) -> Tensor:
+    """Gate pre-activations (..., 4, H) to i, f, g, o into ``out`` (z itself: in place):
+    sigmoid, tanh for g."""
+    torch.sigmoid(z[..., :2, :], out=out[..., :2, :])
+    tanh(z[..., 2, :], out[..., 2, :])
+    torch.sigmoid(z[..., 3, :], out=out[..., 3, :])
+    return out
 
 
 CELLS = (LSTM,)

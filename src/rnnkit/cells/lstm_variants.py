@@ -75,6 +75,11 @@ class _BufferedVariant(LSTM):
     into the input projection, packed W_hh and W_hh^T) and the backward step."""
 
     native_mode: ClassVar[str | None] = None  # torch has no kernel for these
+    backward_reads_xp: ClassVar[bool] = True  # they always recompute the gates
+    can_keep: ClassVar[bool] = False
+
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.hidden_size,),)  # c(t)
 
     def _gates(self, xp: Tensor, h_prev: Tensor, q: Params) -> Tensor:
         """The gate pre-activations of every step, (T, B, G, H): one product W_hh h(t-1)."""

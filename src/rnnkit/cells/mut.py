@@ -156,7 +156,7 @@ class MUT1(_MUT):
         return xp if q["b_x"] is None else xp.add_(q["b_x"])
 
     def project_backward(self, u: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
-                         need_dx: bool, d_t: Tensor | None) -> Tensor | None:
+                         need_dx: bool) -> Tensor | None:
         I, H = self.input_size, self.hidden_size
         d2 = dxp.reshape(-1, 3 * H)
         grads["weight_ih"] = weight_grad(d2[:, H:], u[..., :I].reshape(-1, I))

@@ -23,8 +23,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..cells import scratch
 from ..cells.base import Cell, Params, State
-from ..cells.matmul import _onednn, transpose, weight_grad
+from ..cells.matmul import weight_grad
 
 
 class _BPTT(torch.autograd.Function):
@@ -50,6 +51,11 @@ class _BPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
         refuse_double_backward("bptt")
+        with scratch.session():  # the cells' big temporaries, reused from the last call
+            return _BPTT._backward(ctx, dhseq, *dfinal)
+
+    @staticmethod
+    def _backward(ctx, dhseq, *dfinal):
         cell: Cell = ctx.cell
         x, hs, *rest = ctx.saved_tensors
         state0, rest = tuple(rest[: ctx.n_states]), rest[ctx.n_states :]
@@ -66,12 +72,10 @@ class _BPTT(torch.autograd.Function):
             dxp, dhp, dstate, grads = _backward_generic(cell, hs, state0, columns, p, mask,
                                                         dhseq, dfinal)
             pairs = cell.recurrent_inputs(columns, h_prev)
-        # the weight gradients, each one product over all steps; d^T is formed once for both
-        # when the input and recurrent pre-activation gradients are the same tensor
+        # the weight gradients, each one product over all steps
         dhp2 = dhp.reshape(-1, dhp.shape[-1])
-        dhp_t = transpose(dhp2) if dxp is dhp and ctx.buffered and _onednn(dhp2) else None
         if ctx.buffered:
-            dinputs = cell.project_backward(x, dxp, p, grads, ctx.needs_input_grad[3], dhp_t)
+            dinputs = cell.project_backward(x, dxp, p, grads, ctx.needs_input_grad[3])
         else:
             dinputs = dxp
         if "weight_hh" in p:
@@ -79,7 +83,7 @@ class _BPTT(torch.autograd.Function):
             for rows, U in pairs:
                 U2 = U.reshape(-1, U.shape[-1])
                 if rows == slice(None):
-                    dw += weight_grad(dhp2, U2, dhp_t)
+                    dw += weight_grad(dhp2, U2)
                 else:
                     dw[rows] += weight_grad(dhp2[:, rows], U2)
             grads["weight_hh"] = dw
