@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit
-from rnnkit.cells import available
+from rnnkit.cells import available, cell_class
 from rnnkit.errors import UserError
 
 from .timing import compare, machine, saved_tensor_bytes, write_json
@@ -36,6 +36,7 @@ BACKENDS = ("auto", "native", "bptt", "autograd")
 MEMORY = {"T": 2000, "B": 32, "I": 64, "H": 128}
 MINGRU = {"Ts": (256, 1024, 4096), "B": 16, "I": 64, "H": 128}
 SECTIONS = ("speed", "no-kernel", "memory", "mingru")
+KEEP = "rnnkit bptt keep"  # bptt with recompute=False
 
 
 # ---- what is timed ----------------------------------------------------------------------------
@@ -84,7 +85,11 @@ def contenders(cell: str, I: int, H: int) -> dict[str, nn.Module]:
     models: dict[str, nn.Module] = {"torch.nn": ref, "cell loop": CellLoop(cell, I, H)}
     for b in BACKENDS:
         models[f"rnnkit {b}"] = rnnkit.Recurrent(cell, I, H, backend=b)
-        models[f"rnnkit {b}"].load_state_dict(ref.state_dict())
+    if cell_class(cell).can_keep:  # bptt keeping the gates: speed for memory
+        models[KEEP] = rnnkit.Recurrent(cell, I, H, backend="bptt", recompute=False)
+    for name, m in models.items():
+        if name.startswith("rnnkit"):
+            m.load_state_dict(ref.state_dict())
     return models
 
 
@@ -94,7 +99,7 @@ def speed_target(cell: str, impl: str, H: int) -> tuple[str, str, float] | None:
     if cell in ("lstm", "gru"):
         if impl == "rnnkit auto":
             return ">= 0.95x torch.nn", "torch.nn", 0.95
-        if impl == "rnnkit bptt":
+        if impl in ("rnnkit bptt", KEEP):
             return (">= 0.9x torch.nn", "torch.nn", 0.9) if H >= 256 else \
                 (">= 0.7x torch.nn", "torch.nn", 0.7)
         return None
@@ -145,7 +150,7 @@ def bench_memory(cells, T: int, B: int, I: int, H: int, log) -> list[dict]:
         torch.manual_seed(0)
         models = contenders(cell, I, H)
         models = {n: m for n, m in models.items() if n in
-                  ("torch.nn", "cell loop", "rnnkit bptt", "rnnkit autograd")}
+                  ("torch.nn", "cell loop", "rnnkit bptt", KEEP, "rnnkit autograd")}
         x = torch.randn(T, B, I)
         sizes = {n: saved_tensor_bytes(lambda m=m, x=x: _output(m, x)) for n, m in models.items()}
         for name, size in sizes.items():
