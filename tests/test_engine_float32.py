@@ -35,7 +35,7 @@ def _run(layer, x, h0, lengths, x_grad):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("cell", [*available(), "lstm keeping its gates"])
+@pytest.mark.parametrize("cell", [*available(), "lstm keeping its gates", "gru keeping its gates"])
 def test_bptt_matches_autograd_in_float32(cell, case):
     bias, B, T, masked, batch_first, x_grad = CASES[case]
     torch.manual_seed(0)

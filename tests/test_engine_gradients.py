@@ -98,18 +98,20 @@ def test_layer_backends_agree(cell_name, bidirectional):
             torch.testing.assert_close(a, b, msg=f"{be} gradient")
 
 
+@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_lstm_keeping_its_gates_passes_gradcheck(masked):
+def test_keeping_the_gates_passes_gradcheck(cell_name, masked):
     """recompute=False: the forward keeps the activated gates and the backward reads them."""
-    cell = make_cell("lstm", 3, 4, recompute=False)
-    assert cell.saved_shapes() == ((4,), (4, 4))
+    cell = make_cell(cell_name, 3, 4, recompute=False)
+    assert cell.saved_shapes() == {"lstm": ((4,), (4, 4)), "gru": ((16,),)}[cell_name]
     p = _params(cell)
     x, state = _inputs(cell, T=5, B=3)
     mask = torch.arange(5).unsqueeze(1) < torch.tensor([5, 2, 4]).unsqueeze(0) if masked else None
     names = list(p)
 
-    def f(x, h, c, *tensors):
-        out, final = run_sequence(cell, x, (h, c), dict(zip(names, tensors)), "bptt", mask)
+    def f(x, *tensors):
+        st, pp = tensors[: cell.num_states], dict(zip(names, tensors[cell.num_states:]))
+        out, final = run_sequence(cell, x, st, pp, "bptt", mask)
         return (out, *final)
 
     assert torch.autograd.gradcheck(f, (x, *state, *p.values()), atol=1e-6)

@@ -40,18 +40,19 @@ def test_bptt_keeps_no_per_step_gates(cell):
     assert sizes[1] - sizes[0] == T * per_step
 
 
-def test_lstm_keeping_its_gates_keeps_4h_more_a_step():
-    """recompute=False trades memory for speed: exactly the activated gates (4H floats a batch
-    row and step) more than the default."""
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_keeping_the_gates_keeps_4h_more_a_step(cell):
+    """recompute=False trades memory for speed: exactly the activated gates (LSTM: i, f, g, o;
+    GRU: r, z, W_hn h + b_hn, n: 4H floats a batch row and step) more than the default."""
     torch.manual_seed(0)
     sizes = {}
     for recompute in (True, False):
-        bptt = rnnkit.Recurrent("lstm", I, H, backend="bptt", recompute=recompute)
+        bptt = rnnkit.Recurrent(cell, I, H, backend="bptt", recompute=recompute)
         x = torch.randn(T, B, I)
         sizes[recompute] = saved_tensor_bytes(lambda m=bptt, x=x: _output(m, x))
     assert sizes[False] - sizes[True] == T * B * 4 * H * 4
 
 
 def test_recompute_false_is_refused_where_a_cell_cannot_keep_its_gates():
-    with pytest.raises(UserError, match="recompute=False.*cell 'gru'"):
-        rnnkit.Recurrent("gru", I, H, recompute=False)
+    with pytest.raises(UserError, match="recompute=False.*cell 'mut1'"):
+        rnnkit.Recurrent("mut1", I, H, recompute=False)

@@ -441,6 +441,27 @@ def test_auto_picks_bptt_where_it_trains_faster_and_matches_torch():
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
 
 
+def test_auto_keeps_the_gates_where_bptt_by_name_recomputes_them():
+    """recompute=None: auto (after speed) keeps the GRU's gates, backend='bptt' (memory)
+    recomputes them; True / False force either."""
+    from rnnkit.bench.timing import saved_tensor_bytes
+
+    torch.manual_seed(0)
+    T, B, I, H = 4, 2, 3, 512
+    x = torch.randn(T, B, I, requires_grad=True)
+    sizes = {}
+    for name, kw in {"auto": {}, "bptt": {"backend": "bptt"},
+                     "auto, recompute": {"recompute": True},
+                     "bptt, keep": {"backend": "bptt", "recompute": False}}.items():
+        layer = rnnkit.GRU(I, H, **kw)
+        assert layer.resolve_backend(x) == "bptt"
+        sizes[name] = saved_tensor_bytes(lambda m=layer: m(x)[0])
+    gates = T * B * 4 * H * 4
+    assert sizes["auto"] - sizes["bptt"] == gates
+    assert sizes["auto, recompute"] == sizes["bptt"]
+    assert sizes["bptt, keep"] == sizes["auto"]
+
+
 def test_auto_rnn_tanh_on_bptt_matches_torch():
     torch.manual_seed(0)
     ref = torch.nn.RNN(8, 256, num_layers=2, batch_first=True)

@@ -27,6 +27,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from . import scratch
 from .activations import tanh_
 from .base import Cell, Params, State
 from .matmul import linear, pack
@@ -60,10 +61,17 @@ class GRU(Cell):
         return ((1 - z) * n + z * h,)
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
-    # Memory: nothing is saved per step beyond h and x (the engine keeps them); r, z, n and
-    # W_hn h + b_hn are recomputed in the backward from one product over all steps.
+    # Memory: with ``recompute`` (the default) nothing is saved per step beyond h and x (the
+    # engine keeps them); r, z, n and W_hn h + b_hn are recomputed in the backward from one
+    # product over all steps. Without it the forward keeps them (4H a step): no second product.
+    can_keep: ClassVar[bool] = True
+
+    @property
+    def backward_reads_xp(self) -> bool:  # type: ignore[override]
+        return self.recompute
+
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ()
+        return () if self.recompute else ((4 * self.hidden_size,),)  # (r, z, hn, n)
 
     def bptt_setup(self, p: Params) -> Params:
         w, b_ih, b_hh, H = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
@@ -77,27 +85,33 @@ class GRU(Cell):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        hp = linear(h_prev, q["w"])  # W_hh h, a temporary (the backward recomputes it)
-        rz = hp[:, : 2 * H].add_(xp[:, : 2 * H]).sigmoid_()
-        hn = hp[:, 2 * H :].add_(q["b_n"])
-        n = tanh_(torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn))  # tanh(xn + r hn)
+        hp = linear(h_prev, q["w"])  # W_hh h (r, z, n rows)
+        out = saved[0] if saved else hp  # without keeping: a temporary (the backward redoes it)
+        rz = torch.add(hp[:, : 2 * H], xp[:, : 2 * H], out=out[:, : 2 * H]).sigmoid_()
+        hn = torch.add(hp[:, 2 * H :], q["b_n"], out=out[:, 2 * H : 3 * H])
+        n = torch.addcmul(xp[:, 2 * H :], rz[:, :H], hn, out=out[:, 3 * H :] if saved else None)
+        tanh_(n)  # tanh(xn + r hn)
         return (torch.lerp(n, h_prev, rz[:, H:], out=h),)  # h' = n + z (h - n)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        # the forward again for every step at once: one product W_hh h(t-1), the rest elementwise
-        hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)
-        rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
-        hn = hp[..., 2 * H :].add_(q["b_n"])
-        n = tanh_(xp[..., 2 * H :].addcmul_(rz[..., :H], hn))  # xp is ours to overwrite
+        if saved:  # what the forward kept (read only: a second backward reads it again)
+            rz, hn, n = saved[0][..., : 2 * H], saved[0][..., 2 * H : 3 * H], saved[0][..., 3 * H :]
+        else:  # the forward again for all steps at once: one product W_hh h(t-1), the rest
+            hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)  # elementwise
+            rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
+            hn = hp[..., 2 * H :].add_(q["b_n"])
+            n = tanh_(xp[..., 2 * H :].addcmul_(rz[..., :H], hn))  # xp is ours to overwrite
         z = rz[..., H:]
-        k_n = (1 - z).mul_(1 - n * n)  # dn~ = dh' (1 - z)(1 - n^2)
-        k_rz = torch.addcmul(rz, rz, rz, value=-1)  # r(1 - r), z(1 - z)
+        k_n = torch.mul(n, n, out=scratch.empty((T, B, H), n))
+        k_n.neg_().add_(1).addcmul_(k_n, z, value=-1)  # dn~ = dh' (1 - z)(1 - n^2)
+        k_rz = torch.addcmul(rz, rz, rz, value=-1, out=scratch.empty((T, B, 2 * H), n))
         k_rz[..., :H].mul_(hn)  # dr~ = dn~ hn r(1 - r)
-        k_rz[..., H:].mul_(h_prev - n)  # dz~ = dh' (h - n) z(1 - z)
+        h_n = torch.sub(h_prev, n, out=scratch.empty((T, B, H), n))
+        k_rz[..., H:].mul_(h_n)  # dz~ = dh' (h - n) z(1 - z)
         # gradients laid out (n for xp, r, z, n for W_hh h): both dxp and dhp are slices
-        d = n.new_empty(T, B, 4 * H)
+        d = scratch.empty((T, B, 4 * H), n)
         steps = (k_n, k_rz[..., :H], k_rz[..., H:], rz[..., :H], z, d[..., :H],
                  d[..., H : 2 * H], d[..., 2 * H : 3 * H], d[..., 3 * H :], d[..., H:])
         return steps, d

@@ -39,6 +39,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from . import scratch
 from .activations import tanh
 from .base import Params, State
 from .lstm import LSTM
@@ -55,7 +56,7 @@ def _activate3(z: Tensor) -> Tensor:
 def _slopes(act: Tensor, g: int) -> Tensor:
     """Activation derivatives of gates (T, B, G, H): a(1-a), and 1 - g^2 for the tanh block g
     (there g - g^2 + 1 - g)."""
-    k = torch.addcmul(act, act, act, value=-1)
+    k = torch.addcmul(act, act, act, value=-1, out=scratch.empty(act.shape, act))
     k[:, :, g].add_(1).sub_(act[:, :, g])
     return k
 
@@ -93,7 +94,7 @@ class _BufferedVariant(LSTM):
         """``backward_prepare``'s result for ``backward_into``: k holds the coefficients of
         each gate (the output gate last), k_c that of dc(t-1) (None: 1)."""
         T, B, G, H = k.shape
-        dz = k.new_empty(T, B, G, H)
+        dz = scratch.empty((T, B, G, H), k)
         flat = dz.view(T, B, G * H)
         coef = (through_h, k[:, :, :-1], k[:, :, -1], *(() if k_c is None else (k_c,)))
         return (*coef, dz[:, :, :-1], dz[:, :, -1], flat), flat

@@ -8,6 +8,8 @@ the boundary (``forward``), so the engines see one layout.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -50,11 +52,14 @@ class Recurrent(nn.Module):
       spans up to ``chrono_tmax`` steps); ``forget_bias`` sets the forget-gate bias (the keep
       gate z for GRU-like cells).
 
-    - ``recompute`` (``bptt``): True (the default) keeps only x, h and c for the backward and
-      recomputes the gates there, in one product over all steps (a third of the memory of an
-      autograd loop, about a third more work); False keeps the activated gates too: faster,
-      4H more floats a step. Cells that can keep them: the ``lstm``; the Elman cells keep
-      everything anyway.
+    - ``recompute`` (the ``bptt`` engine): True keeps only x, h (and the LSTM's c) for the
+      backward and recomputes the gates there, in one product over all steps (a third of the
+      memory of an autograd loop or less, about a third more work); False keeps the activated
+      gates too (4H more floats a step, no second product: faster). None (the default): True
+      when ``backend="bptt"`` was asked for by name, False when ``auto`` picked it (auto is
+      after speed, and torch's kernels keep their gates too). Cells that can keep them:
+      ``lstm`` and ``gru`` (the Elman cells keep everything anyway); for the others only
+      True/None.
 
     ``forward(input, hx=None, lengths=None)`` takes torch's arguments plus ``lengths`` (B,), the
     valid lengths of a padded batch: padded steps output zeros and the final state is each
@@ -90,14 +95,14 @@ class Recurrent(nn.Module):
         init: str = "default",
         forget_bias: float | None = None,
         chrono_tmax: int = initializers.CHRONO_TMAX,
-        recompute: bool = True,
+        recompute: bool | None = None,
     ) -> None:
         super().__init__()
         check_backend(cell_class(cell), backend)
-        if not recompute and not cell_class(cell).can_keep:
+        if recompute is False and not cell_class(cell).can_keep:
             raise UserError(f"recompute=False (keep the gates for the backward) is not "
                             f"implemented for cell {cell!r}, whose bptt backward always "
-                            "recomputes them: use recompute=True (the default), or cell='lstm'")
+                            "recomputes them: use recompute=None (the default) or True")
         _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
                        fusion, bidirectional)
         if proj_size:
@@ -121,14 +126,16 @@ class Recurrent(nn.Module):
         out_width = hidden_size * self.num_directions if fusion == "concat" else hidden_size
         factory = {"device": device, "dtype": dtype}
         self.cells: list[Cell] = []
+        self._keeping_cells: list[Cell] = []  # the same cells with recompute=False
         for k in range(num_layers):
-            layer_cell = make_cell(cell, input_size if k == 0 else out_width, hidden_size, bias,
-                                   recompute)
+            layer_cell = make_cell(cell, input_size if k == 0 else out_width, hidden_size, bias)
             if recurrent_dropout and "weight_hh" not in layer_cell.parameter_shapes():
                 raise UserError(f"recurrent_dropout drops units of h(t-1) where they enter W_hh, "
                                 f"but cell {cell!r} has no W_hh (its gates do not read h(t-1)): "
                                 "use recurrent_dropout=0, or dropout= between layers")
             self.cells.append(layer_cell)
+            self._keeping_cells.append(dataclasses.replace(layer_cell, recompute=False)
+                                       if layer_cell.can_keep else layer_cell)
             for sfx in self._suffixes():
                 for name, shape in layer_cell.parameter_shapes().items():
                     self.register_parameter(f"{name}_l{k}{sfx}",
@@ -184,7 +191,7 @@ class Recurrent(nn.Module):
                              ("bidirectional", False), ("backend", "auto"),
                              ("recurrent_dropout", 0.0), ("fusion", "concat"), ("tbptt", 0),
                              ("stateful", False), ("init_scheme", "default"),
-                             ("forget_bias", None), ("recompute", True)]:
+                             ("forget_bias", None), ("recompute", None)]:
             value = getattr(self, key)
             if value != default:
                 s += f", {key.removesuffix('_scheme')}={value!r}"
@@ -301,11 +308,11 @@ class Recurrent(nn.Module):
         return self.backend
 
     def _bptt_beats_native(self, x: Tensor) -> bool:
-        """Where rnnkit's own engine trains faster than torch's kernel. Measured side by side
-        on a quiet 2-core CPU (BENCHMARKS.md, 2026-11-23): bptt trains GRU 1.1-1.7x faster
-        than nn.GRU at H >= 512 (0.8-1.1x below) and the tanh RNN 1.1-1.9x faster than nn.RNN
-        at H >= 256 (0.8x at 128); nn.LSTM's oneDNN kernel stays ahead of bptt at every size
-        (0.35-0.6x), and on a GPU cuDNN is the choice. Without gradients: the kernel."""
+        """Where rnnkit's own engine (keeping its gates, see ``recompute``) trains faster than
+        torch's kernel, measured side by side on 2-core CPUs (BENCHMARKS.md): GRU at
+        H >= 512 (1.2-1.7x nn.GRU; 0.9-1.0x at 256) and the tanh RNN at H >= 256 (1.0-1.9x;
+        0.7-0.8x at 128); nn.LSTM's oneDNN kernel stays ahead of bptt at every size (0.4-0.9x),
+        and on a GPU cuDNN is the choice. Without gradients: the kernel."""
         threshold = BPTT_FROM_HIDDEN.get(self.mode)
         training = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
@@ -354,7 +361,8 @@ class Recurrent(nn.Module):
         if backend == "native":
             return run_native(self, x, states, params, lengths)
         D, final = self.num_directions, []
-        for k, cell in enumerate(self.cells):
+        keep = self.recompute is False or (self.recompute is None and self.backend == "auto")
+        for k, cell in enumerate(self._keeping_cells if keep else self.cells):
             outs = []
             for d in range(D):
                 out, st = self._run_direction(cell, x, states[k * D + d], params[k * D + d],
