@@ -1,84 +1,84 @@
-"""Scratch buffers the bptt backward reuses from call to call (CPU).
+"""Buffers the bptt engine reuses from call to call (CPU).
 
-A backward pass of an LSTM at B = 64, T = 100, H = 512 needs about 150 MB of temporaries
-(the per-step coefficients and the pre-activation gradients). Fresh from the allocator, each
-page of them is faulted in on first touch: 20-40 ms a step on the 2-core machine of
-BENCHMARKS.md, a tenth of the whole step. Training repeats the same shapes, so the engine
-hands the same buffers out again: ``empty`` inside a ``session`` takes one, and the session's
-end returns every buffer it took. Nothing taken may outlive the session (no gradient returned
-to autograd may be a view of one). GPU tensors come from torch's caching allocator already.
+A training step of an LSTM at B = 64, T = 100, H = 512 needs about 200 MB of buffers (h, c
+and the gates of every step, the backward's per-step coefficients and pre-activation
+gradients). Fresh from the allocator, each page is faulted in on first touch: 20-40 ms a step
+on the 2-core machine of BENCHMARKS.md, a tenth of the step. Training repeats the same
+shapes, so ``empty`` hands out again a buffer of the same size that nothing uses any more.
+
+"Nothing uses it" is read from the storage's reference count: a buffer is free when the pool
+holds the only reference, so one still saved by autograd for a backward, returned to the
+caller, or viewed by anyone is never handed out twice. GPU tensors come from torch's caching
+allocator already.
 
 Example:
     >>> import torch
-    >>> with session():
-    ...     a = empty((2, 3), torch.zeros(1))
-    >>> with session():
-    ...     b = empty((3, 2), torch.zeros(1))
-    >>> a.data_ptr() == b.data_ptr()  # the same memory, handed out again
+    >>> a = empty((2, 3), torch.zeros(1))
+    >>> b = empty((2, 3), torch.zeros(1))
+    >>> a.data_ptr() == b.data_ptr()  # a is still alive: b is another buffer
+    False
+    >>> ptr = a.data_ptr()
+    >>> del a
+    >>> empty((3, 2), torch.zeros(1)).data_ptr() == ptr  # a's memory, handed out again
     True
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+import torch
 from torch import Tensor
 
-MAX_BYTES = 1 << 30  # what the pool keeps between calls, at most (larger ones are dropped)
+MAX_BYTES = 1 << 30  # the pool forgets its oldest buffers beyond this
+_local = threading.local()  # a pool per thread
 
-_local = threading.local()  # each thread its own pool: backward passes may run in threads
+
+def _use_count(t: Tensor) -> int:
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+_FREE = _use_count(torch.empty(1))  # a buffer referenced by one tensor only (the pool's)
 
 
 def _pool() -> list[Tensor]:
-    if not hasattr(_local, "free"):
-        _local.free, _local.taken = [], None
-    return _local.free
-
-
-@contextmanager
-def session() -> Iterator[None]:
-    """Buffers taken with ``empty`` inside go back to the pool at the end (not nested)."""
-    _pool()
-    _local.taken = []
-    try:
-        yield
-    finally:
-        _local.free.extend(_local.taken)
-        _local.taken = None
-        _trim(_local.free)
+    if not hasattr(_local, "pool"):
+        _local.pool = []
+    return _local.pool
 
 
 def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """An uninitialised tensor of ``shape`` with ``like``'s dtype and device: a pooled buffer
-    inside a session on the CPU, else a fresh one."""
-    taken = getattr(_local, "taken", None)
-    if taken is None or like.device.type != "cpu":
+    """An uninitialised tensor of ``shape`` with ``like``'s dtype and device: on the CPU a
+    free pooled buffer of exactly that size if there is one (else a new one, pooled)."""
+    if like.device.type != "cpu":
         return like.new_empty(shape)
     n = 1
     for s in shape:
         n *= s
-    free = _pool()
-    fits = [i for i, b in enumerate(free) if b.dtype == like.dtype and b.numel() >= n]
-    buf = free.pop(min(fits, key=lambda i: free[i].numel())) if fits else like.new_empty(n)
-    taken.append(buf)
-    return buf[:n].view(shape)
+    pool = _pool()
+    for i, b in enumerate(pool):
+        if b.numel() == n and b.dtype == like.dtype and _use_count(b) == _FREE:
+            pool.append(pool.pop(i))  # most recently used last
+            return _alias(b, shape)
+    buf = like.new_empty(n)
+    pool.append(buf)
+    total = sum(b.numel() * b.element_size() for b in pool)
+    while total > MAX_BYTES and len(pool) > 1:  # forget the oldest (in use or not)
+        total -= pool[0].numel() * pool[0].element_size()
+        del pool[0]
+    return _alias(buf, shape)
 
 
-def _trim(free: list[Tensor]) -> None:
-    """Keep the most recently returned buffers up to MAX_BYTES."""
-    total = 0
-    for i in range(len(free) - 1, -1, -1):
-        total += free[i].numel() * free[i].element_size()
-        if total > MAX_BYTES:
-            del free[: i + 1]
-            return
+def _alias(buf: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """A tensor of ``shape`` on buf's memory that is not a view of buf: autograd lets a
+    Function's caller modify it in place (as a fresh tensor)."""
+    with torch.no_grad():
+        return buf.new_empty(0).set_(buf.untyped_storage(), 0, shape)
 
 
 def clear() -> None:
-    """Drop every pooled buffer (their memory goes back to the allocator)."""
+    """Forget every pooled buffer (their memory goes back when nothing else holds it)."""
     _pool().clear()
 
 
-__all__ = ["clear", "empty", "session"]
+__all__ = ["clear", "empty"]

@@ -46,16 +46,11 @@ class _BPTT(torch.autograd.Function):
         ctx.save_for_backward(inputs if buffered else None, hs, *state, *columns,
                               *tensors[n_states:], *(() if mask is None else (mask,)))
         # a copy, not a view of hs: the caller may modify the output in place (dropout, +=)
-        return (hs[1:].clone() if buffered else hs, *final)
+        return (scratch.empty(hs[1:].shape, hs).copy_(hs[1:]) if buffered else hs, *final)
 
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
         refuse_double_backward("bptt")
-        with scratch.session():  # the cells' big temporaries, reused from the last call
-            return _BPTT._backward(ctx, dhseq, *dfinal)
-
-    @staticmethod
-    def _backward(ctx, dhseq, *dfinal):
         cell: Cell = ctx.cell
         x, hs, *rest = ctx.saved_tensors
         state0, rest = tuple(rest[: ctx.n_states]), rest[ctx.n_states :]
@@ -96,9 +91,10 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     T, B = x.shape[0], x.shape[1]
     q = cell.bptt_setup(p)
     xp = cell.project(x, q)
-    hs = xp.new_empty(T + 1, B, cell.hidden_size)
+    # pooled buffers: the last call's, once its backward has freed them (no page faults)
+    hs = scratch.empty((T + 1, B, cell.hidden_size), xp)
     hs[0] = state[0]
-    columns = [xp.new_empty(T, B, *shape) for shape in cell.saved_shapes()]
+    columns = [scratch.empty((T, B, *shape), xp) for shape in cell.saved_shapes()]
     masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
     slots = zip(xp.unbind(0), hs[1:].unbind(0), *(c.unbind(0) for c in columns))
     for t, (x_t, h_t, *saved_t) in enumerate(slots):
