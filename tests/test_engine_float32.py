@@ -34,8 +34,11 @@ def _run(layer, x, h0, lengths, x_grad):
     return out, hn, torch.autograd.grad(loss, inputs)
 
 
+KEEPING = ("lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru")
+
+
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("cell", [*available(), "lstm keeping its gates", "gru keeping its gates"])
+@pytest.mark.parametrize("cell", [*available(), *(f"{c} keeping its gates" for c in KEEPING)])
 def test_bptt_matches_autograd_in_float32(cell, case):
     bias, B, T, masked, batch_first, x_grad = CASES[case]
     torch.manual_seed(0)

@@ -98,12 +98,17 @@ def test_layer_backends_agree(cell_name, bidirectional):
             torch.testing.assert_close(a, b, msg=f"{be} gradient")
 
 
-@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
+KEEPING = ["lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru"]
+
+
+@pytest.mark.parametrize("cell_name", KEEPING)
 @pytest.mark.parametrize("masked", [False, True])
 def test_keeping_the_gates_passes_gradcheck(cell_name, masked):
     """recompute=False: the forward keeps the activated gates and the backward reads them."""
     cell = make_cell(cell_name, 3, 4, recompute=False)
-    assert cell.saved_shapes() == {"lstm": ((4,), (4, 4)), "gru": ((16,),)}[cell_name]
+    assert cell.can_keep
+    G = cell.gates
+    assert cell.saved_shapes() == (((16,),) if cell_name == "gru" else ((4,), (G, 4)))
     p = _params(cell)
     x, state = _inputs(cell, T=5, B=3)
     mask = torch.arange(5).unsqueeze(1) < torch.tensor([5, 2, 4]).unsqueeze(0) if masked else None

@@ -79,8 +79,12 @@ def contenders(cell: str, I: int, H: int) -> dict[str, nn.Module]:
     """torch.nn, the naive cell loop, and rnnkit on every backend (for lstm/gru); bptt and the
     autograd loop for the other cells."""
     if cell not in ("lstm", "gru"):
-        return {f"rnnkit {b}": rnnkit.Recurrent(cell, I, H, backend=b)
-                for b in ("bptt", "autograd")}
+        models = {f"rnnkit {b}": rnnkit.Recurrent(cell, I, H, backend=b)
+                  for b in ("bptt", "autograd")}
+        if cell_class(cell).can_keep:
+            models[KEEP] = rnnkit.Recurrent(cell, I, H, backend="bptt", recompute=False)
+            models[KEEP].load_state_dict(models["rnnkit bptt"].state_dict())
+        return models
     ref = (nn.LSTM if cell == "lstm" else nn.GRU)(I, H)
     models: dict[str, nn.Module] = {"torch.nn": ref, "cell loop": CellLoop(cell, I, H)}
     for b in BACKENDS:
@@ -103,7 +107,7 @@ def speed_target(cell: str, impl: str, H: int) -> tuple[str, str, float] | None:
             return (">= 0.9x torch.nn", "torch.nn", 0.9) if H >= 256 else \
                 (">= 0.7x torch.nn", "torch.nn", 0.7)
         return None
-    if impl == "rnnkit bptt":
+    if impl in ("rnnkit bptt", KEEP):
         return (">= 1.5x autograd loop", "rnnkit autograd", 1.5) if H <= 256 else \
             (">= 1.1x autograd loop", "rnnkit autograd", 1.1)
     return None

@@ -25,7 +25,8 @@ weights p = ``weight_peephole`` (rows p_i, p_f, p_o); i and f read c(t-1), o rea
 
 In all three dh(t-1) = W_hh^T (the gate pre-activation gradients).
 
-bptt runs all three on the LSTM's buffered path (cells/lstm.py): per step only c(t) is saved;
+bptt runs all three on the LSTM's buffered path (cells/lstm.py): per step only c(t) is saved
+(with ``recompute=False`` also the activated gates, and nothing is recomputed);
 the backward recomputes the gates of every step from one product and folds each backward line
 above into a per-step coefficient, so a backward step is the LSTM's handful of ops:
     do~ = dh' k_o,  dc = dc' + dh' k_h,  (the other gates)~ = dc k,  dc(t-1) = dc k_c
@@ -76,11 +77,24 @@ class _BufferedVariant(LSTM):
     into the input projection, packed W_hh and W_hh^T) and the backward step."""
 
     native_mode: ClassVar[str | None] = None  # torch has no kernel for these
-    backward_reads_xp: ClassVar[bool] = True  # they always recompute the gates
-    can_keep: ClassVar[bool] = False
 
-    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ((self.hidden_size,),)  # c(t)
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:  # c(t) (, the activated gates)
+        H = self.hidden_size
+        return ((H,),) if self.recompute else ((H,), (self.gates, H))
+
+    def _gates_out(self, z: Tensor, saved: list[Tensor]) -> Tensor:
+        """Where a step writes its activated gates: z itself, or the kept slot."""
+        return saved[1] if len(saved) > 1 else z
+
+    def _activated(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                   q: Params) -> Tensor:
+        """The activated gates of every step, (T, B, G, H): those the forward kept (read
+        only), else recomputed (``_recompute``)."""
+        return saved[1] if len(saved) > 1 else self._recompute(saved[0], xp, h_prev, state0, q)
+
+    def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
+                   q: Params) -> Tensor:
+        raise NotImplementedError
 
     def _gates(self, xp: Tensor, h_prev: Tensor, q: Params) -> Tensor:
         """The gate pre-activations of every step, (T, B, G, H): one product W_hh h(t-1)."""
@@ -138,28 +152,24 @@ class LSTMPeephole(_BufferedVariant):
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        (c_new,) = saved
+        c_new = saved[0]
         pw = q["peep"]
         z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)
-        z[:, :2].addcmul_(pw[:2], c.unsqueeze(1)).sigmoid_()  # i, f look at c(t-1)
-        i, f, g, o = z.unbind(1)
-        torch.mul(f, c, out=c_new).addcmul_(i, tanh(g, g))  # c' = f c + i g
-        o.addcmul_(pw[2], c_new).sigmoid_()  # o looks at c'
+        a = self._gates_out(z, saved)
+        torch.addcmul(z[:, :2], pw[:2], c.unsqueeze(1), out=a[:, :2]).sigmoid_()  # i, f see c
+        i, f, g, o = a.unbind(1)
+        torch.mul(f, c, out=c_new).addcmul_(i, tanh(z[:, 2], g))  # c' = f c + i g
+        torch.addcmul(z[:, 3], pw[2], c_new, out=o).sigmoid_()  # o looks at c'
         tanh(c_new, h).mul_(o)  # h' = o tanh(c')
         return h, c_new
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        (c,) = saved
+        c = saved[0]
         pw = q["peep"]
         c_prev = _shifted(c, state0[1])
-        z = self._gates(xp, h_prev, q)
-        z[:, :, :2].addcmul_(pw[:2], c_prev.unsqueeze(2))
-        z[:, :, 3].addcmul_(pw[2], c)
-        z[:, :, :2].sigmoid_()
-        z[:, :, 3].sigmoid_()
+        z = self._activated(saved, xp, h_prev, state0, q)
         i, f, g, o = z.unbind(2)
-        tanh(g, g)
         tc = tanh(c)
         k = _slopes(z, 2)
         k_i, k_f, k_g, k_o = k.unbind(2)
@@ -171,6 +181,17 @@ class LSTMPeephole(_BufferedVariant):
         k_c = torch.addcmul(f, k_i, pw[0]).addcmul_(k_f, pw[1])  # dc(t-1) = dc k_c
         q["c_prev"], q["c"] = c_prev, c  # for the peephole gradients in backward_finish
         return self._steps(through_h, k, k_c)
+
+    def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
+                   q: Params) -> Tensor:
+        pw = q["peep"]
+        z = self._gates(xp, h_prev, q)
+        z[:, :, :2].addcmul_(pw[:2], _shifted(c, state0[1]).unsqueeze(2))
+        z[:, :, 3].addcmul_(pw[2], c)
+        z[:, :, :2].sigmoid_()
+        z[:, :, 3].sigmoid_()
+        tanh(z[:, :, 2], z[:, :, 2])
+        return z
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         T, B, _ = dz.shape
@@ -206,13 +227,18 @@ class _ThreeGates(_BufferedVariant):
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        (c_new,) = saved
+        c_new = saved[0]
         z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
-        a, g, o = z.unbind(1)
-        z[:, ::2].sigmoid_()  # a and o in one op
-        self.new_cell_into(a, tanh(g, g), c, c_new)
+        out = self._gates_out(z, saved)
+        a, g, o = out.unbind(1)
+        torch.sigmoid(z[:, ::2], out=out[:, ::2])  # a and o in one op
+        self.new_cell_into(a, tanh(z[:, 1], g), c, c_new)
         tanh(c_new, h).mul_(o)  # h' = o tanh(c')
         return h, c_new
+
+    def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
+                   q: Params) -> Tensor:
+        return _activate3(self._gates(xp, h_prev, q))
 
 
 class LSTMCIFG(_ThreeGates):
@@ -237,8 +263,8 @@ class LSTMCIFG(_ThreeGates):
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        (c,) = saved
-        act = _activate3(self._gates(xp, h_prev, q))
+        c = saved[0]
+        act = self._activated(saved, xp, h_prev, state0, q)
         f, g, o = act.unbind(2)
         tc = tanh(c)
         k = _slopes(act, 1)
@@ -272,8 +298,8 @@ class LSTMNoForget(_ThreeGates):
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        (c,) = saved
-        act = _activate3(self._gates(xp, h_prev, q))
+        c = saved[0]
+        act = self._activated(saved, xp, h_prev, state0, q)
         i, g, o = act.unbind(2)
         tc = tanh(c)
         k = _slopes(act, 1)
