@@ -98,7 +98,7 @@ def test_layer_backends_agree(cell_name, bidirectional):
             torch.testing.assert_close(a, b, msg=f"{be} gradient")
 
 
-KEEPING = ["lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru"]
+KEEPING = ["lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru", "mut1", "mut2", "mut3"]
 
 
 @pytest.mark.parametrize("cell_name", KEEPING)
@@ -108,7 +108,8 @@ def test_keeping_the_gates_passes_gradcheck(cell_name, masked):
     cell = make_cell(cell_name, 3, 4, recompute=False)
     assert cell.can_keep
     G = cell.gates
-    assert cell.saved_shapes() == (((16,),) if cell_name == "gru" else ((4,), (G, 4)))
+    lstm_like = cell_name.startswith("lstm")
+    assert cell.saved_shapes() == (((4,), (G, 4)) if lstm_like else ((16,),))
     p = _params(cell)
     x, state = _inputs(cell, T=5, B=3)
     mask = torch.arange(5).unsqueeze(1) < torch.tensor([5, 2, 4]).unsqueeze(0) if masked else None

@@ -54,5 +54,5 @@ def test_keeping_the_gates_keeps_4h_more_a_step(cell):
 
 
 def test_recompute_false_is_refused_where_a_cell_cannot_keep_its_gates():
-    with pytest.raises(UserError, match="recompute=False.*cell 'mut1'"):
-        rnnkit.Recurrent("mut1", I, H, recompute=False)
+    with pytest.raises(UserError, match="recompute=False.*cell 'nas'"):
+        rnnkit.Recurrent("nas", I, H, recompute=False)

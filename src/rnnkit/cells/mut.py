@@ -33,7 +33,8 @@ The recurrent blocks are always the leading gate blocks, so ``bias_hh`` lines up
 MUT1's z reads only x, its sigmoid is applied to all steps at once in ``input_projection``.
 
 **bptt.** All three run the engine's buffered path (the gates are recomputed in the
-backward). MUT1 and MUT2 hand the Function their own inputs (``bptt_inputs``): MUT2 x,
+backward; with ``recompute=False`` r, z, n and r * h are kept instead). MUT1 and MUT2
+hand the Function their own inputs (``bptt_inputs``): MUT2 x,
 projected with [1 or W_xproj; W_ih]; MUT1 [x, tanh(x~)], whose input part is [tanh(x~), W_ih x]
 (its own ``project`` and ``project_backward``). Autograd routes dx and dW_xproj from there.
 
@@ -52,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import scratch
 from .activations import tanh, tanh_
 from .base import Cell, Params, State
 from .matmul import linear, pack, weight_grad
@@ -71,6 +73,34 @@ class _MUT(Cell):
     adds_x: ClassVar[bool] = True  # x itself enters a gate block (MUT1, MUT2)
     ih_blocks: ClassVar[int] = 2  # gate blocks with an input matrix
     hh_blocks: ClassVar[int] = 3  # gate blocks with a recurrent matrix
+
+    # bptt with recompute=False keeps r, z, n and r * h of every step, (B, 4H) a step
+    can_keep: ClassVar[bool] = True
+
+    @property
+    def backward_reads_xp(self) -> bool:  # type: ignore[override]
+        return self.recompute
+
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return () if self.recompute else ((4 * self.hidden_size,),)
+
+    def _slots(self, saved: list[Tensor], h: Tensor) -> tuple[Tensor, ...]:
+        """Where a forward step writes [r, z, n, r * h] (B, 4H), and those four: the kept
+        slot, or a temporary."""
+        k = saved[0] if saved else h.new_empty(h.shape[0], 4 * self.hidden_size)
+        return k, *k.split(self.hidden_size, dim=1)
+
+    def _coefficients(self, r: Tensor, z: Tensor, n: Tensor, h_prev: Tensor):
+        """(k_n, k_z, k_r, 1 - z) of the backward from the gates of all steps (read only)."""
+        T, B, H = h_prev.shape
+        one_z = torch.rsub(z, 1)  # dh(t-1) = dh' (1 - z) + ...
+        k_z = torch.sub(n, h_prev, out=scratch.empty((T, B, H), n))
+        k_z.mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
+        k_n = torch.mul(n, n, out=scratch.empty((T, B, H), n))
+        k_n.neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
+        k_r = torch.addcmul(r, r, r, value=-1, out=scratch.empty((T, B, H), n))
+        k_r.mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
+        return k_n, k_z, k_r, one_z
 
     @property
     def exact(self) -> bool:
@@ -167,9 +197,6 @@ class MUT1(_MUT):
         dx = linear(d2[:, H:].contiguous(), p["weight_ih"].t().contiguous())
         return torch.cat([dx.view(*u.shape[:-1], I), dxp[..., :H]], dim=-1)
 
-    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ()
-
     def bptt_setup(self, p: Params) -> Params:
         b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
         # b_hn and b_hr are added to W (.), so they join the input part (z has no b_hh)
@@ -182,27 +209,28 @@ class MUT1(_MUT):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        z = xp[:, 2 * H :].sigmoid_()  # xp is a temporary: the backward recomputes it
-        r = linear(h_prev, q["w_r"]).add_(xp[:, H : 2 * H]).sigmoid_()
-        a_n = linear(r.mul_(h_prev), q["w_n"]).add_(xp[:, :H])  # W_hn (r h): r is spent
-        n = tanh_(a_n)
+        _, r, z, n, rh = self._slots(saved, h)
+        torch.sigmoid(xp[:, 2 * H :], out=z)
+        torch.add(linear(h_prev, q["w_r"]), xp[:, H : 2 * H], out=r).sigmoid_()
+        torch.mul(r, h_prev, out=rh)
+        tanh_(torch.add(linear(rh, q["w_n"]), xp[:, :H], out=n))  # W_hn (r h) + xp_n
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        xp2 = xp.view(T * B, 3 * H)
-        z = xp[..., 2 * H :].sigmoid_()
-        r = linear(h_prev.reshape(T * B, H), q["w_r"]).add_(xp2[:, H : 2 * H]).sigmoid_()
-        rh = q["rh"] = r.view(T, B, H) * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
-        n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, :H]))
-        n = n.view(T, B, H)
-        one_z = 1 - z
-        k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
-        k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
-        r = r.view(T, B, H)
-        k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
-        d = xp.new_empty(T, 3, B, H)  # n, r, z, gate-major: each step's slots are contiguous
+        if saved:  # what the forward kept
+            r, z, n, rh = saved[0].split(H, dim=-1)
+        else:  # the forward again for every step: two products, the rest elementwise
+            xp2 = xp.view(T * B, 3 * H)
+            z = xp[..., 2 * H :].sigmoid_()
+            r = linear(h_prev.reshape(T * B, H), q["w_r"]).add_(xp2[:, H : 2 * H]).sigmoid_()
+            r = r.view(T, B, H)
+            rh = r * h_prev
+            n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, :H])).view(T, B, H)
+        q["rh"] = rh  # for dW_hh (buffered_recurrent_inputs)
+        k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
+        d = scratch.empty((T, 3, B, H), h_prev)  # n, r, z, gate-major: contiguous a step
         return (k_n, k_z, k_r, r, one_z, *d.unbind(1)), d
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
@@ -262,9 +290,6 @@ class MUT2(_MUT):
         q = {k: v for k, v in p.items() if k != "weight_xproj"}
         return x, {**q, "weight_ih": torch.cat([first, w])}
 
-    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ()
-
     def bptt_setup(self, p: Params) -> Params:
         b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
         w_rz, w_n = p["weight_hh"].split([2 * H, H])
@@ -276,25 +301,27 @@ class MUT2(_MUT):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        rz = linear(h_prev, q["w_rz"]).add_(xp[:, : 2 * H]).sigmoid_()
-        n = tanh_(linear(rz[:, :H] * h_prev, q["w_n"]).add_(xp[:, 2 * H :]))
-        return (torch.lerp(h_prev, n, rz[:, H:], out=h),)  # h' = h + z (n - h)
+        k, r, z, n, rh = self._slots(saved, h)
+        torch.add(linear(h_prev, q["w_rz"]), xp[:, : 2 * H], out=k[:, : 2 * H]).sigmoid_()
+        torch.mul(r, h_prev, out=rh)
+        tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))
+        return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        xp2 = xp.view(T * B, 3 * H)
-        rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
-        rz = rz.view(T, B, 2 * H)
-        r, z = rz[..., :H], rz[..., H:]
-        rh = q["rh"] = r * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
-        n = linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])
-        n = tanh_(n).view(T, B, H)
-        one_z = 1 - z
-        k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
-        k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
-        k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
-        d = xp.new_empty(T, B, 3 * H)  # r, z, n: for xp and W_hh alike
+        if saved:  # what the forward kept
+            r, z, n, rh = saved[0].split(H, dim=-1)
+        else:  # the forward again for every step: two products, the rest elementwise
+            xp2 = xp.view(T * B, 3 * H)
+            rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
+            rz = rz.view(T, B, 2 * H)
+            r, z = rz[..., :H], rz[..., H:]
+            rh = r * h_prev
+            n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])).view(T, B, H)
+        q["rh"] = rh  # for dW_hh (buffered_recurrent_inputs)
+        k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
+        d = scratch.empty((T, B, 3 * H), h_prev)  # r, z, n: for xp and W_hh alike
         steps = (k_n, k_z, k_r, r, one_z, d[..., :H], d[..., H : 2 * H], d[..., 2 * H :],
                  d[..., : 2 * H])
         return steps, d
@@ -342,10 +369,8 @@ class MUT3(_MUT):
 
     # ---- bptt: the step into preallocated buffers, and its backward --------------------------
     # Memory: nothing is saved per step beyond x and h (the engine keeps them); r, z, n, tanh(h)
-    # and r * h are recomputed in the backward from three products over all steps.
-    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ()
-
+    # and r * h are recomputed in the backward from three products over all steps (or, with
+    # recompute=False, r, z, n and r * h kept; tanh(h) is then the only recomputed part).
     def bptt_setup(self, p: Params) -> Params:
         b_ih, b_hh = p.get("bias_ih"), p.get("bias_hh")
         # each recurrent part is W (.) + b_hh: all of b_hh joins the input part's add
@@ -359,34 +384,36 @@ class MUT3(_MUT):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
+        _, r, z, n, rh = self._slots(saved, h)
         # W u + xp: the add after the product (a strided slice of xp as linear's ``add`` is
         # copied first, a few us more)
-        r = linear(h_prev, q["w_r"]).add_(xp[:, :H]).sigmoid_()
-        z = linear(tanh(h_prev), q["w_z"]).add_(xp[:, H : 2 * H]).sigmoid_()
-        n = tanh_(linear(r.mul_(h_prev), q["w_n"]).add_(xp[:, 2 * H :]))  # r is spent
+        torch.add(linear(h_prev, q["w_r"]), xp[:, :H], out=r).sigmoid_()
+        torch.add(linear(tanh(h_prev), q["w_z"]), xp[:, H : 2 * H], out=z).sigmoid_()
+        torch.mul(r, h_prev, out=rh)
+        tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        xp = xp.view(T * B, 3 * H)
+        th = q["th"] = tanh(h_prev)  # for dW_hz (buffered_recurrent_inputs)
+        if saved:  # what the forward kept
+            r, z, n, rh = saved[0].split(H, dim=-1)
+        else:  # the forward again for every step: three products, the rest elementwise
+            xp = xp.view(T * B, 3 * H)
 
-        def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
-            w, part = q["w_" + "rzn"[k]], xp[:, k * H : (k + 1) * H]
-            return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
+            def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
+                w, part = q["w_" + "rzn"[k]], xp[:, k * H : (k + 1) * H]
+                return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
 
-        # the forward again for every step: three products, the rest elementwise
-        th = q["th"] = tanh(h_prev)
-        r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
-        rh = q["rh"] = r * h_prev  # kept for dW_hh (buffered_recurrent_inputs)
-        n = tanh_(gate(rh, 2))
-        one_z = 1 - z  # dh(t-1) = dh' (1 - z) + ...
-        k_z = (n - h_prev).mul_(z).mul_(one_z)  # dz~ = dh' (n - h) z (1 - z)
-        k_n = n.square_().neg_().add_(1).mul_(z)  # dn~ = dh' z (1 - n^2)
-        k_r = torch.addcmul(r, r, r, value=-1).mul_(h_prev)  # dr~ = d(rh) h r (1 - r)
+            r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
+            rh = r * h_prev
+            n = tanh_(gate(rh, 2))
+        q["rh"] = rh  # for dW_hn
+        k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
         k_th = th.square().neg_().add_(1)  # through tanh(h) into the z block: 1 - tanh(h)^2
         # the pre-activation gradients of r, z, n, gate-major: each step's slots are contiguous
-        d = xp.new_empty(T, 3, B, H)
+        d = scratch.empty((T, 3, B, H), h_prev)
         return (k_n, k_z, k_r, r, one_z, k_th, *d.unbind(1)), d
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
