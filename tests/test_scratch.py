@@ -34,6 +34,18 @@ def test_results_survive_the_next_calls(cell, recompute):
         assert torch.equal(a, b)
 
 
+def test_training_after_inference_mode():
+    """Buffers made under torch.inference_mode are not handed to a call autograd records."""
+    torch.manual_seed(0)
+    layer = rnnkit.Recurrent("mut2", 5, 5, backend="bptt")
+    x = torch.randn(4, 2, 5)
+    with torch.inference_mode():
+        ref = layer(x)[0]
+    out = layer(x)[0]
+    torch.autograd.grad(out.sum(), list(layer.parameters()))
+    torch.testing.assert_close(out, ref)
+
+
 def test_a_buffer_is_handed_out_again_only_when_nothing_holds_it():
     like = torch.zeros(1)
     a = scratch.empty((4, 5), like)
