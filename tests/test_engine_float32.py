@@ -34,7 +34,8 @@ def _run(layer, x, h0, lengths, x_grad):
     return out, hn, torch.autograd.grad(loss, inputs)
 
 
-KEEPING = ("lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru", "mut1", "mut2", "mut3")
+KEEPING = ("lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru", "gru_cho",
+           "mut1", "mut2", "mut3")
 
 
 @pytest.mark.parametrize("case", list(CASES))

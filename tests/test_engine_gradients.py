@@ -98,7 +98,8 @@ def test_layer_backends_agree(cell_name, bidirectional):
             torch.testing.assert_close(a, b, msg=f"{be} gradient")
 
 
-KEEPING = ["lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru", "mut1", "mut2", "mut3"]
+KEEPING = ["lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru", "gru_cho",
+           "mut1", "mut2", "mut3"]
 
 
 @pytest.mark.parametrize("cell_name", KEEPING)

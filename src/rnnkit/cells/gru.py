@@ -150,35 +150,85 @@ class GRUCho(Cell):
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", 1.0),)
 
-    def forward_step(self, xp: Tensor, state: State, p: Params) -> tuple[State, tuple]:
+    def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
         w, b = p["weight_hh"], p.get("bias_hh")
         zrz = torch.addmm(xp[:, : 2 * H], h, w[: 2 * H].t())
         rz = torch.sigmoid(zrz if b is None else zrz + b[: 2 * H])
-        zn = torch.addmm(xp[:, 2 * H :], rz[:, :H] * h, w[2 * H :].t())
+        zn = torch.addmm(xp[:, 2 * H :], rz[:, :H] * h, w[2 * H :].t())  # W_hn (r * h)
         n = torch.tanh(zn if b is None else zn + b[2 * H :])
-        return (torch.addcmul(n, rz[:, H:], h - n),), (rz, n, h)
+        return (torch.addcmul(n, rz[:, H:], h - n),)
 
-    def backward_step(self, saved: tuple, dstate: State, p: Params):
-        rz, n, h = saved
+    # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
+    # Memory: with ``recompute`` (the default) nothing is saved per step beyond h and x; r, z,
+    # r * h and n are recomputed in the backward from two products over all steps. Without it
+    # the forward keeps them (4H a step).
+    can_keep: ClassVar[bool] = True
+
+    @property
+    def backward_reads_xp(self) -> bool:  # type: ignore[override]
+        return self.recompute
+
+    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return () if self.recompute else ((4 * self.hidden_size,),)  # (r, z, n, r h)
+
+    def bptt_setup(self, p: Params) -> Params:
+        b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
+        # every recurrent part is W (.) + b_hh: all of b_hh joins the input part's add
+        w_rz, w_n = p["weight_hh"].split([2 * H, H])
+        return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
+                "w_rz": pack(w_rz), "w_n": pack(w_n), "wT_rz": pack(w_rz.t().contiguous()),
+                "wT_n": pack(w_n.t().contiguous())}
+
+    def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
+                     saved: list[Tensor]) -> State:
+        (h_prev,) = state
+        H = self.hidden_size
+        k = saved[0] if saved else h.new_empty(h.shape[0], 4 * H)  # kept, or a temporary
+        r, z, n, rh = k.split(H, dim=1)
+        torch.add(linear(h_prev, q["w_rz"]), xp[:, : 2 * H], out=k[:, : 2 * H]).sigmoid_()
+        torch.mul(r, h_prev, out=rh)
+        tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))  # W_hn (r h) + xp_n
+        return (torch.lerp(n, h_prev, z, out=h),)  # h' = n + z (h - n)
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        T, B, H = h_prev.shape
+        if saved:  # what the forward kept (read only)
+            r, z, n, rh = saved[0].split(H, dim=-1)
+        else:  # the forward again for every step: two products, the rest elementwise
+            xp2 = xp.view(T * B, 3 * H)
+            rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
+            r, z = rz.view(T, B, 2 * H).split(H, dim=-1)
+            rh = r * h_prev
+            n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])).view(T, B, H)
+        q["rh"] = rh  # for dW_hn (buffered_recurrent_inputs)
+        k_n = torch.mul(n, n, out=scratch.empty((T, B, H), n))
+        k_n.neg_().add_(1).addcmul_(k_n, z, value=-1)  # dn~ = dh' (1 - z)(1 - n^2)
+        h_n = torch.sub(h_prev, n, out=scratch.empty((T, B, H), n))
+        k_z = torch.addcmul(z, z, z, value=-1, out=scratch.empty((T, B, H), n)).mul_(h_n)
+        k_r = torch.addcmul(r, r, r, value=-1, out=h_n).mul_(h_prev)  # dr~ = d(rh) h r(1-r)
+        d = scratch.empty((T, B, 3 * H), n)  # r, z, n: for xp and W_hh alike
+        steps = (k_n, k_z, k_r, r, z, d[..., :H], d[..., H : 2 * H], d[..., 2 * H :],
+                 d[..., : 2 * H])
+        return steps, d
+
+    def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
+                      q: Params) -> State:
+        k_n, k_z, k_r, r, z, dr, dz, dn, drz = step
         (dh,) = dstate
-        H = self.hidden_size
-        w = p["weight_hh"]
-        r, z = rz[:, :H], rz[:, H:]
-        dn = torch.addcmul(dh, dh, z, value=-1)  # dh' (1 - z)
-        dnp = torch.addcmul(dn, dn * n, n, value=-1)  # dn (1 - n^2)
-        drh = linear(dnp, w[2 * H :].t())
-        sg = torch.addcmul(rz, rz, rz, value=-1)  # r(1-r), z(1-z)
-        dz = torch.cat([drh * h, dh * (h - n), dnp], dim=1)
-        dz[:, : 2 * H] *= sg
-        dprev = linear(dz[:, : 2 * H], w[: 2 * H].t(), torch.addcmul(dh * z, drh, r))
-        return dz, dz, (dprev,), {}
+        torch.mul(dh, k_n, out=dn)  # dn~
+        torch.mul(dh, k_z, out=dz)  # dz~ = dh' (h - n) z(1 - z)
+        drh = linear(dn, q["wT_n"])  # d(r h) = W_hn^T dn~
+        torch.mul(drh, k_r, out=dr)  # dr~
+        # dh(t-1) = W_hr^T dr~ + W_hz^T dz~ + d(r h) r + dh' z
+        return (linear(drz, q["wT_rz"], dh_ext).addcmul_(drh, r).addcmul_(dh, z),)
 
-    def recurrent_inputs(self, saved: list[Tensor], h_prev: Tensor) -> list[tuple[slice, Tensor]]:
+    def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
+                                  h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         H = self.hidden_size
-        r = saved[0][..., :H]
-        return [(slice(0, 2 * H), h_prev), (slice(2 * H, 3 * H), r * h_prev)]
+        return [(slice(0, 2 * H), h_prev), (slice(2 * H, 3 * H), q["rh"])]
 
 
 CELLS = (GRU, GRUCho)

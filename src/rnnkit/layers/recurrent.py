@@ -58,8 +58,8 @@ class Recurrent(nn.Module):
       gates too (4H more floats a step, no second product: faster). None (the default): True
       when ``backend="bptt"`` was asked for by name, False when ``auto`` picked it (auto is
       after speed, and torch's kernels keep their gates too). Cells that can keep them:
-      ``lstm``, ``lstm_peephole``, ``lstm_cifg``, ``lstm_nofg``, ``gru`` and ``mut1-3`` (the
-      Elman cells keep everything anyway); for the others only True/None.
+      ``lstm``, ``lstm_peephole``, ``lstm_cifg``, ``lstm_nofg``, ``gru``, ``gru_cho`` and
+      ``mut1-3`` (the Elman cells keep everything anyway); for the others only True/None.
 
     ``forward(input, hx=None, lengths=None)`` takes torch's arguments plus ``lengths`` (B,), the
     valid lengths of a padded batch: padded steps output zeros and the final state is each
