@@ -45,6 +45,16 @@ def test_bench_core_quick_writes_every_row(tmp_path, capsys):
 def test_bench_core_rejects_bad_shapes(capsys):
     assert main(["bench", "core", "--shapes", "3,4,5"]) == 2
     assert "B,T,I,H" in capsys.readouterr().err
+    assert main(["bench", "core", "--cells", "lstm,nope"]) == 2
+    assert "'nope'" in capsys.readouterr().err
+
+
+def test_bench_core_cells_picks_rows(tmp_path):
+    path = tmp_path / "core.json"
+    assert main(["bench", "core", "--quick", "--pairs", "1", "--only", "no-kernel", "memory",
+                 "--cells", "mut2", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert {r["cell"] for r in result["no_kernel"] + result["memory"]} == {"mut2"}
 
 
 def test_saved_bytes_counts_each_storage_once():

@@ -232,7 +232,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="run only these sections")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: "
                    "torch's own choice)")
+    p.add_argument("--cells", default=None, metavar="A,B",
+                   help="comma-separated cells: only these, in every section that has them")
     args = p.parse_args(argv)
+    args.cells = None if args.cells is None else [c.strip() for c in args.cells.split(",")
+                                                  if c.strip()]
+    known = {"lstm", "gru", *NO_KERNEL, "mingru"}
+    if args.cells is not None and (not args.cells or set(args.cells) - known):
+        bad = sorted(set(args.cells) - known) or [""]
+        raise UserError(f"--cells: unknown or empty {bad[0]!r}: choose from "
+                        f"{', '.join(sorted(known))}, e.g. --cells mut1,mut2")
     if args.pairs is not None and args.pairs < 1:
         raise UserError(f"--pairs must be >= 1, got {args.pairs}")
     args.shapes = _parse_shapes(args.shapes) if args.shapes else \
@@ -265,17 +274,21 @@ def main(argv: list[str] | None = None) -> int:
     def log(rows):
         print(format_rows(rows), end="\n\n", flush=True)
 
+    def chosen(cells: tuple[str, ...]) -> tuple[str, ...]:
+        return cells if args.cells is None else tuple(c for c in cells if c in args.cells)
+
     result: dict = {"machine": machine(), "command": "rnnkit bench core " + " ".join(
         argv if argv is not None else sys.argv[1:]), "pairs": args.pairs}
     if "speed" in args.only:
-        result["speed"] = bench_speed(("lstm", "gru"), args.shapes, args.pairs, warmup, log)
+        result["speed"] = bench_speed(chosen(("lstm", "gru")), args.shapes, args.pairs, warmup,
+                                      log)
     if "no-kernel" in args.only:
-        result["no_kernel"] = bench_speed(NO_KERNEL, args.shapes, args.pairs, warmup, log,
-                                          big_pairs=args.big_pairs)
+        result["no_kernel"] = bench_speed(chosen(NO_KERNEL), args.shapes, args.pairs, warmup,
+                                          log, big_pairs=args.big_pairs)
     if "memory" in args.only:
         m = dict(T=20, B=4, I=5, H=8) if args.quick else MEMORY
-        result["memory"] = bench_memory(("lstm", "gru", *NO_KERNEL), log=log, **m)
-    if "mingru" in args.only and "mingru" in available():
+        result["memory"] = bench_memory(chosen(("lstm", "gru", *NO_KERNEL)), log=log, **m)
+    if "mingru" in args.only and "mingru" in available() and chosen(("mingru",)):
         m = dict(Ts=(16, 32), B=4, I=5, H=8) if args.quick else MINGRU
         result["mingru"] = bench_mingru(m["Ts"], m["B"], m["I"], m["H"], args.pairs, warmup, log)
     rows = [r for k in ("speed", "no_kernel", "memory", "mingru") for r in result.get(k, [])]
