@@ -64,3 +64,4 @@ def test_two_processes_match_one(tmp_path):
     assert len(a) == len(b) == 20
     assert a[-1] < a[0]  # it learns
     torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=1e-4, atol=1e-5)
+

@@ -4,8 +4,11 @@ import pytest
 import torch
 from torch import nn
 
+from rnnkit.data import build_tokenizer
 from rnnkit.errors import UserError
 from rnnkit.models.language_model import LanguageModel, detach_state
+from rnnkit.train.distributed import Dist
+from rnnkit.train.lm import DEFAULTS, LMTask
 
 
 def test_forward_shapes_and_config_round_trip():
@@ -126,3 +129,23 @@ def test_stateful_batches_carry_the_state(tmp_path, one_thread):
     logits, _ = lm(x)
     whole = torch.nn.functional.cross_entropy(logits.reshape(-1, tok.vocab_size), y.reshape(-1))
     torch.testing.assert_close((l0 * n0 + l1 * n1) / (n0 + n1), whole)
+
+
+EVAL_TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
+
+
+def test_periodic_evaluation_scores_the_first_eval_tokens():
+    """full=False (while training) scores the validation text's first eval_tokens tokens, as a
+    task whose whole validation text is that prefix would; full=True all of it."""
+    tok = build_tokenizer("char", EVAL_TEXT)
+    cpu = torch.device("cpu")
+    val = EVAL_TEXT[:300]
+    s = {**DEFAULTS, "batch_size": 4, "seq_len": 8, "eval_tokens": 120}
+    task = LMTask(tok, EVAL_TEXT, val, "abc", s, Dist(), cpu)
+    prefix = LMTask(tok, EVAL_TEXT, val[:120], "abc", s, Dist(), cpu)
+    torch.manual_seed(0)
+    model = LanguageModel(tok.vocab_size, embed=8, hidden=16).eval()
+    assert task.evaluate(model, "val", full=False) == prefix.evaluate(model, "val")
+    assert task.evaluate(model, "val") != prefix.evaluate(model, "val")
+    off = LMTask(tok, EVAL_TEXT, val, "abc", {**s, "eval_tokens": 0}, Dist(), cpu)
+    assert off.evaluate(model, "val", full=False) == task.evaluate(model, "val")

@@ -74,6 +74,9 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-time", type=float, metavar="SECONDS",
                    help=f"budget in seconds ({d['max_time']:g})")
     g.add_argument("--eval-every", type=int, metavar="N", help=f"({d['eval_every']})")
+    g.add_argument("--eval-tokens", type=int, metavar="N",
+                   help="tokens of the validation text the periodic evaluations score (0: all; "
+                   f"{d['eval_tokens']:,}); the final scores read all of it")
     g.add_argument("--log-every", type=int, metavar="N", help=f"({d['log_every']})")
     g.add_argument("--checkpoint-every", type=int, metavar="N",
                    help=f"resumable checkpoint every N steps ({d['checkpoint_every']})")

@@ -61,7 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "steps": None, "epochs": None, "max_time": 570.0, "lr": 3e-3, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
     "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
-    "eval_every": 400, "log_every": 10, "checkpoint_every": 50, "seed": 0, "device": "auto",
+    "eval_every": 400, "eval_tokens": 100_000, "log_every": 10, "checkpoint_every": 50,
+    "seed": 0, "device": "auto",
     "threads": None, "progress": True,
     # samples and baseline
     "prime": "", "sample_length": 300, "temperature": 0.8, "ngram_order": 5,
@@ -95,6 +96,7 @@ class LMTask:
                                          drop_last=dist.active)
         self.texts = {"val": val, "test": test}
         self.ids = {k: tokenizer.encode(v) for k, v in self.texts.items()}
+        self._prefixes: dict[tuple[str, int], str] = {}
         self.state: Tensor | tuple[Tensor, ...] | None = None
 
     def batches_per_epoch(self) -> int:
@@ -116,14 +118,27 @@ class LMTask:
                                ignore_index=IGNORE_INDEX)
         return loss, int((y != IGNORE_INDEX).sum())
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, split: str, full: bool = True) -> dict[str, float]:
+        """Loss, perplexity and bits per character of ``split``; not ``full`` (the periodic
+        evaluation while training): its first ``eval_tokens`` tokens only, so that a large
+        validation text does not eat the time budget (the final scores read all of it)."""
         ids, text = self.ids[split], self.texts[split]
+        cap = self.s.get("eval_tokens", DEFAULTS["eval_tokens"])
+        if not full and cap and len(ids) > cap:
+            ids, text = ids[:cap], self._prefix_text(split, cap)
         if not ids:
             return {}
         nats = total_nats(model, ids, start_token_id(self.tok))
         loss = nats / len(ids)
         return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
                 "bpc": nats / math.log(2) / count_chars(text)}
+
+    def _prefix_text(self, split: str, n: int) -> str:
+        """The text of the first n tokens of ``split`` (decoded once; exact for char and BPE)."""
+        key = (split, n)
+        if key not in self._prefixes:
+            self._prefixes[key] = self.tok.decode(self.ids[split][:n])
+        return self._prefixes[key]
 
     def state_tensors(self) -> dict[str, Tensor]:
         if self.state is None:

@@ -51,7 +51,8 @@ class Task(Protocol):
     def start_epoch(self, epoch: int) -> None: ...
     def train_step(self, model: nn.Module, epoch: int, index: int) -> tuple[Tensor, int]:
         """Loss of batch ``index`` of ``epoch`` (mean over its units) and how many units."""
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, split: str, full: bool = True) -> dict[str, float]:
+        """Metrics of ``split``; ``full=False`` while training (a task may score a part)."""
     def state_tensors(self) -> dict[str, Tensor]: ...
     def load_state_tensors(self, tensors: dict[str, Tensor]) -> None: ...
     def on_evaluate(self, model: nn.Module, step: int, run: RunDir) -> None: ...
@@ -324,7 +325,7 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, float]:
         """Validation metrics now; keeps the best checkpoint and counts for early stopping."""
-        metrics = self.task.evaluate(self.model, "val")
+        metrics = self.task.evaluate(self.model, "val", full=False)
         self.model.train()
         self.p.last_eval_step = self.p.step
         value = metrics[self.task.monitor]
