@@ -311,8 +311,9 @@ class Recurrent(nn.Module):
         """Where rnnkit's own engine (keeping its gates, see ``recompute``) trains faster than
         torch's kernel, measured side by side on 2-core CPUs (BENCHMARKS.md): GRU at
         H >= 512 (1.2-1.7x nn.GRU; 0.9-1.0x at 256) and the tanh RNN at H >= 256 (1.0-1.9x;
-        0.7-0.8x at 128); nn.LSTM's oneDNN kernel stays ahead of bptt at every size (0.4-0.9x),
-        and on a GPU cuDNN is the choice. Without gradients: the kernel."""
+        0.7-0.8x at 128); nn.LSTM's oneDNN kernel stays ahead of bptt (0.4-0.9x; keeping the
+        gates 1.03-1.10x at H >= 512 on one CPU but 0.91x at the language model's shape: no
+        margin to switch on), and on a GPU cuDNN is the choice. Without gradients: the kernel."""
         threshold = BPTT_FROM_HIDDEN.get(self.mode)
         training = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
