@@ -174,35 +174,19 @@ class GRUCho(Cell):
         return () if self.recompute else ((4 * self.hidden_size,),)  # (r, z, n, r h)
 
     def bptt_setup(self, p: Params) -> Params:
-        b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
-        # every recurrent part is W (.) + b_hh: all of b_hh joins the input part's add
-        w_rz, w_n = p["weight_hh"].split([2 * H, H])
-        return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
-                "w_rz": pack(w_rz), "w_n": pack(w_n), "wT_rz": pack(w_rz.t().contiguous()),
-                "wT_n": pack(w_n.t().contiguous())}
+        return reset_first_setup(p, self.hidden_size)  # every b_hh joins the input part
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
-        H = self.hidden_size
-        k = saved[0] if saved else h.new_empty(h.shape[0], 4 * H)  # kept, or a temporary
-        r, z, n, rh = k.split(H, dim=1)
-        torch.add(linear(h_prev, q["w_rz"]), xp[:, : 2 * H], out=k[:, : 2 * H]).sigmoid_()
-        torch.mul(r, h_prev, out=rh)
-        tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))  # W_hn (r h) + xp_n
+        k = saved[0] if saved else h.new_empty(h.shape[0], 4 * self.hidden_size)  # a temporary
+        _, z, n, _ = reset_first_step(xp, h_prev, q, k)
         return (torch.lerp(n, h_prev, z, out=h),)  # h' = n + z (h - n)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        if saved:  # what the forward kept (read only)
-            r, z, n, rh = saved[0].split(H, dim=-1)
-        else:  # the forward again for every step: two products, the rest elementwise
-            xp2 = xp.view(T * B, 3 * H)
-            rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
-            r, z = rz.view(T, B, 2 * H).split(H, dim=-1)
-            rh = r * h_prev
-            n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])).view(T, B, H)
+        r, z, n, rh = reset_first_gates(saved, xp, h_prev, q)
         q["rh"] = rh  # for dW_hn (buffered_recurrent_inputs)
         k_n = torch.mul(n, n, out=scratch.empty((T, B, H), n))
         k_n.neg_().add_(1).addcmul_(k_n, z, value=-1)  # dn~ = dh' (1 - z)(1 - n^2)
@@ -229,6 +213,42 @@ class GRUCho(Cell):
                                   h_prev: Tensor) -> list[tuple[slice, Tensor]]:
         H = self.hidden_size
         return [(slice(0, 2 * H), h_prev), (slice(2 * H, 3 * H), q["rh"])]
+
+
+# ---- the reset-before-W_hn step on the bptt path, shared with MUT2 (cells/mut.py) ------------
+# r, z = sigm(xp_rz + W_hrz h),  n = tanh(xp_n + W_hn (r h)), every b_hh folded into xp.
+def reset_first_setup(p: Params, H: int) -> Params:
+    """bptt_setup of such a cell: W_hh split (r, z rows | n rows), packed, with transposes."""
+    b_ih, b_hh = p.get("bias_ih"), p.get("bias_hh")
+    w_rz, w_n = p["weight_hh"].split([2 * H, H])
+    return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
+            "w_rz": pack(w_rz), "w_n": pack(w_n), "wT_rz": pack(w_rz.t().contiguous()),
+            "wT_n": pack(w_n.t().contiguous())}
+
+
+def reset_first_step(xp: Tensor, h_prev: Tensor, q: Params, k: Tensor) -> tuple[Tensor, ...]:
+    """One step's r, z, n and r h, written into k = [r, z, n, r h] (B, 4H)."""
+    H = h_prev.shape[1]
+    r, z, n, rh = k.split(H, dim=1)
+    torch.add(linear(h_prev, q["w_rz"]), xp[:, : 2 * H], out=k[:, : 2 * H]).sigmoid_()
+    torch.mul(r, h_prev, out=rh)
+    tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))  # W_hn (r h) + xp_n
+    return r, z, n, rh
+
+
+def reset_first_gates(saved: list[Tensor], xp: Tensor, h_prev: Tensor,
+                      q: Params) -> tuple[Tensor, ...]:
+    """r, z, n, r h of every step (T, B, H): as the forward kept them (read only), else
+    computed again from two products over all steps (xp is overwritten)."""
+    T, B, H = h_prev.shape
+    if saved:
+        return tuple(saved[0].split(H, dim=-1))
+    xp2 = xp.view(T * B, 3 * H)
+    rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
+    r, z = rz.view(T, B, 2 * H).split(H, dim=-1)
+    rh = r * h_prev
+    n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])).view(T, B, H)
+    return r, z, n, rh
 
 
 CELLS = (GRU, GRUCho)

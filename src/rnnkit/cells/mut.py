@@ -56,6 +56,7 @@ from torch import Tensor
 from . import scratch
 from .activations import tanh, tanh_
 from .base import Cell, Params, State
+from .gru import reset_first_gates, reset_first_setup, reset_first_step
 from .matmul import linear, pack, weight_grad
 
 
@@ -291,34 +292,18 @@ class MUT2(_MUT):
         return x, {**q, "weight_ih": torch.cat([first, w])}
 
     def bptt_setup(self, p: Params) -> Params:
-        b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
-        w_rz, w_n = p["weight_hh"].split([2 * H, H])
-        return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
-                "w_rz": pack(w_rz), "w_n": pack(w_n), "wT_rz": pack(w_rz.t().contiguous()),
-                "wT_n": pack(w_n.t().contiguous())}
+        return reset_first_setup(p, self.hidden_size)  # the gru_cho's step, z flipped
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
-        H = self.hidden_size
-        k, r, z, n, rh = self._slots(saved, h)
-        torch.add(linear(h_prev, q["w_rz"]), xp[:, : 2 * H], out=k[:, : 2 * H]).sigmoid_()
-        torch.mul(r, h_prev, out=rh)
-        tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))
+        _, z, n, _ = reset_first_step(xp, h_prev, q, self._slots(saved, h)[0])
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        if saved:  # what the forward kept
-            r, z, n, rh = saved[0].split(H, dim=-1)
-        else:  # the forward again for every step: two products, the rest elementwise
-            xp2 = xp.view(T * B, 3 * H)
-            rz = linear(h_prev.reshape(T * B, H), q["w_rz"]).add_(xp2[:, : 2 * H]).sigmoid_()
-            rz = rz.view(T, B, 2 * H)
-            r, z = rz[..., :H], rz[..., H:]
-            rh = r * h_prev
-            n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, 2 * H :])).view(T, B, H)
+        r, z, n, rh = reset_first_gates(saved, xp, h_prev, q)
         q["rh"] = rh  # for dW_hh (buffered_recurrent_inputs)
         k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
         d = scratch.empty((T, B, 3 * H), h_prev)  # r, z, n: for xp and W_hh alike
