@@ -55,6 +55,7 @@ class Cell:
     recurrent_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used inside the loop
     input_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used by input_projection
     backward_reads_xp: ClassVar[bool] = True  # buffered bptt: recompute W_ih x for the backward
+    saves_h: ClassVar[bool] = True  # buffered bptt: the engine keeps h (else hidden_states)
     can_keep: ClassVar[bool] = False  # bptt honours recompute=False (keeps what it would redo)
 
     # ---- parameters -----------------------------------------------------------------
@@ -173,6 +174,28 @@ class Cell:
         and returns the gradient of the previous state, with ``dh_ext`` (the loss's gradient at
         the previous step) added to the h part. May overwrite ``dstate``."""
         raise NotImplementedError
+
+    def hidden_states(self, saved: list[Tensor], state0: State,
+                      mask: Tensor | None) -> Tensor:
+        """For a cell that does not save h (``saves_h`` False): h(t-1) of every step, (T, B,
+        H), rebuilt from what ``forward_into`` saved."""
+        raise NotImplementedError
+
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State | None:
+        """The whole forward loop at once in compiled code (``engine/loops.cpp``), where this
+        cell has one and it can run: fills ``hs[1:]`` and ``saved`` as ``forward_into`` would
+        and returns the final state; None: the engine runs ``forward_into`` step by step."""
+        return None
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State] | None:
+        """The whole backward loop in compiled code, in place of ``backward_prepare`` and
+        ``backward_into`` (same arguments; ``dhseq`` the loss's gradient at every step,
+        ``dstate`` the last state's): (the buffer for ``backward_finish``, the gradient of the
+        first state); None: the engine runs the Python loop."""
+        return None
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer."""

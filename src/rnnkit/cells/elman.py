@@ -13,6 +13,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..engine import compiled
+from . import scratch
 from .activations import tanh
 from .base import Cell, Params, State
 from .matmul import linear, pack
@@ -32,6 +34,7 @@ class ElmanTanh(Cell):
     """
 
     name: ClassVar[str] = "rnn_tanh"
+    compiled_activation: ClassVar[int] = 0  # f in engine/loops.cpp: tanh, relu, sigmoid
     native_mode: ClassVar[str | None] = "RNN_TANH"
 
     def activation(self, z: Tensor) -> Tensor:
@@ -58,8 +61,10 @@ class ElmanTanh(Cell):
 
     def bptt_setup(self, p: Params) -> Params:
         w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
-        return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
-                "w": pack(w), "wT": pack(w.t().contiguous())}
+        q = {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh}
+        if compiled.usable(w):  # the compiled loops take W_aa, W_aa^T as they are
+            return {**q, "w": w.contiguous(), "wt": w.t().contiguous()}
+        return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -77,11 +82,32 @@ class ElmanTanh(Cell):
         torch.mul(dstate[0], k, out=dz)  # dz = da f'(z)
         return (linear(dz, q["wT"], dh_ext),)  # da(t-1) = W_aa^T dz (+ the loss's part)
 
+    # the same two loops compiled (engine/loops.cpp), where they can run
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State | None:
+        if "wt" not in q:
+            return None
+        compiled.ops().elman_forward(xp, q["wt"], hs, self.compiled_activation,
+                                     compiled.contiguous(mask))
+        return (hs[-1],)
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State] | None:
+        if "wt" not in q:
+            return None
+        dz = scratch.empty(h_prev.shape, h_prev)
+        dh = dstate[0].contiguous()
+        compiled.ops().elman_backward(q["h"], q["w"], self.compiled_activation, dz,
+                                      dhseq.contiguous(), dh, compiled.contiguous(mask))
+        return dz, (dh,)
+
 
 class ElmanReLU(ElmanTanh):
     """a(t) = relu(W_ax x(t) + W_aa a(t-1) + b); with identity W_aa this is the IRNN."""
 
     name: ClassVar[str] = "rnn_relu"
+    compiled_activation: ClassVar[int] = 1
     native_mode: ClassVar[str | None] = "RNN_RELU"
 
     def activation(self, z: Tensor) -> Tensor:
@@ -98,6 +124,7 @@ class ElmanSigmoid(ElmanTanh):
     """a(t) = sigmoid(W_ax x(t) + W_aa a(t-1) + b): the neuron whose gradient vanishes fastest."""
 
     name: ClassVar[str] = "rnn_sigmoid"
+    compiled_activation: ClassVar[int] = 2
     native_mode: ClassVar[str | None] = None
 
     def activation(self, z: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..engine import compiled
 from . import scratch
 from .activations import tanh_
 from .base import Cell, Params, State
@@ -78,8 +79,10 @@ class GRU(Cell):
         b_n = w.new_zeros(H) if b_hh is None else b_hh[2 * H :]
         # b_hr, b_hz join the input part (one add for all steps); b_hn stays inside r * (...)
         b_x = None if b_ih is None else b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_n)])
-        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": pack(w), "wT": pack(w.t().contiguous()),
-                "b_n": b_n}
+        q = {"w_ih": p["weight_ih"], "b_x": b_x, "b_n": b_n}
+        if compiled.usable(w):  # the compiled loops take W_hh, W_hh^T as they are
+            return {**q, "w": w.contiguous(), "wt": w.t().contiguous()}
+        return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -96,13 +99,7 @@ class GRU(Cell):
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        if saved:  # what the forward kept (read only: a second backward reads it again)
-            rz, hn, n = saved[0][..., : 2 * H], saved[0][..., 2 * H : 3 * H], saved[0][..., 3 * H :]
-        else:  # the forward again for all steps at once: one product W_hh h(t-1), the rest
-            hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)  # elementwise
-            rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
-            hn = hp[..., 2 * H :].add_(q["b_n"])
-            n = tanh_(xp[..., 2 * H :].addcmul_(rz[..., :H], hn))  # xp is ours to overwrite
+        rz, hn, n = self._gates(saved, xp, h_prev, q)
         z = rz[..., H:]
         k_n = torch.mul(n, n, out=scratch.empty((T, B, H), n))
         k_n.neg_().add_(1).addcmul_(k_n, z, value=-1)  # dn~ = dh' (1 - z)(1 - n^2)
@@ -115,6 +112,20 @@ class GRU(Cell):
         steps = (k_n, k_rz[..., :H], k_rz[..., H:], rz[..., :H], z, d[..., :H],
                  d[..., H : 2 * H], d[..., 2 * H : 3 * H], d[..., 3 * H :], d[..., H:])
         return steps, d
+
+    def _gates(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor,
+               q: Params) -> tuple[Tensor, Tensor, Tensor]:
+        """r z (T, B, 2H), W_hn h + b_hn and n (T, B, H) of every step: what the forward kept
+        (read only: a second backward reads it again), or recomputed: one product W_hh h(t-1)
+        for all steps, then the step's elementwise ops on whole sequences."""
+        T, B, H = h_prev.shape
+        if saved:
+            return saved[0][..., : 2 * H], saved[0][..., 2 * H : 3 * H], saved[0][..., 3 * H :]
+        hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)
+        rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
+        hn = hp[..., 2 * H :].add_(q["b_n"])
+        n = tanh_(xp[..., 2 * H :].addcmul_(rz[..., :H], hn))  # xp is ours to overwrite
+        return rz, hn, n
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:
@@ -129,6 +140,27 @@ class GRU(Cell):
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         H = self.hidden_size
         return torch.cat([dz[..., H : 3 * H], dz[..., :H]], -1), dz[..., H:], {}
+
+    # the same two loops compiled (engine/loops.cpp), where they can run
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State | None:
+        if "wt" not in q:
+            return None
+        compiled.ops().gru_forward(xp, q["wt"], q["b_n"].contiguous(), hs,
+                                   saved[0] if saved else None, compiled.contiguous(mask))
+        return (hs[-1],)
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State] | None:
+        if "wt" not in q:
+            return None
+        T, B, H = h_prev.shape
+        d = scratch.empty((T, B, 4 * H), h_prev)  # laid out as backward_prepare's
+        dh = dstate[0].contiguous()
+        compiled.ops().gru_backward(*self._gates(saved, xp, h_prev, q), h_prev, q["w"], d,
+                                    dhseq.contiguous(), dh, compiled.contiguous(mask))
+        return d, (dh,)
 
 
 class GRUCho(Cell):

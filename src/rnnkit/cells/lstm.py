@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..engine import compiled
 from . import scratch
 from .activations import tanh
 from .base import Cell, Params, State
@@ -46,6 +47,7 @@ class LSTM(Cell):
     num_states: ClassVar[int] = 2
     native_mode: ClassVar[str | None] = "LSTM"
     can_keep: ClassVar[bool] = True
+    compiled_loop: ClassVar[bool] = True  # engine/loops.cpp has this cell's loops
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
@@ -55,42 +57,73 @@ class LSTM(Cell):
         return o * torch.tanh(c_new), c_new
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
-    # Memory: with ``recompute`` (the default) per step only c(t) is saved (h and x the engine
-    # keeps); the gates, 4H a step, are recomputed in the backward from one product over all
-    # steps. Without it the activated gates are kept too: no second product, 4H more a step.
-    @property
-    def backward_reads_xp(self) -> bool:  # type: ignore[override]
-        return self.recompute
+    # Memory: per step the forward saves c(t) and the gates g, o; h(t) = o tanh(c(t)) is rebuilt
+    # from them (the engine keeps x, not h). The backward recomputes i and f only, for all steps
+    # in one product over half the rows of W: 3H a step for half the extra product. Without
+    # ``recompute`` it saves all four gates (5H a step) and runs no extra product.
+    saves_h: ClassVar[bool] = False
+    backward_reads_xp: ClassVar[bool] = False  # it projects x onto the i, f rows itself
 
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
         H = self.hidden_size
-        return ((H,),) if self.recompute else ((H,), (4, H))  # c(t) (, i f g o)
+        return ((H,), (2 if self.recompute else 4, H))  # c(t), (i f) g o
 
     def bptt_setup(self, p: Params) -> Params:
-        w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
+        w, b_ih, b_hh, H = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
         # z = W_ih x + (b_ih + b_hh) + W_hh h: both biases in one add for all steps
         b_x = None if b_ih is None else b_ih + b_hh
-        return {"w_ih": p["weight_ih"], "b_x": b_x, "w": pack(w), "wT": pack(w.t().contiguous())}
+        # the i, f rows, as the recomputing backward needs them
+        q = {"w_ih": p["weight_ih"], "b_x": b_x, "w_if": w[: 2 * H], "b_if": b_x}
+        if self.compiled_loop and compiled.usable(w):  # they take W_hh, W_hh^T as they are
+            return {**q, "w": w.contiguous(), "wt": w.t().contiguous()}
+        return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        c_new, *kept = saved
+        c_new, kept = saved
         z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)  # z = xp + W_hh h
-        i, f, g, o = _activate(z, kept[0] if kept else z).unbind(1)
+        gates = kept if not self.recompute else z  # i and f: kept, or in place
+        _activate(z, gates[:, :2], kept[:, -2:])
+        (i, f), (g, o) = gates[:, :2].unbind(1), kept[:, -2:].unbind(1)
         torch.mul(f, c, out=c_new).addcmul_(i, g)  # c' = f c + i g
         torch.mul(o, tanh(c_new), out=h)  # h' = o tanh(c')
         return h, c_new
 
+    def hidden_states(self, saved: list[Tensor], state0: State,
+                      mask: Tensor | None) -> Tensor:
+        c, kept = saved
+        o = kept[:, :, -1]
+        h = scratch.empty(c.shape, c)  # h(t-1) of step t
+        h[0] = state0[0]
+        tanh(c[:-1], h[1:]).mul_(o[:-1])  # h(t) = o tanh(c(t))
+        if mask is not None:  # a masked-out step carried h(t-1), not o tanh(c(t))
+            for t, m in enumerate(mask[:-1].unsqueeze(-1).unbind(0)):
+                torch.where(m, h[t + 1], h[t], out=h[t + 1])
+        return h
+
+    def _gates_if(self, saved: list[Tensor], h_prev: Tensor, q: Params) -> Tensor:
+        """i and f of every step, (T, B, 2, H): the kept ones, or their pre-activations again
+        (W_ih x + b + W_hh h(t-1) over the i, f rows: one product each)."""
+        kept = saved[1]
+        if not self.recompute:
+            return kept[:, :, :2]
+        T, B, H = h_prev.shape
+        x = q["x"].reshape(T * B, -1)
+        z = linear(x, q["w_ih"][: 2 * H])
+        if q["b_if"] is not None:
+            z.add_(q["b_if"][: 2 * H])
+        return linear(h_prev.reshape(T * B, H), q["w_if"], z).view(T, B, 2, H)
+
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        c, *kept = saved
+        c, kept = saved
         T, B, H = c.shape
-        if kept:
-            act = kept[0]  # the gates the forward kept (read only: a second backward reads them)
-        else:  # the gates of every step again: z = xp + W_hh h(t-1) in one product, activated
-            z = linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, 4 * H))
-            act = _activate(z.view(T, B, 4, H), z.view(T, B, 4, H))
+        act = scratch.empty((T, B, 4, H), c)  # i f g o (a copy: a retained graph reads kept)
+        act[:, :, :2] = self._gates_if(saved, h_prev, q)
+        if self.recompute:
+            act[:, :, :2].sigmoid_()
+        act[:, :, 2:] = kept[:, :, -2:]
         i, f, g, o = act.unbind(2)
         tc = tanh(c, scratch.empty((T, B, H), c))
         through_h = torch.mul(o, tc, out=scratch.empty((T, B, H), c))
@@ -121,14 +154,37 @@ class LSTM(Cell):
         dc.mul_(f)  # dc(t-1) = dc f
         return linear(dz, q["wT"], dh_ext), dc  # dh(t-1) = W_hh^T dz (+ the loss's part)
 
+    # ---- the same two loops compiled (engine/loops.cpp), where they can run ------------------
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State | None:
+        if "wt" not in q:
+            return None
+        c, kept = saved
+        compiled.ops().lstm_forward(xp, q["wt"], hs, c, state[1].contiguous(), kept,
+                                    compiled.contiguous(mask))
+        return hs[-1], c[-1]
 
-def _activate(z: Tensor, out: Tensor) -> Tensor:
-    """Gate pre-activations (..., 4, H) to i, f, g, o into ``out`` (z itself: in place):
-    sigmoid, tanh for g."""
-    torch.sigmoid(z[..., :2, :], out=out[..., :2, :])
-    tanh(z[..., 2, :], out[..., 2, :])
-    torch.sigmoid(z[..., 3, :], out=out[..., 3, :])
-    return out
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State] | None:
+        if "wt" not in q:
+            return None
+        c, kept = saved
+        T, B, H = c.shape
+        dz = scratch.empty((T, B, 4 * H), c)
+        dh, dc = (d.contiguous() for d in dstate)
+        compiled.ops().lstm_backward(self._gates_if(saved, h_prev, q), self.recompute,
+                                     kept[:, :, -2:], c, state0[1].contiguous(), q["w"], dz,
+                                     dhseq.contiguous(), dh, dc, compiled.contiguous(mask))
+        return dz, (dh, dc)
+
+
+def _activate(z: Tensor, i_f: Tensor, g_o: Tensor) -> None:
+    """Gate pre-activations z (B, 4, H) to i, f (sigmoid) into ``i_f`` and g (tanh), o
+    (sigmoid) into ``g_o`` (either may be part of z itself: in place)."""
+    torch.sigmoid(z[:, :2], out=i_f)
+    tanh(z[:, 2], g_o[:, 0])
+    torch.sigmoid(z[:, 3], out=g_o[:, 1])
 
 
 CELLS = (LSTM,)

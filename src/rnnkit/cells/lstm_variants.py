@@ -77,6 +77,12 @@ class _BufferedVariant(LSTM):
     into the input projection, packed W_hh and W_hh^T) and the backward step."""
 
     native_mode: ClassVar[str | None] = None  # torch has no kernel for these
+    compiled_loop: ClassVar[bool] = False
+    saves_h: ClassVar[bool] = True
+
+    @property
+    def backward_reads_xp(self) -> bool:  # type: ignore[override]
+        return self.recompute
 
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:  # c(t) (, the activated gates)
         H = self.hidden_size

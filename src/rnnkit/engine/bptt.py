@@ -43,10 +43,15 @@ class _BPTT(torch.autograd.Function):
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
         ctx.buffered, ctx.has_mask = buffered, mask is not None
         # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
-        ctx.save_for_backward(inputs if buffered else None, hs, *state, *columns,
+        # h is saved unless the cell rebuilds it from what it saved (then the output is hs)
+        keeps_h = not buffered or cell.saves_h
+        ctx.save_for_backward(inputs if buffered else None, hs if keeps_h else None, *state,
+                              *columns,
                               *tensors[n_states:], *(() if mask is None else (mask,)))
-        # a copy, not a view of hs: the caller may modify the output in place (dropout, +=)
-        return (scratch.empty(hs[1:].shape, hs).copy_(hs[1:]) if buffered else hs, *final)
+        # saved: a copy, not a view of hs, as the caller may modify it in place (dropout, +=)
+        if buffered:
+            hs = scratch.empty(hs[1:].shape, hs).copy_(hs[1:]) if keeps_h else hs[1:]
+        return (hs, *final)
 
     @staticmethod
     def backward(ctx, dhseq, *dfinal):
@@ -58,9 +63,10 @@ class _BPTT(torch.autograd.Function):
         mask = rest.pop() if ctx.has_mask else None
         p = dict(zip(ctx.names, rest))
         if ctx.buffered:
-            h_prev = hs[:-1]  # h(t-1) for every step
-            dxp, dhp, dstate, grads, q = _backward_buffered(cell, x, hs, state0, columns, p,
-                                                            mask, dhseq, dfinal)
+            # h(t-1) for every step
+            h_prev = hs[:-1] if hs is not None else cell.hidden_states(columns, state0, mask)
+            dxp, dhp, dstate, grads, q = _backward_buffered(cell, x, hs, h_prev, state0,
+                                                            columns, p, mask, dhseq, dfinal)
             pairs = cell.buffered_recurrent_inputs(q, columns, h_prev)
         else:
             h_prev = torch.cat([state0[0].unsqueeze(0), hs[:-1]])
@@ -95,6 +101,9 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     hs = scratch.empty((T + 1, B, cell.hidden_size), xp)
     hs[0] = state[0]
     columns = [scratch.empty((T, B, *shape), xp) for shape in cell.saved_shapes()]
+    final = cell.forward_compiled(xp, state, q, hs, columns, mask)
+    if final is not None:
+        return hs, tuple(s.clone() for s in final), columns
     masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
     slots = zip(xp.unbind(0), hs[1:].unbind(0), *(c.unbind(0) for c in columns))
     for t, (x_t, h_t, *saved_t) in enumerate(slots):
@@ -105,15 +114,22 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     return hs, tuple(s.clone() for s in state), columns
 
 
-def _backward_buffered(cell, x, hs, state0, columns, p, mask, dhseq, dfinal):
-    h_prev, T = hs[:-1], hs.shape[0] - 1
+def _backward_buffered(cell, x, hs, h_prev, state0, columns, p, mask, dhseq, dfinal):
+    T = h_prev.shape[0]
     q = cell.bptt_setup(p)
-    q["h"] = hs[1:]  # h(t) of every step, for a cell whose backward reads its own output
+    q["x"] = x
+    if hs is not None:
+        q["h"] = hs[1:]  # h(t) of every step, for a cell whose backward reads its own output
     xp = cell.project(x, q) if cell.backward_reads_xp else None
+    dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))
+    done = cell.backward_compiled(columns, xp, h_prev, state0, q, dhseq, dstate, mask)
+    if done is not None:  # the whole loop in compiled code
+        dz, dstate = done
+        dxp, dhp, dextras = cell.backward_finish(dz, q)
+        return dxp, dhp, dstate, dict(dextras), q
     steps, dz = cell.backward_prepare(columns, xp, h_prev, state0, q)
     # what each step adds to dh(t-1) besides the recurrence: the loss's gradient at t-1
     ext = (dhseq.new_zeros(dhseq.shape[1:]), *dhseq.unbind(0)[:-1])
-    dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))
     masks = None if mask is None else mask.unsqueeze(-1).to(h_prev.dtype).unbind(0)
     per_step = list(zip(*(s.unbind(0) for s in steps)))
     for t in range(T - 1, -1, -1):
