@@ -20,7 +20,8 @@ from rnnkit.engine import compiled
 # torch builds with $CXX or c++; where there is none, rnnkit runs its Python loops instead
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None,
                                 reason="no C++ compiler here: the Python loops run instead")
-CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid"]
+CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm_peephole", "lstm_cifg",
+         "lstm_nofg"]
 
 
 def test_the_loops_build_where_there_is_a_compiler():
@@ -42,7 +43,8 @@ def _both(cell, T, B, I, H, dtype=torch.float64, recompute=True, lengths=None, l
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
     n = layers * (2 if bidirectional else 1)
     h0 = torch.randn(n, B, H, dtype=dtype)
-    state = (h0, torch.randn(n, B, H, dtype=dtype)) if cell == "lstm" else h0
+    two = rnnkit.cells.cell_class(cell).num_states == 2
+    state = (h0, torch.randn(n, B, H, dtype=dtype)) if two else h0
     fast = _run(m, x, state, lengths)
     with compiled.disabled():
         slow = _run(m, x, state, lengths)

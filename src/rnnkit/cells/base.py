@@ -56,6 +56,7 @@ class Cell:
     input_extras: ClassVar[tuple[str, ...]] = ()  # extra parameters used by input_projection
     backward_reads_xp: ClassVar[bool] = True  # buffered bptt: recompute W_ih x for the backward
     saves_h: ClassVar[bool] = True  # buffered bptt: the engine keeps h (else hidden_states)
+    compiled_loop: ClassVar[bool] = False  # engine/loops.cpp has this cell's two loops
     can_keep: ClassVar[bool] = False  # bptt honours recompute=False (keeps what it would redo)
 
     # ---- parameters -----------------------------------------------------------------

@@ -35,6 +35,7 @@ class ElmanTanh(Cell):
 
     name: ClassVar[str] = "rnn_tanh"
     compiled_activation: ClassVar[int] = 0  # f in engine/loops.cpp: tanh, relu, sigmoid
+    compiled_loop: ClassVar[bool] = True
     native_mode: ClassVar[str | None] = "RNN_TANH"
 
     def activation(self, z: Tensor) -> Tensor:
@@ -62,8 +63,8 @@ class ElmanTanh(Cell):
     def bptt_setup(self, p: Params) -> Params:
         w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
         q = {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh}
-        if compiled.usable(w):  # the compiled loops take W_aa, W_aa^T as they are
-            return {**q, "w": w.contiguous(), "wt": w.t().contiguous()}
+        if self.compiled_loop and compiled.usable(w):  # the compiled loops take W_aa as it is
+            return {**q, "w": w.contiguous(), "compiled": True}
         return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
@@ -85,16 +86,16 @@ class ElmanTanh(Cell):
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "wt" not in q:
+        if "compiled" not in q:
             return None
-        compiled.ops().elman_forward(xp, q["wt"], hs, self.compiled_activation,
+        compiled.ops().elman_forward(xp, q["w"], hs, self.compiled_activation,
                                      compiled.contiguous(mask))
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "wt" not in q:
+        if "compiled" not in q:
             return None
         dz = scratch.empty(h_prev.shape, h_prev)
         dh = dstate[0].contiguous()

@@ -52,6 +52,7 @@ class GRU(Cell):
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", 1.0),)
     native_mode: ClassVar[str | None] = "GRU"
+    compiled_loop: ClassVar[bool] = True
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
@@ -80,8 +81,8 @@ class GRU(Cell):
         # b_hr, b_hz join the input part (one add for all steps); b_hn stays inside r * (...)
         b_x = None if b_ih is None else b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_n)])
         q = {"w_ih": p["weight_ih"], "b_x": b_x, "b_n": b_n}
-        if compiled.usable(w):  # the compiled loops take W_hh, W_hh^T as they are
-            return {**q, "w": w.contiguous(), "wt": w.t().contiguous()}
+        if self.compiled_loop and compiled.usable(w):  # the compiled loops take W_hh as it is
+            return {**q, "w": w.contiguous(), "compiled": True}
         return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
@@ -144,16 +145,16 @@ class GRU(Cell):
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "wt" not in q:
+        if "compiled" not in q:
             return None
-        compiled.ops().gru_forward(xp, q["wt"], q["b_n"].contiguous(), hs,
+        compiled.ops().gru_forward(xp, q["w"], q["b_n"].contiguous(), hs,
                                    saved[0] if saved else None, compiled.contiguous(mask))
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "wt" not in q:
+        if "compiled" not in q:
             return None
         T, B, H = h_prev.shape
         d = scratch.empty((T, B, 4 * H), h_prev)  # laid out as backward_prepare's

@@ -47,7 +47,7 @@ class LSTM(Cell):
     num_states: ClassVar[int] = 2
     native_mode: ClassVar[str | None] = "LSTM"
     can_keep: ClassVar[bool] = True
-    compiled_loop: ClassVar[bool] = True  # engine/loops.cpp has this cell's loops
+    compiled_loop: ClassVar[bool] = True
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
@@ -74,8 +74,8 @@ class LSTM(Cell):
         b_x = None if b_ih is None else b_ih + b_hh
         # the i, f rows, as the recomputing backward needs them
         q = {"w_ih": p["weight_ih"], "b_x": b_x, "w_if": w[: 2 * H], "b_if": b_x}
-        if self.compiled_loop and compiled.usable(w):  # they take W_hh, W_hh^T as they are
-            return {**q, "w": w.contiguous(), "wt": w.t().contiguous()}
+        if self.compiled_loop and compiled.usable(w):  # they take W_hh as it is
+            return {**q, "w": w.contiguous(), "compiled": True}
         return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
@@ -157,17 +157,17 @@ class LSTM(Cell):
     # ---- the same two loops compiled (engine/loops.cpp), where they can run ------------------
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "wt" not in q:
+        if "compiled" not in q:
             return None
         c, kept = saved
-        compiled.ops().lstm_forward(xp, q["wt"], hs, c, state[1].contiguous(), kept,
+        compiled.ops().lstm_forward(xp, q["w"], hs, c, state[1].contiguous(), kept,
                                     compiled.contiguous(mask))
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "wt" not in q:
+        if "compiled" not in q:
             return None
         c, kept = saved
         T, B, H = c.shape

@@ -40,6 +40,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..engine import compiled
 from . import scratch
 from .activations import tanh
 from .base import Params, State
@@ -77,8 +78,8 @@ class _BufferedVariant(LSTM):
     into the input projection, packed W_hh and W_hh^T) and the backward step."""
 
     native_mode: ClassVar[str | None] = None  # torch has no kernel for these
-    compiled_loop: ClassVar[bool] = False
     saves_h: ClassVar[bool] = True
+    compiled_variant: ClassVar[int] = 0  # the variant in engine/loops.cpp
 
     @property
     def backward_reads_xp(self) -> bool:  # type: ignore[override]
@@ -109,15 +110,41 @@ class _BufferedVariant(LSTM):
         return linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, G * H)).view(T, B, G, H)
 
     @staticmethod
-    def _steps(through_h: Tensor, k: Tensor,
+    def _steps(q: Params, through_h: Tensor, k: Tensor,
                k_c: Tensor | None) -> tuple[tuple[Tensor, ...], Tensor]:
         """``backward_prepare``'s result for ``backward_into``: k holds the coefficients of
-        each gate (the output gate last), k_c that of dc(t-1) (None: 1)."""
+        each gate (the output gate last), k_c that of dc(t-1) (None: 1). They also go into q,
+        for ``backward_compiled``."""
         T, B, G, H = k.shape
         dz = scratch.empty((T, B, G, H), k)
         flat = dz.view(T, B, G * H)
         coef = (through_h, k[:, :, :-1], k[:, :, -1], *(() if k_c is None else (k_c,)))
+        q["coefficients"] = coef
         return (*coef, dz[:, :, :-1], dz[:, :, -1], flat), flat
+
+    # the two loops compiled (engine/loops.cpp): the forward written per variant, the backward
+    # shared, from the coefficients backward_prepare made
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State | None:
+        if "compiled" not in q:
+            return None
+        c, *kept = saved
+        compiled.ops().variant_forward(xp, q["w"], q.get("peep"), self.compiled_variant, hs, c,
+                                       state[1].contiguous(), kept[0] if kept else None,
+                                       compiled.contiguous(mask))
+        return hs[-1], c[-1]
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State] | None:
+        if "compiled" not in q:
+            return None
+        _, dz = self.backward_prepare(saved, xp, h_prev, state0, q)
+        through_h, k, k_o, *k_c = q["coefficients"]
+        dh, dc = (d.contiguous() for d in dstate)
+        compiled.ops().variant_backward(through_h, k, k_o, k_c[0] if k_c else None, q["w"], dz,
+                                        dhseq.contiguous(), dh, dc, compiled.contiguous(mask))
+        return dz, (dh, dc)
 
 
 class LSTMPeephole(_BufferedVariant):
@@ -137,6 +164,7 @@ class LSTMPeephole(_BufferedVariant):
     """
 
     name: ClassVar[str] = "lstm_peephole"
+    compiled_variant: ClassVar[int] = 1
     recurrent_extras: ClassVar[tuple[str, ...]] = ("weight_peephole",)
 
     def extra_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -186,7 +214,7 @@ class LSTMPeephole(_BufferedVariant):
         through_h = _through_h(o, tc).addcmul_(k_o, pw[2])  # + do~ p_o
         k_c = torch.addcmul(f, k_i, pw[0]).addcmul_(k_f, pw[1])  # dc(t-1) = dc k_c
         q["c_prev"], q["c"] = c_prev, c  # for the peephole gradients in backward_finish
-        return self._steps(through_h, k, k_c)
+        return self._steps(q, through_h, k, k_c)
 
     def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
                    q: Params) -> Tensor:
@@ -259,6 +287,7 @@ class LSTMCIFG(_ThreeGates):
     """
 
     name: ClassVar[str] = "lstm_cifg"
+    compiled_variant: ClassVar[int] = 2
     gate_names: ClassVar[tuple[str, ...]] = ("f", "g", "o")
 
     def new_cell(self, a: Tensor, g: Tensor, c: Tensor) -> Tensor:
@@ -278,7 +307,7 @@ class LSTMCIFG(_ThreeGates):
         k_f.mul_(_shifted(c, state0[1]).sub_(g))  # df~ = dc (c - g) f(1-f)
         k_g.addcmul_(k_g, f, value=-1)  # dg~ = dc (1-f)(1-g^2)
         k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
-        return self._steps(_through_h(o, tc), k, f)
+        return self._steps(q, _through_h(o, tc), k, f)
 
 
 class LSTMNoForget(_ThreeGates):
@@ -293,6 +322,7 @@ class LSTMNoForget(_ThreeGates):
     """
 
     name: ClassVar[str] = "lstm_nofg"
+    compiled_variant: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("i", "g", "o")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()
 
@@ -313,7 +343,7 @@ class LSTMNoForget(_ThreeGates):
         k_i.mul_(g)  # di~ = dc g i(1-i)
         k_g.mul_(i)  # dg~ = dc i (1-g^2)
         k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
-        return self._steps(_through_h(o, tc), k, None)  # dc(t-1) = dc: no coefficient
+        return self._steps(q, _through_h(o, tc), k, None)  # dc(t-1) = dc: no coefficient
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:

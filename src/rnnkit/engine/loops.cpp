@@ -38,12 +38,12 @@ bool brgemm_works() {  // oneDNN's float micro-kernel exists on this CPU and bui
 }
 
 template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-          T* C, int64_t ldc) {
+void gemm(bool add, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if constexpr (std::is_same_v<T, float>) {
     if (brgemm_works()) {
-      at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, false, A, B, C, false);
+      at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, false);
       return;
     }
   }
@@ -52,15 +52,48 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
   Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, opt);
   Tensor b = at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, opt);
   Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opt);
-  at::mm_out(c, a, b);
+  if (add) c.addmm_(a, b);
+  else at::mm_out(c, a, b);
 }
 
-// this thread's share [lo, hi) of n items, in blocks of `align` (whole vector registers)
-inline std::pair<int64_t, int64_t> share(int64_t n, int64_t align = 1) {
-  const int64_t p = omp_get_thread_num(), P = omp_get_num_threads();
-  const int64_t blocks = (n + align - 1) / align, per = (blocks + P - 1) / P;
-  return {std::min(n, p * per * align), std::min(n, (p + 1) * per * align)};
+// this thread's share [lo, hi) of n items
+inline std::pair<int64_t, int64_t> share(int64_t n) {
+  const int64_t p = omp_get_thread_num(), P = omp_get_num_threads(), per = (n + P - 1) / P;
+  return {std::min(n, p * per), std::min(n, (p + 1) * per)};
 }
+
+// This thread's columns of a step's weight B (K, N), B[k, j] = src[k sk + j sj], copied once
+// into panels of 64 columns, each row of a panel contiguous: the micro-kernel then streams
+// them (straight from W, a row of B is 4H floats apart: at H = 1024 the step's product ran
+// 1.4-3.5x slower). Products over 512 rows of B at a time stay in cache.
+template <typename T>
+struct Panels {
+  static constexpr int64_t kWidth = 64, kDepth = 512;
+  int64_t K, N, q0, q1;
+  std::vector<T> data;  // panel q: (K, width(q)) from (q - q0) K kWidth on
+
+  Panels(const T* src, int64_t K, int64_t N, int64_t sk, int64_t sj) : K(K), N(N) {
+    std::tie(q0, q1) = share((N + kWidth - 1) / kWidth);
+    data.resize(std::max<int64_t>(0, q1 - q0) * K * kWidth);
+    for (int64_t q = q0; q < q1; ++q) {
+      T* out = panel(q);
+      for (int64_t k = 0, w = width(q); k < K; ++k)
+        for (int64_t j = 0; j < w; ++j) out[k * w + j] = src[k * sk + (q * kWidth + j) * sj];
+    }
+  }
+  int64_t width(int64_t q) const { return std::min(kWidth, N - q * kWidth); }
+  T* panel(int64_t q) { return data.data() + (q - q0) * K * kWidth; }
+  int64_t col0() const { return std::min(N, q0 * kWidth); }
+  int64_t col1() const { return std::min(N, q1 * kWidth); }
+
+  // C[:, col0 : col1] = A (M, K) B[:, col0 : col1]
+  void multiply(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc) {
+    for (int64_t q = q0; q < q1; ++q)
+      for (int64_t k0 = 0, w = width(q); k0 < K; k0 += kDepth)
+        gemm<T>(k0 > 0, M, w, std::min(kDepth, K - k0), A + k0, lda, panel(q) + k0 * w, w,
+                C + q * kWidth, ldc);
+  }
+};
 
 template <typename T>
 inline T sigm(T x) { return T(1) / (T(1) + std::exp(-x)); }
@@ -76,21 +109,21 @@ inline const bool* mask_ptr(const std::optional<Tensor>& m) {
 }
 
 // ---- the two time loops every cell shares ---------------------------------------------------
-// Forward: z = h(t-1) W_hh^T (B, G) for every step, then step(t, b, z row, on) writes row b of
+// Forward: z = h(t-1) W_hh^T (B, G) for every step (w: W_hh, (G, H)), then step(t, b, z row, on) writes row b of
 // h(t) (and what the cell saves); a masked-out row (on = false) carries h(t-1), and the cell
 // carries the rest of its state.
 template <typename T, typename Step>
-void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* wt, T* h,
+void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* w, T* h,
                   const bool* mask, const Step& step) {
   std::vector<T> zbuf(B * G);
   T* z = zbuf.data();
 #pragma omp parallel num_threads(at::get_num_threads())
   {
-    const auto [n0, n1] = share(G, 16);
+    Panels<T> wt(w, H, G, 1, H);  // W_hh^T (H, G), read from W_hh (G, H)
     const auto [b0, b1] = share(B);
     for (int64_t t = 0; t < steps; ++t) {
       const T* h_prev = h + t * B * H;
-      gemm<T>(B, n1 - n0, H, h_prev, H, wt + n0, G, z + n0, G);  // W_hh h(t-1)
+      wt.multiply(B, h_prev, H, z, G);  // W_hh h(t-1)
 #pragma omp barrier
       for (int64_t b = b0; b < b1; ++b) {
         const bool on = !mask || mask[t * B + b];
@@ -116,7 +149,8 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
   T* buf[2] = {mut<T>(dh), mut<T>(spare)};
 #pragma omp parallel num_threads(at::get_num_threads())
   {
-    const auto [n0, n1] = share(H, 16);
+    Panels<T> wp(w, K, H, H, 1);  // W_hh (K, H)
+    const int64_t n0 = wp.col0(), n1 = wp.col1();
     const auto [b0, b1] = share(B);
     for (int64_t t = steps - 1; t >= 0; --t) {
       const T* dh_t = buf[(steps - 1 - t) % 2];
@@ -127,7 +161,7 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
         else step(t, b, dh_t + b * H, row);
       }
 #pragma omp barrier
-      gemm<T>(B, n1 - n0, K, d + t * B * ld + off, ld, w + n0, H, dh_prev + n0, H);
+      wp.multiply(B, d + t * B * ld + off, ld, dh_prev, H);
       for (int64_t b = 0; b < B; ++b) {
         T* out = dh_prev + b * H;
         const T* dh_b = dh_t + b * H;
@@ -178,12 +212,12 @@ inline T slope(T a) {  // f'(z) from a = f(z)
 }
 
 template <int64_t F, typename T>
-void elman_forward_t(const Tensor& xp, const Tensor& wt, const Tensor& hs,
+void elman_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs,
                      const std::optional<Tensor>& mask) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
   const T* x = ptr<T>(xp);
   T* h = mut<T>(hs);
-  forward_loop<T>(steps, B, H, H, ptr<T>(wt), h, mask_ptr(mask),
+  forward_loop<T>(steps, B, H, H, ptr<T>(w), h, mask_ptr(mask),
                   [&](int64_t t, int64_t b, const T* __restrict z, bool) {
                     const T* __restrict zx = x + (t * B + b) * H;
                     T* __restrict a = h + ((t + 1) * B + b) * H;
@@ -208,13 +242,13 @@ void elman_backward_t(const Tensor& hs, const Tensor& w, const Tensor& dz, const
                    Nothing{});
 }
 
-void elman_forward(const Tensor& xp, const Tensor& wt, const Tensor& hs, int64_t f,
+void elman_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, int64_t f,
                    const std::optional<Tensor>& mask) {
   dispatch(xp, [&](auto zero) {
     using T = decltype(zero);
-    if (f == kTanh) elman_forward_t<kTanh, T>(xp, wt, hs, mask);
-    else if (f == kRelu) elman_forward_t<kRelu, T>(xp, wt, hs, mask);
-    else elman_forward_t<kSigmoid, T>(xp, wt, hs, mask);
+    if (f == kTanh) elman_forward_t<kTanh, T>(xp, w, hs, mask);
+    else if (f == kRelu) elman_forward_t<kRelu, T>(xp, w, hs, mask);
+    else elman_forward_t<kSigmoid, T>(xp, w, hs, mask);
   });
 }
 
@@ -247,12 +281,12 @@ inline void lstm_row(const T* __restrict zh, const T* __restrict zx, const T* __
 }
 
 template <typename T>
-void lstm_forward_t(const Tensor& xp, const Tensor& wt, const Tensor& hs, const Tensor& cs,
+void lstm_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
                     const Tensor& c0, const Tensor& kept, const std::optional<Tensor>& mask) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2), k = kept.size(2);
   const T *x = ptr<T>(xp), *c_init = ptr<T>(c0);
   T *h = mut<T>(hs), *c = mut<T>(cs), *kp = mut<T>(kept);
-  forward_loop<T>(steps, B, H, 4 * H, ptr<T>(wt), h, mask_ptr(mask),
+  forward_loop<T>(steps, B, H, 4 * H, ptr<T>(w), h, mask_ptr(mask),
                   [&](int64_t t, int64_t b, const T* z, bool on) {
                     const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
                     T *cn = c + (t * B + b) * H, *hn = h + ((t + 1) * B + b) * H;
@@ -309,10 +343,10 @@ void lstm_backward_t(const Tensor& a_if, bool activate, const Tensor& a_go, cons
                    Nothing{});
 }
 
-void lstm_forward(const Tensor& xp, const Tensor& wt, const Tensor& hs, const Tensor& cs,
+void lstm_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
                   const Tensor& c0, const Tensor& kept, const std::optional<Tensor>& mask) {
   dispatch(xp, [&](auto zero) {
-    lstm_forward_t<decltype(zero)>(xp, wt, hs, cs, c0, kept, mask);
+    lstm_forward_t<decltype(zero)>(xp, w, hs, cs, c0, kept, mask);
   });
 }
 
@@ -340,12 +374,12 @@ inline void gru_row(const T* __restrict zh, const T* __restrict zx, const T* __r
 }
 
 template <typename T>
-void gru_forward_t(const Tensor& xp, const Tensor& wt, const Tensor& b_n, const Tensor& hs,
+void gru_forward_t(const Tensor& xp, const Tensor& w, const Tensor& b_n, const Tensor& hs,
                    const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
   const T *x = ptr<T>(xp), *bn = ptr<T>(b_n);
   T *h = mut<T>(hs), *kp = kept ? mut<T>(*kept) : nullptr;
-  forward_loop<T>(steps, B, H, 3 * H, ptr<T>(wt), h, mask_ptr(mask),
+  forward_loop<T>(steps, B, H, 3 * H, ptr<T>(w), h, mask_ptr(mask),
                   [&](int64_t t, int64_t b, const T* z, bool) {
                     const int64_t r = t * B + b;
                     const T* h_prev = h + r * H;
@@ -386,10 +420,10 @@ void gru_backward_t(const Tensor& rz, const Tensor& hn, const Tensor& n, const T
       });
 }
 
-void gru_forward(const Tensor& xp, const Tensor& wt, const Tensor& b_n, const Tensor& hs,
+void gru_forward(const Tensor& xp, const Tensor& w, const Tensor& b_n, const Tensor& hs,
                  const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
   dispatch(xp, [&](auto zero) {
-    gru_forward_t<decltype(zero)>(xp, wt, b_n, hs, kept, mask);
+    gru_forward_t<decltype(zero)>(xp, w, b_n, hs, kept, mask);
   });
 }
 
@@ -401,20 +435,131 @@ void gru_backward(const Tensor& rz, const Tensor& hn, const Tensor& n, const Ten
   });
 }
 
+// ---- the LSTM variants (cells/lstm_variants.py) ---------------------------------------------
+enum Variant : int64_t { kPeephole = 1, kCIFG = 2, kNoForget = 3 };
+
+// forward_into for one row: zh = W_hh h, zx = xp (G gates); the activated gates into kept
+// if Keep. Peephole: i, f look at c, o at c' (p = p_i, p_f, p_o); CIFG: i = 1 - f;
+// no forget gate: c' = c + i g.
+template <int64_t V, bool Keep, typename T>
+inline void variant_row(const T* __restrict zh, const T* __restrict zx, const T* __restrict p,
+                        const T* __restrict c, T* __restrict c1, T* __restrict h1,
+                        T* __restrict kept, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    T cj, o;
+    if constexpr (V == kPeephole) {
+      const T i = sigm(zh[j] + zx[j] + p[j] * c[j]);
+      const T f = sigm(zh[H + j] + zx[H + j] + p[H + j] * c[j]);
+      const T g = std::tanh(zh[2 * H + j] + zx[2 * H + j]);
+      cj = f * c[j] + i * g;                                    // c' = f c + i g
+      o = sigm(zh[3 * H + j] + zx[3 * H + j] + p[2 * H + j] * cj);  // o sees c'
+      if constexpr (Keep) kept[j] = i, kept[H + j] = f, kept[2 * H + j] = g, kept[3 * H + j] = o;
+    } else {
+      const T a = sigm(zh[j] + zx[j]), g = std::tanh(zh[H + j] + zx[H + j]);
+      o = sigm(zh[2 * H + j] + zx[2 * H + j]);
+      if constexpr (V == kCIFG) cj = g + a * (c[j] - g);  // c' = f c + (1 - f) g
+      else cj = c[j] + a * g;                             // c' = c + i g
+      if constexpr (Keep) kept[j] = a, kept[H + j] = g, kept[2 * H + j] = o;
+    }
+    c1[j] = cj;
+    h1[j] = o * std::tanh(cj);  // h' = o tanh(c')
+  }
+}
+
+template <int64_t V, typename T>
+void variant_forward_t(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
+                       const Tensor& hs, const Tensor& cs, const Tensor& c0,
+                       const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2), G = xp.size(2);
+  const T *x = ptr<T>(xp), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
+  T *h = mut<T>(hs), *c = mut<T>(cs), *kp = kept ? mut<T>(*kept) : nullptr;
+  forward_loop<T>(steps, B, H, G, ptr<T>(w), h, mask_ptr(mask),
+                  [&](int64_t t, int64_t b, const T* z, bool on) {
+                    const int64_t r = t * B + b;
+                    const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
+                    T *cn = c + r * H, *hn = h + (r + B) * H;
+                    if (kp) variant_row<V, true>(z, x + r * G, p, c_prev, cn, hn, kp + r * G, H);
+                    else variant_row<V, false, T>(z, x + r * G, p, c_prev, cn, hn, nullptr, H);
+                    if (!on) std::copy(c_prev, c_prev + H, cn);  // carries c(t-1)
+                  });
+}
+
+void variant_forward(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
+                     int64_t variant, const Tensor& hs, const Tensor& cs, const Tensor& c0,
+                     const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    using T = decltype(zero);
+    if (variant == kPeephole) variant_forward_t<kPeephole, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    else if (variant == kCIFG) variant_forward_t<kCIFG, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    else variant_forward_t<kNoForget, T>(xp, w, peep, hs, cs, c0, kept, mask);
+  });
+}
+
+// The variants' shared backward step (lstm_variants.py's backward_into) from the coefficients
+// their backward_prepare made: do~ = dh' k_o, dc = dc' + dh' through_h, the other gates'
+// d~ = dc k, dc(t-1) = dc k_c (dc itself without k_c). Coefficients: any row stride.
+template <int64_t G, typename T>
+void variant_backward_t(const Tensor& through_h, const Tensor& k, const Tensor& k_o,
+                        const std::optional<Tensor>& k_c, const Tensor& w, const Tensor& dz,
+                        const Tensor& dhseq, const Tensor& dh, const Tensor& dc,
+                        const std::optional<Tensor>& mask) {
+  const int64_t steps = dz.size(0), B = dz.size(1), H = dh.size(1);
+  const int64_t s_th = through_h.stride(1), s_k = k.stride(1), s_o = k_o.stride(1);
+  const int64_t s_c = k_c ? k_c->stride(1) : 0;
+  const T *th = ptr<T>(through_h), *pk = ptr<T>(k), *po = ptr<T>(k_o);
+  const T* pc = k_c ? ptr<T>(*k_c) : nullptr;
+  T* dcp = mut<T>(dc);
+  backward_loop<T>(
+      steps, B, H, G * H, ptr<T>(w), mut<T>(dz), G * H, 0, ptr<T>(dhseq), dh, mask_ptr(mask),
+      [&](int64_t t, int64_t b, const T* __restrict dh_b, T* __restrict d) {
+        const int64_t r = t * B + b;
+        const T *__restrict u = th + r * s_th, *__restrict kr = pk + r * s_k;
+        const T *__restrict ko = po + r * s_o, *__restrict kc = pc ? pc + r * s_c : nullptr;
+        T* __restrict dcb = dcp + b * H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          d[(G - 1) * H + j] = dh_b[j] * ko[j];  // do~
+          const T dcj = dcb[j] + dh_b[j] * u[j];  // dc = dc' + dh' through_h
+          for (int64_t g = 0; g < G - 1; ++g) d[g * H + j] = dcj * kr[g * H + j];
+          dcb[j] = kc ? dcj * kc[j] : dcj;  // dc(t-1)
+        }
+      },
+      Nothing{});
+}
+
+void variant_backward(const Tensor& through_h, const Tensor& k, const Tensor& k_o,
+                      const std::optional<Tensor>& k_c, const Tensor& w, const Tensor& dz,
+                      const Tensor& dhseq, const Tensor& dh, const Tensor& dc,
+                      const std::optional<Tensor>& mask) {
+  dispatch(dz, [&](auto zero) {
+    using T = decltype(zero);
+    if (k.size(2) == 3)
+      variant_backward_t<4, T>(through_h, k, k_o, k_c, w, dz, dhseq, dh, dc, mask);
+    else
+      variant_backward_t<3, T>(through_h, k, k_o, k_c, w, dz, dhseq, dh, dc, mask);
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_loops, m) {
-  m.def("elman_forward(Tensor xp, Tensor wt, Tensor(a!) hs, int f, Tensor? mask) -> ()",
+  m.def("elman_forward(Tensor xp, Tensor w, Tensor(a!) hs, int f, Tensor? mask) -> ()",
         &elman_forward);
   m.def("elman_backward(Tensor hs, Tensor w, int f, Tensor(a!) dz, Tensor dhseq, "
         "Tensor(b!) dh, Tensor? mask) -> ()", &elman_backward);
-  m.def("lstm_forward(Tensor xp, Tensor wt, Tensor(a!) hs, Tensor(b!) cs, Tensor c0, "
+  m.def("lstm_forward(Tensor xp, Tensor w, Tensor(a!) hs, Tensor(b!) cs, Tensor c0, "
         "Tensor(c!) kept, Tensor? mask) -> ()", &lstm_forward);
   m.def("lstm_backward(Tensor a_if, bool activate, Tensor a_go, Tensor cs, Tensor c0, Tensor w, "
         "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor? mask) -> ()",
         &lstm_backward);
-  m.def("gru_forward(Tensor xp, Tensor wt, Tensor b_n, Tensor(a!) hs, Tensor(b!)? kept, "
+  m.def("gru_forward(Tensor xp, Tensor w, Tensor b_n, Tensor(a!) hs, Tensor(b!)? kept, "
         "Tensor? mask) -> ()", &gru_forward);
   m.def("gru_backward(Tensor rz, Tensor hn, Tensor n, Tensor h_prev, Tensor w, Tensor(a!) dz, "
         "Tensor dhseq, Tensor(b!) dh, Tensor? mask) -> ()", &gru_backward);
+  m.def("variant_forward(Tensor xp, Tensor w, Tensor? peep, int variant, Tensor(a!) hs, "
+        "Tensor(b!) cs, Tensor c0, Tensor(c!)? kept, Tensor? mask) -> ()", &variant_forward);
+  m.def("variant_backward(Tensor through_h, Tensor k, Tensor k_o, Tensor? k_c, Tensor w, "
+        "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor? mask) -> ()",
+        &variant_backward);
 }

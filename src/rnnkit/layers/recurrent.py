@@ -16,13 +16,14 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import Cell, cell_class, make_cell
-from ..engine import run_sequence
+from ..engine import compiled, run_sequence
 from ..engine.run import check_backend
 from ..errors import UserError
 from . import init as initializers
 from .native import run_native
 
 # auto: the hidden size from which bptt trains faster than torch's CPU kernel (float32)
+# where auto takes bptt without the compiled loops (their Python fallback)
 BPTT_FROM_HIDDEN = {"gru": 512, "rnn_tanh": 256}
 
 FUSIONS = ("concat", "sum", "linear")
@@ -52,14 +53,17 @@ class Recurrent(nn.Module):
       spans up to ``chrono_tmax`` steps); ``forget_bias`` sets the forget-gate bias (the keep
       gate z for GRU-like cells).
 
-    - ``recompute`` (the ``bptt`` engine): True keeps only x, h (and the LSTM's c) for the
-      backward and recomputes the gates there, in one product over all steps (a third of the
-      memory of an autograd loop or less, about a third more work); False keeps the activated
-      gates too (4H more floats a step, no second product: faster). None (the default): True
-      when ``backend="bptt"`` was asked for by name, False when ``auto`` picked it (auto is
-      after speed, and torch's kernels keep their gates too). Cells that can keep them:
-      ``lstm``, ``lstm_peephole``, ``lstm_cifg``, ``lstm_nofg``, ``gru``, ``gru_cho`` and
-      ``mut1-3`` (the Elman cells keep everything anyway); for the others only True/None.
+    - ``recompute`` (the ``bptt`` engine): True keeps little for the backward and recomputes
+      the rest there, in one product over all steps: x and h (GRU and most cells; the gates are
+      recomputed), or x, c and the gates g, o (LSTM: h is rebuilt from o and c, and only i, f
+      are recomputed): half the memory of an autograd loop or less, for a little more work.
+      False keeps the activated gates too (2H-4H more floats a step, no second product:
+      faster). None (the default): True when ``backend="bptt"`` was asked for by name, False
+      when ``auto`` picked it (auto is after speed, and torch's kernels keep their gates too).
+      Cells that can keep them: ``lstm``, ``lstm_peephole``, ``lstm_cifg``, ``lstm_nofg``,
+      ``gru``, ``gru_cho`` and ``mut1-3`` (the Elman cells keep everything anyway); for the
+      others only True/None. With a C++ compiler the bptt loops of the LSTM, GRU and Elman
+      cells run compiled (``rnnkit.engine.compiled``).
 
     ``forward(input, hx=None, lengths=None)`` takes torch's arguments plus ``lengths`` (B,), the
     valid lengths of a padded batch: padded steps output zeros and the final state is each
@@ -309,16 +313,19 @@ class Recurrent(nn.Module):
 
     def _bptt_beats_native(self, x: Tensor) -> bool:
         """Where rnnkit's own engine (keeping its gates, see ``recompute``) trains faster than
-        torch's kernel, measured side by side on 2-core CPUs (BENCHMARKS.md): GRU at
-        H >= 512 (1.2-1.7x nn.GRU; 0.9-1.0x at 256) and the tanh RNN at H >= 256 (1.0-1.9x;
-        0.7-0.8x at 128); nn.LSTM's oneDNN kernel stays ahead of bptt (0.4-0.9x; keeping the
-        gates 1.03-1.10x at H >= 512 on one CPU but 0.91x at the language model's shape: no
-        margin to switch on), and on a GPU cuDNN is the choice. Without gradients: the kernel."""
-        threshold = BPTT_FROM_HIDDEN.get(self.mode)
+        torch's kernel, measured side by side on 2-core CPUs (BENCHMARKS.md). With its loops
+        compiled (``engine/compiled.py``): the LSTM, GRU and Elman cells at every size measured
+        (H = 128-1024: LSTM 1.0-1.3x nn.LSTM, GRU 1.3-2.3x, tanh RNN 1.6-2.5x). With the Python
+        loops: GRU at H >= 512 and the tanh RNN at H >= 256. On a GPU cuDNN is the choice;
+        without gradients, the kernel."""
         training = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        return (training and threshold is not None and self.hidden_size >= threshold
-                and x.device.type == "cpu" and x.dtype == torch.float32)
+        if not training or x.device.type != "cpu" or x.dtype != torch.float32:
+            return False
+        if self.cells[0].compiled_loop and compiled.usable(x):
+            return True
+        threshold = BPTT_FROM_HIDDEN.get(self.mode)
+        return threshold is not None and self.hidden_size >= threshold
 
     def _native_obstacles(self, lengths: Tensor | None) -> list[str]:
         """Why torch's kernels cannot run this layer (and call), if they cannot."""
