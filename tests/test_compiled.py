@@ -21,11 +21,21 @@ from rnnkit.engine import compiled
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None,
                                 reason="no C++ compiler here: the Python loops run instead")
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm_peephole", "lstm_cifg",
-         "lstm_nofg"]
+         "gru_cho", "mut1", "mut2", "mut3",
+         "lstm_nofg", "nas"]
 
 
 def test_the_loops_build_where_there_is_a_compiler():
     assert compiled.ops() is not None
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_with_compiled_loops_takes_them(cell):
+    c = rnnkit.cells.make_cell(cell, 3, 4)
+    p = {k: torch.randn(s) for k, s in c.parameter_shapes().items()}
+    assert c.compiled_loop and c.bptt_setup(p).get("compiled") is True
+    with compiled.disabled():
+        assert "compiled" not in c.bptt_setup(p)
 
 
 def _run(m, x, state, lengths):
@@ -38,6 +48,7 @@ def _run(m, x, state, lengths):
 def _both(cell, T, B, I, H, dtype=torch.float64, recompute=True, lengths=None, layers=1,
           bidirectional=False, seed=0):
     torch.manual_seed(seed)
+    recompute = recompute or not rnnkit.cells.cell_class(cell).can_keep
     m = rnnkit.Recurrent(cell, I, H, num_layers=layers, bidirectional=bidirectional,
                          backend="bptt", recompute=recompute).to(dtype)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)

@@ -55,5 +55,5 @@ def test_keeping_the_gates_keeps_what_the_default_recomputes(cell):
 
 
 def test_recompute_false_is_refused_where_a_cell_cannot_keep_its_gates():
-    with pytest.raises(UserError, match="recompute=False.*cell 'nas'"):
-        rnnkit.Recurrent("nas", I, H, recompute=False)
+    with pytest.raises(UserError, match="recompute=False.*cell 'mingru'"):
+        rnnkit.Recurrent("mingru", I, H, recompute=False)

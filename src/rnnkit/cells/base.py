@@ -20,7 +20,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .matmul import linear, project, weight_grad
+from ..engine import compiled
+from .matmul import linear, pack, project, weight_grad
 
 State = tuple[Tensor, ...]
 Params = dict[str, Tensor]
@@ -134,6 +135,15 @@ class Cell:
         where it can be folded in; None without bias)."""
         return p
 
+    def recurrent_weights(self, **blocks: Tensor) -> Params:
+        """Blocks of W_hh as the bptt loops take them: as they are where this cell's compiled
+        loops run (``"compiled"`` is then set); else packed for oneDNN's product, each with its
+        transpose for the backward ("w_n" -> "wT_n", "w" -> "wT")."""
+        if self.compiled_loop and compiled.usable(*blocks.values()):
+            return {**{k: w.contiguous() for k, w in blocks.items()}, "compiled": True}
+        return {**{k: pack(w) for k, w in blocks.items()},
+                **{"wT" + k[1:]: pack(w.t().contiguous()) for k, w in blocks.items()}}
+
     def project(self, x: Tensor, q: Params) -> Tensor:
         """W_ih x + b_x for every step: one product (run in the forward, and again in the
         backward instead of keeping its (T, B, G H) result). ``x`` is what ``bptt_inputs``
@@ -183,20 +193,21 @@ class Cell:
         raise NotImplementedError
 
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
-                         saved: list[Tensor], mask: Tensor | None) -> State | None:
-        """The whole forward loop at once in compiled code (``engine/loops.cpp``), where this
-        cell has one and it can run: fills ``hs[1:]`` and ``saved`` as ``forward_into`` would
-        and returns the final state; None: the engine runs ``forward_into`` step by step."""
-        return None
+                         saved: list[Tensor], mask: Tensor | None) -> State:
+        """The whole forward loop in compiled code (``engine/loops.cpp``), which the engine
+        runs instead of ``forward_into`` step by step where ``bptt_setup`` set "compiled"
+        (``recurrent_weights``): fills ``hs[1:]`` and ``saved`` as ``forward_into`` would and
+        returns the final state. Tensors come dense."""
+        raise NotImplementedError
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
-                          mask: Tensor | None) -> tuple[Tensor, State] | None:
+                          mask: Tensor | None) -> tuple[Tensor, State]:
         """The whole backward loop in compiled code, in place of ``backward_prepare`` and
         ``backward_into`` (same arguments; ``dhseq`` the loss's gradient at every step,
-        ``dstate`` the last state's): (the buffer for ``backward_finish``, the gradient of the
-        first state); None: the engine runs the Python loop."""
-        return None
+        ``dstate`` the last state's, which it may overwrite): (the buffer for
+        ``backward_finish``, the gradient of the first state)."""
+        raise NotImplementedError
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer."""

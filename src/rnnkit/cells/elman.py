@@ -17,7 +17,7 @@ from ..engine import compiled
 from . import scratch
 from .activations import tanh
 from .base import Cell, Params, State
-from .matmul import linear, pack
+from .matmul import linear
 
 
 class ElmanTanh(Cell):
@@ -63,9 +63,7 @@ class ElmanTanh(Cell):
     def bptt_setup(self, p: Params) -> Params:
         w, b_ih, b_hh = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")
         q = {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh}
-        if self.compiled_loop and compiled.usable(w):  # the compiled loops take W_aa as it is
-            return {**q, "w": w.contiguous(), "compiled": True}
-        return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
+        return {**q, **self.recurrent_weights(w=w)}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -85,22 +83,17 @@ class ElmanTanh(Cell):
 
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
-                         saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "compiled" not in q:
-            return None
-        compiled.ops().elman_forward(xp, q["w"], hs, self.compiled_activation,
-                                     compiled.contiguous(mask))
+                         saved: list[Tensor], mask: Tensor | None) -> State:
+        compiled.ops().elman_forward(xp, q["w"], hs, self.compiled_activation, mask)
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
-                          mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "compiled" not in q:
-            return None
+                          mask: Tensor | None) -> tuple[Tensor, State]:
         dz = scratch.empty(h_prev.shape, h_prev)
-        dh = dstate[0].contiguous()
+        (dh,) = dstate
         compiled.ops().elman_backward(q["h"], q["w"], self.compiled_activation, dz,
-                                      dhseq.contiguous(), dh, compiled.contiguous(mask))
+                                      dhseq, dh, mask)
         return dz, (dh,)
 
 

@@ -31,7 +31,7 @@ from ..engine import compiled
 from . import scratch
 from .activations import tanh_
 from .base import Cell, Params, State
-from .matmul import linear, pack
+from .matmul import linear
 
 
 class GRU(Cell):
@@ -81,9 +81,7 @@ class GRU(Cell):
         # b_hr, b_hz join the input part (one add for all steps); b_hn stays inside r * (...)
         b_x = None if b_ih is None else b_ih + torch.cat([b_hh[: 2 * H], torch.zeros_like(b_n)])
         q = {"w_ih": p["weight_ih"], "b_x": b_x, "b_n": b_n}
-        if self.compiled_loop and compiled.usable(w):  # the compiled loops take W_hh as it is
-            return {**q, "w": w.contiguous(), "compiled": True}
-        return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
+        return {**q, **self.recurrent_weights(w=w)}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -144,27 +142,59 @@ class GRU(Cell):
 
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
-                         saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "compiled" not in q:
-            return None
+                         saved: list[Tensor], mask: Tensor | None) -> State:
         compiled.ops().gru_forward(xp, q["w"], q["b_n"].contiguous(), hs,
-                                   saved[0] if saved else None, compiled.contiguous(mask))
+                                   saved[0] if saved else None, mask)
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
-                          mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "compiled" not in q:
-            return None
+                          mask: Tensor | None) -> tuple[Tensor, State]:
         T, B, H = h_prev.shape
         d = scratch.empty((T, B, 4 * H), h_prev)  # laid out as backward_prepare's
-        dh = dstate[0].contiguous()
+        (dh,) = dstate
         compiled.ops().gru_backward(*self._gates(saved, xp, h_prev, q), h_prev, q["w"], d,
-                                    dhseq.contiguous(), dh, compiled.contiguous(mask))
+                                    dhseq, dh, mask)
         return d, (dh,)
 
 
-class GRUCho(Cell):
+class ResetFirstLoops:
+    """The compiled loops (engine/loops.cpp's reset_forward / reset_backward) of the cells
+    whose reset gate acts before a second product, W_n (r h): gru_cho and MUT1-3. A cell names
+    where r, z, n sit in xp and where z comes from (``loop_layout``: o_r, o_z, o_n, z_from: 0
+    W_hh on h, 1 xp alone, 2 W_hz on tanh(h)), whether a high z overwrites the state
+    (``overwrites``), its weight blocks (``loop_weights``) and the views of its
+    backward_prepare steps the loop reads (``loop_views``)."""
+
+    loop_layout: ClassVar[tuple[int, int, int, int]] = (0, 1, 2, 0)
+    overwrites: ClassVar[bool] = True
+    compiled_loop: ClassVar[bool] = True
+
+    def loop_weights(self, q: Params) -> tuple[Tensor, Tensor | None, Tensor]:
+        """(W_a: the blocks the first product uses on h, W_hz on tanh(h) or None, W_n)."""
+        return q["w_rz"], None, q["w_n"]
+
+    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        """(k_n, k_z, k_r, r, what dh' passes on, k_th or None, dn, dr, dz) from the steps."""
+        raise NotImplementedError
+
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State:
+        compiled.ops().reset_forward(xp, *self.loop_weights(q), *self.loop_layout,
+                                     self.overwrites, hs, saved[0] if saved else None, mask)
+        return (hs[-1],)
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State]:
+        steps, d = self.backward_prepare(saved, xp, h_prev, state0, q)  # type: ignore[attr-defined]
+        (dh,) = dstate
+        compiled.ops().reset_backward(*self.loop_views(steps), *self.loop_weights(q),
+                                      dhseq, dh, mask)
+        return d, (dh,)
+
+
+class GRUCho(ResetFirstLoops, Cell):
     """The GRU of Cho et al. as decks 001 and 003 write it: the reset gate scales h before
     W_hn. Parameters and the update convention are torch's (see the module docstring).
 
@@ -206,8 +236,14 @@ class GRUCho(Cell):
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
         return () if self.recompute else ((4 * self.hidden_size,),)  # (r, z, n, r h)
 
+    overwrites: ClassVar[bool] = False  # h' = n + z (h - n)
+
     def bptt_setup(self, p: Params) -> Params:
-        return reset_first_setup(p, self.hidden_size)  # every b_hh joins the input part
+        return reset_first_setup(self, p)  # every b_hh joins the input part
+
+    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        k_n, k_z, k_r, r, z, dr, dz, dn, _ = steps
+        return k_n, k_z, k_r, r, z, None, dn, dr, dz
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -250,13 +286,14 @@ class GRUCho(Cell):
 
 # ---- the reset-before-W_hn step on the bptt path, shared with MUT2 (cells/mut.py) ------------
 # r, z = sigm(xp_rz + W_hrz h),  n = tanh(xp_n + W_hn (r h)), every b_hh folded into xp.
-def reset_first_setup(p: Params, H: int) -> Params:
-    """bptt_setup of such a cell: W_hh split (r, z rows | n rows), packed, with transposes."""
-    b_ih, b_hh = p.get("bias_ih"), p.get("bias_hh")
+def reset_first_setup(cell: Cell, p: Params) -> Params:
+    """bptt_setup of such a cell: W_hh split (r, z rows | n rows), as the loops take them."""
+    b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), cell.hidden_size
     w_rz, w_n = p["weight_hh"].split([2 * H, H])
     return {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh,
-            "w_rz": pack(w_rz), "w_n": pack(w_n), "wT_rz": pack(w_rz.t().contiguous()),
-            "wT_n": pack(w_n.t().contiguous())}
+            **cell.recurrent_weights(w_rz=w_rz, w_n=w_n)}
+
+
 
 
 def reset_first_step(xp: Tensor, h_prev: Tensor, q: Params, k: Tensor) -> tuple[Tensor, ...]:

@@ -25,7 +25,7 @@ from ..engine import compiled
 from . import scratch
 from .activations import tanh
 from .base import Cell, Params, State
-from .matmul import linear, pack
+from .matmul import linear
 
 
 class LSTM(Cell):
@@ -74,9 +74,7 @@ class LSTM(Cell):
         b_x = None if b_ih is None else b_ih + b_hh
         # the i, f rows, as the recomputing backward needs them
         q = {"w_ih": p["weight_ih"], "b_x": b_x, "w_if": w[: 2 * H], "b_if": b_x}
-        if self.compiled_loop and compiled.usable(w):  # they take W_hh as it is
-            return {**q, "w": w.contiguous(), "compiled": True}
-        return {**q, "w": pack(w), "wT": pack(w.t().contiguous())}
+        return {**q, **self.recurrent_weights(w=w)}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -156,26 +154,21 @@ class LSTM(Cell):
 
     # ---- the same two loops compiled (engine/loops.cpp), where they can run ------------------
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
-                         saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "compiled" not in q:
-            return None
+                         saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
-        compiled.ops().lstm_forward(xp, q["w"], hs, c, state[1].contiguous(), kept,
-                                    compiled.contiguous(mask))
+        compiled.ops().lstm_forward(xp, q["w"], hs, c, state[1], kept, mask)
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
-                          mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "compiled" not in q:
-            return None
+                          mask: Tensor | None) -> tuple[Tensor, State]:
         c, kept = saved
         T, B, H = c.shape
         dz = scratch.empty((T, B, 4 * H), c)
-        dh, dc = (d.contiguous() for d in dstate)
+        dh, dc = dstate
         compiled.ops().lstm_backward(self._gates_if(saved, h_prev, q), self.recompute,
-                                     kept[:, :, -2:], c, state0[1].contiguous(), q["w"], dz,
-                                     dhseq.contiguous(), dh, dc, compiled.contiguous(mask))
+                                     kept[:, :, -2:], c, state0[1], q["w"], dz,
+                                     dhseq, dh, dc, mask)
         return dz, (dh, dc)
 
 

@@ -125,25 +125,20 @@ class _BufferedVariant(LSTM):
     # the two loops compiled (engine/loops.cpp): the forward written per variant, the backward
     # shared, from the coefficients backward_prepare made
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
-                         saved: list[Tensor], mask: Tensor | None) -> State | None:
-        if "compiled" not in q:
-            return None
+                         saved: list[Tensor], mask: Tensor | None) -> State:
         c, *kept = saved
         compiled.ops().variant_forward(xp, q["w"], q.get("peep"), self.compiled_variant, hs, c,
-                                       state[1].contiguous(), kept[0] if kept else None,
-                                       compiled.contiguous(mask))
+                                       state[1], kept[0] if kept else None, mask)
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
-                          mask: Tensor | None) -> tuple[Tensor, State] | None:
-        if "compiled" not in q:
-            return None
+                          mask: Tensor | None) -> tuple[Tensor, State]:
         _, dz = self.backward_prepare(saved, xp, h_prev, state0, q)
         through_h, k, k_o, *k_c = q["coefficients"]
-        dh, dc = (d.contiguous() for d in dstate)
+        dh, dc = dstate
         compiled.ops().variant_backward(through_h, k, k_o, k_c[0] if k_c else None, q["w"], dz,
-                                        dhseq.contiguous(), dh, dc, compiled.contiguous(mask))
+                                        dhseq, dh, dc, mask)
         return dz, (dh, dc)
 
 

@@ -56,8 +56,8 @@ from torch import Tensor
 from . import scratch
 from .activations import tanh, tanh_
 from .base import Cell, Params, State
-from .gru import reset_first_gates, reset_first_setup, reset_first_step
-from .matmul import linear, pack, weight_grad
+from .gru import ResetFirstLoops, reset_first_gates, reset_first_setup, reset_first_step
+from .matmul import linear, weight_grad
 
 
 def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -67,7 +67,7 @@ def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return u @ w.t() if b is None else torch.addmm(b, u, w.t())
 
 
-class _MUT(Cell):
+class _MUT(ResetFirstLoops, Cell):
     gates: ClassVar[int] = 3
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", -1.0),)
     input_extras: ClassVar[tuple[str, ...]] = ("weight_xproj",)
@@ -203,8 +203,16 @@ class MUT1(_MUT):
         # b_hn and b_hr are added to W (.), so they join the input part (z has no b_hh)
         b_x = None if b_ih is None else b_ih + torch.cat([b_hh, b_hh.new_zeros(H)])
         w_n, w_r = p["weight_hh"].split(H)
-        return {"w_ih": p["weight_ih"], "b_x": b_x, "w_n": pack(w_n), "w_r": pack(w_r),
-                "wT_n": pack(w_n.t().contiguous()), "wT_r": pack(w_r.t().contiguous())}
+        return {"w_ih": p["weight_ih"], "b_x": b_x, **self.recurrent_weights(w_n=w_n, w_r=w_r)}
+
+    loop_layout: ClassVar[tuple[int, int, int, int]] = (1, 2, 0, 1)  # n r z; z from xp alone
+
+    def loop_weights(self, q: Params) -> tuple[Tensor, Tensor | None, Tensor]:
+        return q["w_r"], None, q["w_n"]
+
+    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        k_n, k_z, k_r, r, one_z, dn, dr, dz = steps
+        return k_n, k_z, k_r, r, one_z, None, dn, dr, dz
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -292,7 +300,11 @@ class MUT2(_MUT):
         return x, {**q, "weight_ih": torch.cat([first, w])}
 
     def bptt_setup(self, p: Params) -> Params:
-        return reset_first_setup(p, self.hidden_size)  # the gru_cho's step, z flipped
+        return reset_first_setup(self, p)  # the gru_cho's step, z flipped
+
+    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        k_n, k_z, k_r, r, one_z, dr, dz, dn, _ = steps
+        return k_n, k_z, k_r, r, one_z, None, dn, dr, dz
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -361,9 +373,17 @@ class MUT3(_MUT):
         # each recurrent part is W (.) + b_hh: all of b_hh joins the input part's add
         q = {"w_ih": p["weight_ih"], "b_x": None if b_ih is None else b_ih + b_hh}
         # three blocks, three different vectors (h, tanh(h), r * h): one product each
-        for g, w in zip("rzn", p["weight_hh"].split(self.hidden_size)):
-            q["w_" + g], q["wT_" + g] = pack(w), pack(w.t().contiguous())
-        return q
+        w_r, w_z, w_n = p["weight_hh"].split(self.hidden_size)
+        return {**q, **self.recurrent_weights(w_r=w_r, w_z=w_z, w_n=w_n)}
+
+    loop_layout: ClassVar[tuple[int, int, int, int]] = (0, 1, 2, 2)  # z from W_hz tanh(h)
+
+    def loop_weights(self, q: Params) -> tuple[Tensor, Tensor | None, Tensor]:
+        return q["w_r"], q["w_z"], q["w_n"]
+
+    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        k_n, k_z, k_r, r, one_z, k_th, dr, dz, dn = steps
+        return k_n, k_z, k_r, r, one_z, k_th, dn, dr, dz
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:

@@ -35,9 +35,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..engine import compiled
+from . import scratch
 from .activations import tanh_
 from .base import Cell, Params, State
-from .matmul import linear, pack
+from .matmul import linear
 
 ORDER = (4, 6, 0, 2, 5, 7, 1, 3)  # TensorFlow's split held by each row block, in order
 
@@ -62,6 +64,7 @@ class NAS(Cell):
     gate_names: ClassVar[tuple[str, ...]] = tuple(f"a{k}" for k in ORDER)
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()
     num_states: ClassVar[int] = 2
+    compiled_loop: ClassVar[bool] = True
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
@@ -78,9 +81,13 @@ class NAS(Cell):
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
     # Memory: per step only c(t) is saved (h and x the engine keeps); the 8 blocks and layer 2
-    # are recomputed in the backward from one product over all steps.
+    # are recomputed in the backward from one product over all steps. Without ``recompute``
+    # the 8 pre-activations are kept too (8H a step): no second product.
+    can_keep: ClassVar[bool] = True
+
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return ((self.hidden_size,),)  # c(t)
+        H = self.hidden_size
+        return ((H,),) if self.recompute else ((H,), (8 * H,))  # c(t) (, the blocks' z)
 
     def bptt_setup(self, p: Params) -> Params:
         w, w_ih, b_ih, b_hh = p["weight_hh"], p["weight_ih"], p.get("bias_ih"), p.get("bias_hh")
@@ -90,15 +97,16 @@ class NAS(Cell):
         w_x = torch.cat([w_ih[: 7 * H], w_ih.new_zeros(H, w_ih.shape[1]), w_ih[7 * H :]])
         b_x = None if b_ih is None else torch.cat([b_ih[: 7 * H] + b_hh[: 7 * H], b_hh[7 * H :],
                                                    b_ih[7 * H :]])
-        return {"w_ih": w_x, "b_x": b_x, "w": pack(w), "wT": pack(w.t().contiguous()),
-                "work": None}
+        return {"w_ih": w_x, "b_x": b_x, **self.recurrent_weights(w=w), "work": None}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        (c_new,) = saved
+        c_new, *kept = saved
         H = self.hidden_size
         z = linear(h_prev, q["w"]).add_(xp[:, : 8 * H])  # x + m in blocks 0-6, m3 in block 7
+        if kept:
+            kept[0].copy_(z)
         z[:, 7 * H :].mul_(xp[:, 8 * H :])  # x3 m3
         k0, k1 = _activate(z, H).view(-1, 2, 2, 2, H).unbind(3)  # (a4, a0, a5, a1), (a6, ...)
         b3, b2, b0, b1, b20, b31, tanhs = q["work"] or _work(q, h_prev)  # views of one buffer
@@ -112,12 +120,11 @@ class NAS(Cell):
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        (c,) = saved
+        c, *kept = saved
         T, B, H = c.shape
-        # the forward again for every step at once: one product W_hh h(t-1), the rest elementwise,
-        # in place where it can be (a fresh (T, B, 8H) tensor costs more than the op on it here)
-        z = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 8 * H)
-        z.add_(xp[..., : 8 * H])  # in place: a strided addend in linear costs a copy here
+        # the forward again for every step at once (or from its kept pre-activations, copied: a
+        # second backward reads them again), the rest elementwise, in place where it can be
+        z = self._preactivations(saved, xp, h_prev, q, copy=True)
         a = z.view(T, B, 8, H)
         a4, a6, a0, a2, a5, a7, a1, a3 = a.unbind(2)
         x3, m3 = xp[..., 8 * H :], a3.clone()
@@ -162,6 +169,37 @@ class NAS(Cell):
         torch.mul(dh[:, None, None], k_h, out=dz_h)  # the blocks read by h' only
         torch.mul(dc_b, k_c, out=dz_c)  # the blocks read by c'
         return linear(dz, q["wT"], dh_ext), torch.mul(dc, k_prev)
+
+    # the two loops compiled (engine/loops.cpp), where they can run
+    def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
+                         saved: list[Tensor], mask: Tensor | None) -> State:
+        c, *kept = saved
+        compiled.ops().nas_forward(xp, q["w"], hs, c, state[1], kept[0] if kept else None, mask)
+        return hs[-1], c[-1]
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State]:
+        c = saved[0]
+        T, B, H = c.shape
+        z = self._preactivations(saved, xp, h_prev, q, copy=False)  # the loop does the rest
+        dz = scratch.empty((T, B, 8 * H), c)
+        q["dc"], q["dx3"] = scratch.empty((T, B, H), c), scratch.empty((T, B, H), c)
+        q["dxp"] = xp[..., : 8 * H]  # free once the loop has run
+        dh, dc = dstate
+        compiled.ops().nas_backward(z, xp, c, state0[1], q["w"], dz, q["dc"], q["dx3"], dhseq,
+                                    dh, dc, mask)
+        return dz, (dh, dc)
+
+    def _preactivations(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, q: Params,
+                        copy: bool) -> Tensor:
+        """z of every step (T, B, 8H): W_hh h(t-1) + xp's first 8 blocks (m3 in block 7): the
+        kept ones (a copy if ``copy``), or one product over all steps."""
+        if len(saved) > 1:
+            return saved[1].clone() if copy else saved[1]
+        T, B, H = h_prev.shape
+        z = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 8 * H)
+        return z.add_(xp[..., : 8 * H])  # in place: a strided addend in linear costs a copy
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         H, dxp = self.hidden_size, q["dxp"]  # dxp: into the coefficients' storage, now free

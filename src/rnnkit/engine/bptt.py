@@ -16,6 +16,11 @@ Two ways to run a cell (see ``cells/base.py``):
   recomputed for all steps at once in the backward (two big products, no per-step cost).
 * generic (``forward_step`` / ``backward_step``): each step returns fresh tensors, stacked
   after the loop.
+
+Where the cell's two loops exist compiled (``engine/loops.cpp``, built on first use by
+``engine/compiled.py``: every buffered cell, float32/float64 on the CPU), ``bptt_setup`` says
+so ("compiled" in its result) and each whole loop runs there, the same steps with no Python
+between them; the Python loops below stay the fallback and the reference the tests compare with.
 """
 
 from __future__ import annotations
@@ -101,8 +106,10 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     hs = scratch.empty((T + 1, B, cell.hidden_size), xp)
     hs[0] = state[0]
     columns = [scratch.empty((T, B, *shape), xp) for shape in cell.saved_shapes()]
-    final = cell.forward_compiled(xp, state, q, hs, columns, mask)
-    if final is not None:
+    if "compiled" in q:  # the cell's loops compiled (engine/loops.cpp) run here
+        mask = None if mask is None else mask.contiguous()
+        state = tuple(s.contiguous() for s in state)
+        final = cell.forward_compiled(xp, state, q, hs, columns, mask)
         return hs, tuple(s.clone() for s in final), columns
     masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
     slots = zip(xp.unbind(0), hs[1:].unbind(0), *(c.unbind(0) for c in columns))
@@ -122,9 +129,12 @@ def _backward_buffered(cell, x, hs, h_prev, state0, columns, p, mask, dhseq, dfi
         q["h"] = hs[1:]  # h(t) of every step, for a cell whose backward reads its own output
     xp = cell.project(x, q) if cell.backward_reads_xp else None
     dstate = (dhseq[-1] + dfinal[0], *(d.clone() for d in dfinal[1:]))
-    done = cell.backward_compiled(columns, xp, h_prev, state0, q, dhseq, dstate, mask)
-    if done is not None:  # the whole loop in compiled code
-        dz, dstate = done
+    if "compiled" in q:  # the whole loop in compiled code
+        dstate = tuple(d.contiguous() for d in dstate)
+        state0 = tuple(s.contiguous() for s in state0)
+        mask = None if mask is None else mask.contiguous()
+        dz, dstate = cell.backward_compiled(columns, xp, h_prev, state0, q,
+                                            dhseq.contiguous(), dstate, mask)
         dxp, dhp, dextras = cell.backward_finish(dz, q)
         return dxp, dhp, dstate, dict(dextras), q
     steps, dz = cell.backward_prepare(columns, xp, h_prev, state0, q)

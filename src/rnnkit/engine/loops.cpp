@@ -104,14 +104,25 @@ const T* ptr(const Tensor& t) { return t.data_ptr<T>(); }
 template <typename T>
 T* mut(const Tensor& t) { return t.data_ptr<T>(); }
 
+// row b of step t of a (T, B, H) view with any strides (the last one 1)
+template <typename T>
+struct Rows {
+  T* p;
+  int64_t st, sb;
+  T* at(int64_t t, int64_t b) const { return p + t * st + b * sb; }
+};
+
+template <typename T>
+Rows<T> rows(const Tensor& x) { return {x.data_ptr<T>(), x.stride(0), x.stride(1)}; }
+
 inline const bool* mask_ptr(const std::optional<Tensor>& m) {
   return m ? m->data_ptr<bool>() : nullptr;
 }
 
 // ---- the two time loops every cell shares ---------------------------------------------------
-// Forward: z = h(t-1) W_hh^T (B, G) for every step (w: W_hh, (G, H)), then step(t, b, z row, on) writes row b of
-// h(t) (and what the cell saves); a masked-out row (on = false) carries h(t-1), and the cell
-// carries the rest of its state.
+// Forward: z = h(t-1) W_hh^T (B, G) for every step (w: W_hh, (G, H)), then step(t, b, z row,
+// on) writes row b of h(t) (and what the cell saves); a masked-out row (on = false) carries
+// h(t-1), and the cell carries the rest of its state.
 template <typename T, typename Step>
 void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* w, T* h,
                   const bool* mask, const Step& step) {
@@ -140,11 +151,17 @@ void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* w, T*
 // step's pre-activation gradients d (T, B, ld) and updates the cell's other state gradients;
 // then dh(t-1) = d[:, off : off + K] W_hh (K = the rows of W_hh) + the loss's gradient at t-1
 // + more(t, b, j0, j1, dh row, dh(t-1) row) (what reaches h(t-1) directly: GRU's dh z).
-// A masked-out row sends nothing to its gates and passes dh through. dh: in and out.
-template <typename T, typename Step, typename More>
+// A masked-out row sends nothing to its gates and passes dh through (masked(t, b): what else
+// the cell clears for it). dh: in and out.
+struct Nothing {
+  template <typename... A>
+  void operator()(A&&...) const {}
+};
+
+template <typename T, typename Step, typename More, typename Masked = Nothing>
 void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T* d, int64_t ld,
                    int64_t off, const T* ext, const Tensor& dh, const bool* mask,
-                   const Step& step, const More& more) {
+                   const Step& step, const More& more, const Masked& masked = Masked{}) {
   Tensor spare = at::empty_like(dh);
   T* buf[2] = {mut<T>(dh), mut<T>(spare)};
 #pragma omp parallel num_threads(at::get_num_threads())
@@ -157,8 +174,12 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
       T* dh_prev = buf[(steps - t) % 2];
       for (int64_t b = b0; b < b1; ++b) {
         T* row = d + (t * B + b) * ld;
-        if (mask && !mask[t * B + b]) std::fill(row, row + ld, T(0));
-        else step(t, b, dh_t + b * H, row);
+        if (mask && !mask[t * B + b]) {
+          std::fill(row, row + ld, T(0));
+          masked(t, b);
+        } else {
+          step(t, b, dh_t + b * H, row);
+        }
       }
 #pragma omp barrier
       wp.multiply(B, d + t * B * ld + off, ld, dh_prev, H);
@@ -179,11 +200,6 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
   }
   if (steps % 2) dh.copy_(spare);  // the result sits in buf[steps % 2]
 }
-
-struct Nothing {
-  template <typename... A>
-  void operator()(A&&...) const {}
-};
 
 // f(T(0)) for the tensor's floating type T
 template <typename F>
@@ -541,6 +557,302 @@ void variant_backward(const Tensor& through_h, const Tensor& k, const Tensor& k_
   });
 }
 
+// ---- reset before the product: gru_cho (cells/gru.py), MUT1-3 (cells/mut.py) --------------
+// r (and z) from a first product on h (MUT3: z from a second one on tanh(h)), then n from a
+// product on r * h: two products a step, each followed by its rows.
+//   z_from: 0 z from W_a's second block (reads h: gru_cho, MUT2); 1 from xp alone (MUT1);
+//           2 from W_zt tanh(h) (MUT3)
+//   overwrite: h' = h + z (n - h) (the MUTs); else h' = n + z (h - n) (gru_cho)
+//   o_r, o_z, o_n: where r, z and n sit in xp's 3 blocks
+struct ResetFirst {
+  int64_t o_r, o_z, o_n, z_from;
+  bool overwrite;
+};
+
+template <typename T>
+void reset_forward_t(const Tensor& xp, const Tensor& w_a, const std::optional<Tensor>& w_zt,
+                     const Tensor& w_n, const ResetFirst& f, const Tensor& hs,
+                     const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2), Ka = w_a.size(0);
+  std::vector<T> s1(B * 2 * H), s2(B * H), rh(B * H), zs(B * H), th(B * H);
+  const T* x = ptr<T>(xp);
+  T *h = mut<T>(hs), *kp = kept ? mut<T>(*kept) : nullptr;
+  const bool* mk = mask_ptr(mask);
+#pragma omp parallel num_threads(at::get_num_threads())
+  {
+    Panels<T> pa(ptr<T>(w_a), H, Ka, 1, H), pn(ptr<T>(w_n), H, H, 1, H);
+    std::optional<Panels<T>> pz;
+    if (w_zt) pz.emplace(ptr<T>(*w_zt), H, H, 1, H);
+    const auto [b0, b1] = share(B);
+    if (pz)
+      for (int64_t i = b0 * H; i < b1 * H; ++i) th[i] = std::tanh(h[i]);
+#pragma omp barrier
+    for (int64_t t = 0; t < steps; ++t) {
+      const T* h_prev = h + t * B * H;
+      pa.multiply(B, h_prev, H, s1.data(), 2 * H);  // W_a h: r (, z)
+      if (pz) pz->multiply(B, th.data(), H, s1.data() + H, 2 * H);  // W_zt tanh(h): z
+#pragma omp barrier
+      for (int64_t b = b0; b < b1; ++b) {
+        const T *__restrict a = s1.data() + b * 2 * H, *__restrict xr = x + (t * B + b) * 3 * H;
+        const T* __restrict hp = h_prev + b * H;
+        T *__restrict u = rh.data() + b * H, *__restrict zb = zs.data() + b * H;
+        const T *xr_r = xr + f.o_r * H, *xr_z = xr + f.o_z * H;
+        const T* az = f.z_from == 1 ? nullptr : a + H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T r = sigm(a[j] + xr_r[j]);
+          zb[j] = sigm(xr_z[j] + (az ? az[j] : T(0)));
+          u[j] = r * hp[j];  // r h
+        }
+        if (kp) {  // r, z, (n), r h
+          T* k = kp + (t * B + b) * 4 * H;
+          for (int64_t j = 0; j < H; ++j)
+            k[j] = sigm(a[j] + xr_r[j]), k[H + j] = zb[j], k[3 * H + j] = u[j];
+        }
+      }
+#pragma omp barrier
+      pn.multiply(B, rh.data(), H, s2.data(), H);  // W_n (r h)
+#pragma omp barrier
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* __restrict a = s2.data() + b * H;
+        const T* __restrict xn = x + (t * B + b) * 3 * H + f.o_n * H;
+        const T *__restrict hp = h_prev + b * H, *__restrict zb = zs.data() + b * H;
+        T* __restrict h1 = h + ((t + 1) * B + b) * H;
+        T* k = kp ? kp + (t * B + b) * 4 * H + 2 * H : nullptr;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T n = std::tanh(a[j] + xn[j]);
+          h1[j] = f.overwrite ? hp[j] + zb[j] * (n - hp[j]) : n + zb[j] * (hp[j] - n);
+          if (k) k[j] = n;
+        }
+        if (mk && !mk[t * B + b]) std::copy(hp, hp + H, h1);  // a masked-out step carries h
+        if (pz)
+          for (int64_t j = 0; j < H; ++j) th[b * H + j] = std::tanh(h1[j]);
+      }
+#pragma omp barrier
+    }
+    if constexpr (std::is_same_v<T, float>) at::native::cpublas::brgemm_release(false);
+  }
+}
+
+void reset_forward(const Tensor& xp, const Tensor& w_a, const std::optional<Tensor>& w_zt,
+                   const Tensor& w_n, int64_t o_r, int64_t o_z, int64_t o_n, int64_t z_from,
+                   bool overwrite, const Tensor& hs, const std::optional<Tensor>& kept,
+                   const std::optional<Tensor>& mask) {
+  const ResetFirst f{o_r, o_z, o_n, z_from, overwrite};
+  dispatch(xp, [&](auto zero) {
+    reset_forward_t<decltype(zero)>(xp, w_a, w_zt, w_n, f, hs, kept, mask);
+  });
+}
+
+// The backward loop from the coefficients backward_prepare made (T, B, H views, any strides):
+//   dn~ = dh' k_n,  dz~ = dh' k_z,  d(r h) = dn~ W_n,  dr~ = d(r h) k_r,
+//   dh(t-1) = [dr~ (, dz~)] W_a (+ (dz~ W_zt) k_th) + d(r h) r + dh' carry + the loss's part
+// into dn, dr, dz (views of the engine's buffer: when W_a has 2H rows, dz follows dr).
+template <typename T>
+void reset_backward_t(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, const Tensor& r,
+                      const Tensor& carry, const std::optional<Tensor>& k_th,
+                      const Tensor& dn, const Tensor& dr, const Tensor& dz, const Tensor& w_a,
+                      const std::optional<Tensor>& w_zt, const Tensor& w_n,
+                      const Tensor& dhseq, const Tensor& dh, const std::optional<Tensor>& mask) {
+  const int64_t steps = k_n.size(0), B = k_n.size(1), H = k_n.size(2), Ka = w_a.size(0);
+  const auto Kn = rows<T>(k_n), Kz = rows<T>(k_z), Kr = rows<T>(k_r);
+  const auto R = rows<T>(r), C = rows<T>(carry);
+  const auto Kt = k_th ? rows<T>(*k_th) : Rows<T>{nullptr, 0, 0};
+  const auto Dn = rows<T>(dn), Dr = rows<T>(dr), Dz = rows<T>(dz);
+  const T* ext = ptr<T>(dhseq);
+  const bool* mk = mask_ptr(mask);
+  std::vector<T> drh(B * H), tmp(B * H);
+  Tensor spare = at::empty_like(dh);
+  T* buf[2] = {mut<T>(dh), mut<T>(spare)};
+#pragma omp parallel num_threads(at::get_num_threads())
+  {
+    Panels<T> pn(ptr<T>(w_n), H, H, H, 1), pa(ptr<T>(w_a), Ka, H, H, 1);
+    std::optional<Panels<T>> pz;
+    if (w_zt) pz.emplace(ptr<T>(*w_zt), H, H, H, 1);
+    const int64_t n0 = pn.col0(), n1 = pn.col1();
+    const auto [b0, b1] = share(B);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const T* dh_t = buf[(steps - 1 - t) % 2];
+      T* dh_prev = buf[(steps - t) % 2];
+      for (int64_t b = b0; b < b1; ++b) {
+        const bool on = !mk || mk[t * B + b];
+        const T *__restrict g = dh_t + b * H, *__restrict kn = Kn.at(t, b);
+        const T* __restrict kz = Kz.at(t, b);
+        T *__restrict dnb = Dn.at(t, b), *__restrict dzb = Dz.at(t, b);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          dnb[j] = on ? g[j] * kn[j] : T(0);  // dn~
+          dzb[j] = on ? g[j] * kz[j] : T(0);  // dz~
+        }
+      }
+#pragma omp barrier
+      pn.multiply(B, Dn.at(t, 0), Dn.sb, drh.data(), H);  // d(r h) = dn~ W_n
+#pragma omp barrier
+      for (int64_t b = b0; b < b1; ++b) {
+        const T *__restrict u = drh.data() + b * H, *__restrict kr = Kr.at(t, b);
+        T* __restrict drb = Dr.at(t, b);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) drb[j] = u[j] * kr[j];  // dr~
+      }
+#pragma omp barrier
+      pa.multiply(B, Dr.at(t, 0), Dr.sb, dh_prev, H);  // [dr~ (, dz~)] W_a
+      if (pz) pz->multiply(B, Dz.at(t, 0), Dz.sb, tmp.data(), H);  // dz~ W_zt
+      for (int64_t b = 0; b < B; ++b) {
+        T* out = dh_prev + b * H;
+        const T *g = dh_t + b * H, *u = drh.data() + b * H, *rb = R.at(t, b), *cb = C.at(t, b);
+        if (t > 0) {
+          const T* e = ext + ((t - 1) * B + b) * H;
+          for (int64_t j = n0; j < n1; ++j) out[j] += e[j];
+        }
+        if (mk && !mk[t * B + b]) {
+          for (int64_t j = n0; j < n1; ++j) out[j] += g[j];  // passes dh through
+          continue;
+        }
+        for (int64_t j = n0; j < n1; ++j) out[j] += u[j] * rb[j] + g[j] * cb[j];
+        if (pz) {
+          const T* kt = Kt.at(t, b);
+          for (int64_t j = n0; j < n1; ++j) out[j] += tmp[b * H + j] * kt[j];
+        }
+      }
+#pragma omp barrier
+    }
+    if constexpr (std::is_same_v<T, float>) at::native::cpublas::brgemm_release(false);
+  }
+  if (steps % 2) dh.copy_(spare);
+}
+
+void reset_backward(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, const Tensor& r,
+                    const Tensor& carry, const std::optional<Tensor>& k_th, const Tensor& dn,
+                    const Tensor& dr, const Tensor& dz, const Tensor& w_a,
+                    const std::optional<Tensor>& w_zt, const Tensor& w_n, const Tensor& dhseq,
+                    const Tensor& dh, const std::optional<Tensor>& mask) {
+  dispatch(dh, [&](auto zero) {
+    reset_backward_t<decltype(zero)>(k_n, k_z, k_r, r, carry, k_th, dn, dr, dz, w_a, w_zt,
+                                     w_n, dhseq, dh, mask);
+  });
+}
+
+// ---- NAS (cells/nas.py) ---------------------------------------------------------------------
+// forward_into for one row: z = W_hh h + xp's first 8 blocks, in nas.py's ORDER (a4, a6 tanh;
+// a0, a2, a5, a7 sigmoid; a1 relu; block 7: m3, whose relu takes x3 m3, x3 = xp's block 8)
+// kept (if Keep): the 8 pre-activations, for the backward
+template <bool Keep, typename T>
+inline void nas_row(const T* __restrict zh, const T* __restrict zx, const T* __restrict c,
+                    T* __restrict c1, T* __restrict h1, T* __restrict kept, int64_t H) {
+  if constexpr (Keep)
+    for (int64_t i = 0; i < 8 * H; ++i) kept[i] = zh[i] + zx[i];
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    auto z = [&](int64_t k) { return zh[k * H + j] + zx[k * H + j]; };
+    const T a4 = std::tanh(z(0)), a6 = std::tanh(z(1)), a0 = sigm(z(2)), a2 = sigm(z(3));
+    const T a5 = sigm(z(4)), a7 = sigm(z(5)), a1 = std::max(z(6), T(0));
+    const T a3 = std::max(z(7) * zx[8 * H + j], T(0));  // relu(x3 m3)
+    const T b0 = std::tanh(a0 * a1), b1 = std::tanh(a2 + a3), b2 = std::tanh(a4 * a5);
+    const T b3 = sigm(a6 + a7);
+    const T cj = std::tanh(b0 + c[j]) * b1;    // c' = tanh(b0 + c) b1
+    c1[j] = cj;
+    h1[j] = std::tanh(cj * std::tanh(b2 + b3));  // h' = tanh(c' tanh(b2 + b3))
+  }
+}
+
+template <typename T>
+void nas_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
+                   const Tensor& c0, const std::optional<Tensor>& kept,
+                   const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
+  const T *x = ptr<T>(xp), *c_init = ptr<T>(c0);
+  T *h = mut<T>(hs), *c = mut<T>(cs), *kp = kept ? mut<T>(*kept) : nullptr;
+  forward_loop<T>(steps, B, H, 8 * H, ptr<T>(w), h, mask_ptr(mask),
+                  [&](int64_t t, int64_t b, const T* z, bool on) {
+                    const int64_t r = t * B + b;
+                    const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
+                    const T* zx = x + r * 9 * H;
+                    T *cn = c + r * H, *hn = h + (r + B) * H;
+                    if (kp) nas_row<true>(z, zx, c_prev, cn, hn, kp + r * 8 * H, H);
+                    else nas_row<false, T>(z, zx, c_prev, cn, hn, nullptr, H);
+                    if (!on) std::copy(c_prev, c_prev + H, c + r * H);  // carries c(t-1)
+                  });
+}
+
+// The backward of every step (nas.py's docstring), each row from its pre-activations z (W_hh h
+// + xp's first 8 blocks: kept, or recomputed for all steps in one product), x3 and c: writes the 8
+// blocks' gradients d (block 7: d m3), dc of each step into dc_all and dx3 per dc into
+// dx3_per_dc (what backward_finish reads), and turns dc into dc(t-1).
+template <typename T>
+inline void nas_back_row(const T* __restrict z, const T* __restrict x3, const T* __restrict c,
+                         const T* __restrict c_prev, const T* __restrict dh, T* __restrict dc,
+                         T* __restrict dc_out, T* __restrict dx3, T* __restrict d, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const T a4 = std::tanh(z[j]), a6 = std::tanh(z[H + j]), a0 = sigm(z[2 * H + j]);
+    const T a2 = sigm(z[3 * H + j]), a5 = sigm(z[4 * H + j]), a7 = sigm(z[5 * H + j]);
+    const T z6 = z[6 * H + j], a1 = std::max(z6, T(0)), m3 = z[7 * H + j];
+    const T p3 = m3 * x3[j], a3 = std::max(p3, T(0));
+    const T b0 = std::tanh(a0 * a1), b1 = std::tanh(a2 + a3), b2 = std::tanh(a4 * a5);
+    const T b3 = sigm(a6 + a7);
+    const T e = std::tanh(b0 + c_prev[j]), q = std::tanh(b2 + b3), h = std::tanh(c[j] * q);
+    const T du = dh[j] * (T(1) - h * h);          // through h' = tanh(c' q)
+    const T dcj = dc[j] + du * q;                  // dc = dc' + du q
+    const T dq = du * c[j] * (T(1) - q * q);       // = db2 = db3
+    const T de = dcj * b1 * (T(1) - e * e);        // = db0 = dc(t-1)
+    const T k1 = e * (T(1) - b1 * b1);             // db1~ per dc
+    const T g0 = de * (T(1) - b0 * b0), g1 = dcj * k1;
+    const T g2 = dq * (T(1) - b2 * b2), g3 = dq * b3 * (T(1) - b3);
+    const T on3 = p3 > T(0) ? T(1) : T(0), on1 = z6 > T(0) ? T(1) : T(0);
+    d[j] = g2 * a5 * (T(1) - a4 * a4);          // a4
+    d[H + j] = g3 * (T(1) - a6 * a6);           // a6
+    d[2 * H + j] = g0 * a1 * a0 * (T(1) - a0);  // a0
+    d[3 * H + j] = g1 * a2 * (T(1) - a2);       // a2
+    d[4 * H + j] = g2 * a4 * a5 * (T(1) - a5);  // a5
+    d[5 * H + j] = g3 * a7 * (T(1) - a7);       // a7
+    d[6 * H + j] = g0 * a0 * on1;               // a1
+    d[7 * H + j] = g1 * on3 * x3[j];            // m3 (a3 = relu(x3 m3))
+    dx3[j] = k1 * on3 * m3;                     // dx3 per dc
+    dc_out[j] = dcj;
+    dc[j] = de;
+  }
+}
+
+template <typename T>
+void nas_backward_t(const Tensor& z, const Tensor& xp, const Tensor& cs, const Tensor& c0,
+                    const Tensor& w, const Tensor& dz, const Tensor& dc_all,
+                    const Tensor& dx3_per_dc, const Tensor& dhseq, const Tensor& dh,
+                    const Tensor& dc, const std::optional<Tensor>& mask) {
+  const int64_t steps = dz.size(0), B = dz.size(1), H = dh.size(1);
+  const T *pz = ptr<T>(z), *x = ptr<T>(xp), *c = ptr<T>(cs), *c_init = ptr<T>(c0);
+  T *dcp = mut<T>(dc), *dca = mut<T>(dc_all), *dx3 = mut<T>(dx3_per_dc);
+  backward_loop<T>(
+      steps, B, H, 8 * H, ptr<T>(w), mut<T>(dz), 8 * H, 0, ptr<T>(dhseq), dh, mask_ptr(mask),
+      [&](int64_t t, int64_t b, const T* g, T* d) {
+        const int64_t r = t * B + b;
+        const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
+        nas_back_row(pz + r * 8 * H, x + r * 9 * H + 8 * H, c + r * H, c_prev, g, dcp + b * H,
+                     dca + r * H, dx3 + r * H, d, H);
+      },
+      Nothing{},
+      [&](int64_t t, int64_t b) {  // nothing reaches c' or x3 there either
+        std::fill(dca + (t * B + b) * H, dca + (t * B + b + 1) * H, T(0));
+        std::fill(dx3 + (t * B + b) * H, dx3 + (t * B + b + 1) * H, T(0));
+      });
+}
+
+void nas_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
+                 const Tensor& c0, const std::optional<Tensor>& kept,
+                 const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) { nas_forward_t<decltype(zero)>(xp, w, hs, cs, c0, kept, mask); });
+}
+
+void nas_backward(const Tensor& z, const Tensor& xp, const Tensor& cs, const Tensor& c0,
+                  const Tensor& w, const Tensor& dz, const Tensor& dc_all,
+                  const Tensor& dx3_per_dc, const Tensor& dhseq, const Tensor& dh,
+                  const Tensor& dc, const std::optional<Tensor>& mask) {
+  dispatch(dz, [&](auto zero) {
+    nas_backward_t<decltype(zero)>(z, xp, cs, c0, w, dz, dc_all, dx3_per_dc, dhseq, dh, dc,
+                                   mask);
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_loops, m) {
@@ -562,4 +874,15 @@ TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("variant_backward(Tensor through_h, Tensor k, Tensor k_o, Tensor? k_c, Tensor w, "
         "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor? mask) -> ()",
         &variant_backward);
+  m.def("reset_forward(Tensor xp, Tensor w_a, Tensor? w_zt, Tensor w_n, int o_r, int o_z, "
+        "int o_n, int z_from, bool overwrite, Tensor(a!) hs, Tensor(b!)? kept, Tensor? mask) "
+        "-> ()", &reset_forward);
+  m.def("reset_backward(Tensor k_n, Tensor k_z, Tensor k_r, Tensor r, Tensor carry, "
+        "Tensor? k_th, Tensor(a!) dn, Tensor(b!) dr, Tensor(c!) dz, Tensor w_a, Tensor? w_zt, "
+        "Tensor w_n, Tensor dhseq, Tensor(d!) dh, Tensor? mask) -> ()", &reset_backward);
+  m.def("nas_forward(Tensor xp, Tensor w, Tensor(a!) hs, Tensor(b!) cs, Tensor c0, "
+        "Tensor(c!)? kept, Tensor? mask) -> ()", &nas_forward);
+  m.def("nas_backward(Tensor z, Tensor xp, Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, "
+        "Tensor(b!) dc_all, Tensor(c!) dx3_per_dc, Tensor dhseq, Tensor(d!) dh, Tensor(e!) dc, "
+        "Tensor? mask) -> ()", &nas_backward);
 }

@@ -60,10 +60,9 @@ class Recurrent(nn.Module):
       False keeps the activated gates too (2H-4H more floats a step, no second product:
       faster). None (the default): True when ``backend="bptt"`` was asked for by name, False
       when ``auto`` picked it (auto is after speed, and torch's kernels keep their gates too).
-      Cells that can keep them: ``lstm``, ``lstm_peephole``, ``lstm_cifg``, ``lstm_nofg``,
-      ``gru``, ``gru_cho`` and ``mut1-3`` (the Elman cells keep everything anyway); for the
-      others only True/None. With a C++ compiler the bptt loops of the LSTM, GRU and Elman
-      cells run compiled (``rnnkit.engine.compiled``).
+      Every cell but ``mingru`` and ``minlstm`` can keep them (the Elman cells keep
+      everything anyway). With a C++ compiler the bptt loops of every cell but those two run
+      compiled (``rnnkit.engine.compiled``).
 
     ``forward(input, hx=None, lengths=None)`` takes torch's arguments plus ``lengths`` (B,), the
     valid lengths of a padded batch: padded steps output zeros and the final state is each
@@ -105,8 +104,8 @@ class Recurrent(nn.Module):
         check_backend(cell_class(cell), backend)
         if recompute is False and not cell_class(cell).can_keep:
             raise UserError(f"recompute=False (keep the gates for the backward) is not "
-                            f"implemented for cell {cell!r}, whose bptt backward always "
-                            "recomputes them: use recompute=None (the default) or True")
+                            f"implemented for cell {cell!r}, whose bptt backward has one way "
+                            "to save them: use recompute=None (the default) or True")
         _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
                        fusion, bidirectional)
         if proj_size:
