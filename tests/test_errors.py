@@ -68,6 +68,15 @@ def test_wrong_feature_size(shape):
            rnnkit.GRU(I, H), torch.randn(shape))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "nas", "mingru"])
+@pytest.mark.parametrize("shape,what", [((0, 2, I), "time steps"), ((3, 0, I), "sequences"),
+                                        ((0, I), "time steps")])
+def test_empty_input(cell, shape, what):
+    for backend in ("auto", "bptt", "autograd"):
+        raises(ValueError, rf"input has no {what} .*: a recurrent layer needs at least one step",
+               rnnkit.Recurrent(cell, I, H, backend=backend), torch.randn(shape))
+
+
 def test_batch_first_confusion_is_caught_by_feature_size():
     layer = rnnkit.LSTM(I, H, batch_first=True)
     raises(ValueError, r"input has 3 features", layer, torch.randn(2, I, 3))

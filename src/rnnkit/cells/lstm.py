@@ -63,17 +63,19 @@ class LSTM(Cell):
     # ``recompute`` it saves all four gates (5H a step) and runs no extra product.
     saves_h: ClassVar[bool] = False
     backward_reads_xp: ClassVar[bool] = False  # it projects x onto the i, f rows itself
+    kept_back: ClassVar[int] = 2  # the last gates saved even with recompute: g, o
 
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
         H = self.hidden_size
-        return ((H,), (2 if self.recompute else 4, H))  # c(t), (i f) g o
+        return ((H,), (self.kept_back if self.recompute else self.gates, H))  # c(t), (i f) g o
 
     def bptt_setup(self, p: Params) -> Params:
         w, b_ih, b_hh, H = p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
         # z = W_ih x + (b_ih + b_hh) + W_hh h: both biases in one add for all steps
         b_x = None if b_ih is None else b_ih + b_hh
-        # the i, f rows, as the recomputing backward needs them
-        q = {"w_ih": p["weight_ih"], "b_x": b_x, "w_if": w[: 2 * H], "b_if": b_x}
+        # the rows of the gates the backward recomputes (i, f)
+        front = (self.gates - self.kept_back) * H
+        q = {"w_ih": p["weight_ih"], "b_x": b_x, "w_front": w[:front]}
         return {**q, **self.recurrent_weights(w=w)}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
@@ -100,25 +102,25 @@ class LSTM(Cell):
                 torch.where(m, h[t + 1], h[t], out=h[t + 1])
         return h
 
-    def _gates_if(self, saved: list[Tensor], h_prev: Tensor, q: Params) -> Tensor:
-        """i and f of every step, (T, B, 2, H): the kept ones, or their pre-activations again
-        (W_ih x + b + W_hh h(t-1) over the i, f rows: one product each)."""
-        kept = saved[1]
+    def _front_gates(self, saved: list[Tensor], h_prev: Tensor, q: Params) -> Tensor:
+        """The gates not kept with ``recompute`` (the LSTM's i and f) of every step, (T, B, F,
+        H): the kept ones, or their pre-activations again, W_ih x + b + W_hh h(t-1) over
+        their rows (one product each)."""
+        kept, F = saved[1], self.gates - self.kept_back
         if not self.recompute:
-            return kept[:, :, :2]
+            return kept[:, :, :F]
         T, B, H = h_prev.shape
-        x = q["x"].reshape(T * B, -1)
-        z = linear(x, q["w_ih"][: 2 * H])
-        if q["b_if"] is not None:
-            z.add_(q["b_if"][: 2 * H])
-        return linear(h_prev.reshape(T * B, H), q["w_if"], z).view(T, B, 2, H)
+        z = linear(q["x"].reshape(T * B, -1), q["w_ih"][: F * H])
+        if q["b_x"] is not None:
+            z.add_(q["b_x"][: F * H])
+        return linear(h_prev.reshape(T * B, H), q["w_front"], z).view(T, B, F, H)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         c, kept = saved
         T, B, H = c.shape
         act = scratch.empty((T, B, 4, H), c)  # i f g o (a copy: a retained graph reads kept)
-        act[:, :, :2] = self._gates_if(saved, h_prev, q)
+        act[:, :, :2] = self._front_gates(saved, h_prev, q)
         if self.recompute:
             act[:, :, :2].sigmoid_()
         act[:, :, 2:] = kept[:, :, -2:]
@@ -166,7 +168,7 @@ class LSTM(Cell):
         T, B, H = c.shape
         dz = scratch.empty((T, B, 4 * H), c)
         dh, dc = dstate
-        compiled.ops().lstm_backward(self._gates_if(saved, h_prev, q), self.recompute,
+        compiled.ops().lstm_backward(self._front_gates(saved, h_prev, q), self.recompute,
                                      kept[:, :, -2:], c, state0[1], q["w"], dz,
                                      dhseq, dh, dc, mask)
         return dz, (dh, dc)

@@ -25,10 +25,12 @@ weights p = ``weight_peephole`` (rows p_i, p_f, p_o); i and f read c(t-1), o rea
 
 In all three dh(t-1) = W_hh^T (the gate pre-activation gradients).
 
-bptt runs all three on the LSTM's buffered path (cells/lstm.py): per step only c(t) is saved
-(with ``recompute=False`` also the activated gates, and nothing is recomputed);
-the backward recomputes the gates of every step from one product and folds each backward line
-above into a per-step coefficient, so a backward step is the LSTM's handful of ops:
+bptt runs all three on the LSTM's buffered path (cells/lstm.py): per step c(t) and the last
+gates (g and o; o alone without a forget gate) are saved, and h(t) = o tanh(c(t)) is rebuilt
+from them (with ``recompute=False`` all the activated gates are saved, and nothing is
+recomputed); the backward recomputes the front gates of every step from one product over their
+rows and folds each backward line above into a per-step coefficient, so a backward step is
+the LSTM's handful of ops:
     do~ = dh' k_o,  dc = dc' + dh' k_h,  (the other gates)~ = dc k,  dc(t-1) = dc k_c
 with k_h = o (1 - tanh(c')^2) (+ k_o p_o) and k_c = f (+ k_i p_i + k_f p_f; 1 without f).
 """
@@ -46,13 +48,6 @@ from .activations import tanh
 from .base import Params, State
 from .lstm import LSTM
 from .matmul import linear
-
-
-def _activate3(z: Tensor) -> Tensor:
-    """Pre-activations (..., 3, H) of gates (sigmoid, tanh, sigmoid) to the gates, in place."""
-    z[..., ::2, :].sigmoid_()  # blocks 0 and 2 in one op
-    tanh(z[..., 1, :], z[..., 1, :])
-    return z
 
 
 def _slopes(act: Tensor, g: int) -> Tensor:
@@ -75,39 +70,45 @@ def _through_h(o: Tensor, tc: Tensor) -> Tensor:
 
 class _BufferedVariant(LSTM):
     """What the variants share with the LSTM on the bptt path: bptt_setup (both biases folded
-    into the input projection, packed W_hh and W_hh^T) and the backward step."""
+    into the input projection), the saved layout (c and the last gates; h rebuilt as o tanh(c);
+    the front gates recomputed) and the backward step."""
 
     native_mode: ClassVar[str | None] = None  # torch has no kernel for these
-    saves_h: ClassVar[bool] = True
     compiled_variant: ClassVar[int] = 0  # the variant in engine/loops.cpp
-
-    @property
-    def backward_reads_xp(self) -> bool:  # type: ignore[override]
-        return self.recompute
-
-    def saved_shapes(self) -> tuple[tuple[int, ...], ...]:  # c(t) (, the activated gates)
-        H = self.hidden_size
-        return ((H,),) if self.recompute else ((H,), (self.gates, H))
+    tanh_gate: ClassVar[int] = 2  # where g sits among the gates
 
     def _gates_out(self, z: Tensor, saved: list[Tensor]) -> Tensor:
-        """Where a step writes its activated gates: z itself, or the kept slot."""
-        return saved[1] if len(saved) > 1 else z
+        """Where a step writes its activated gates: the kept slot (all gates kept), else z
+        (then ``_keep_back`` copies the last ones)."""
+        return z if self.recompute else saved[1]
+
+    def _keep_back(self, gates: Tensor, saved: list[Tensor]) -> None:
+        if self.recompute:
+            saved[1].copy_(gates[:, -self.kept_back :])
 
     def _activated(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                    q: Params) -> Tensor:
         """The activated gates of every step, (T, B, G, H): those the forward kept (read
-        only), else recomputed (``_recompute``)."""
-        return saved[1] if len(saved) > 1 else self._recompute(saved[0], xp, h_prev, state0, q)
+        only), else the front ones recomputed (``_front_gates``, ``_front_extra``) beside the
+        kept last ones, in a new buffer."""
+        c, kept = saved
+        if not self.recompute:
+            return kept
+        T, B, H = c.shape
+        F = self.gates - self.kept_back
+        act = scratch.empty((T, B, self.gates, H), c)
+        act[:, :, :F] = self._front_gates(saved, h_prev, q)
+        self._front_extra(act[:, :, :F], _shifted(c, state0[1]), q)
+        for k, z in enumerate(act[:, :, :F].unbind(2)):  # g's tanh, the others' sigmoid
+            if k == self.tanh_gate:
+                tanh(z, z)
+            else:
+                z.sigmoid_()
+        act[:, :, F:] = kept
+        return act
 
-    def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
-                   q: Params) -> Tensor:
-        raise NotImplementedError
-
-    def _gates(self, xp: Tensor, h_prev: Tensor, q: Params) -> Tensor:
-        """The gate pre-activations of every step, (T, B, G, H): one product W_hh h(t-1)."""
-        T, B, H = h_prev.shape
-        G = self.gates
-        return linear(h_prev.reshape(T * B, H), q["w"], xp.view(T * B, G * H)).view(T, B, G, H)
+    def _front_extra(self, z: Tensor, c_prev: Tensor, q: Params) -> None:
+        """What the front gates' pre-activations add besides W [x, h] + b (peepholes)."""
 
     @staticmethod
     def _steps(q: Params, through_h: Tensor, k: Tensor,
@@ -126,9 +127,9 @@ class _BufferedVariant(LSTM):
     # shared, from the coefficients backward_prepare made
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
-        c, *kept = saved
+        c, kept = saved
         compiled.ops().variant_forward(xp, q["w"], q.get("peep"), self.compiled_variant, hs, c,
-                                       state[1], kept[0] if kept else None, mask)
+                                       state[1], kept, mask)
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
@@ -190,7 +191,11 @@ class LSTMPeephole(_BufferedVariant):
         torch.mul(f, c, out=c_new).addcmul_(i, tanh(z[:, 2], g))  # c' = f c + i g
         torch.addcmul(z[:, 3], pw[2], c_new, out=o).sigmoid_()  # o looks at c'
         tanh(c_new, h).mul_(o)  # h' = o tanh(c')
+        self._keep_back(a, saved)
         return h, c_new
+
+    def _front_extra(self, z: Tensor, c_prev: Tensor, q: Params) -> None:
+        z.addcmul_(q["peep"][:2], c_prev.unsqueeze(2))  # i, f look at c(t-1)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
@@ -211,17 +216,6 @@ class LSTMPeephole(_BufferedVariant):
         q["c_prev"], q["c"] = c_prev, c  # for the peephole gradients in backward_finish
         return self._steps(q, through_h, k, k_c)
 
-    def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
-                   q: Params) -> Tensor:
-        pw = q["peep"]
-        z = self._gates(xp, h_prev, q)
-        z[:, :, :2].addcmul_(pw[:2], _shifted(c, state0[1]).unsqueeze(2))
-        z[:, :, 3].addcmul_(pw[2], c)
-        z[:, :, :2].sigmoid_()
-        z[:, :, 3].sigmoid_()
-        tanh(z[:, :, 2], z[:, :, 2])
-        return z
-
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         T, B, _ = dz.shape
         d = dz.view(T * B, 4, self.hidden_size)
@@ -236,6 +230,7 @@ class _ThreeGates(_BufferedVariant):
     a subclass gives the cell update c' from a, g, c."""
 
     gates: ClassVar[int] = 3
+    tanh_gate: ClassVar[int] = 1
 
     def new_cell(self, a: Tensor, g: Tensor, c: Tensor) -> Tensor:
         """c' as the deck writes it (differentiated by autograd)."""
@@ -263,11 +258,8 @@ class _ThreeGates(_BufferedVariant):
         torch.sigmoid(z[:, ::2], out=out[:, ::2])  # a and o in one op
         self.new_cell_into(a, tanh(z[:, 1], g), c, c_new)
         tanh(c_new, h).mul_(o)  # h' = o tanh(c')
+        self._keep_back(out, saved)
         return h, c_new
-
-    def _recompute(self, c: Tensor, xp: Tensor, h_prev: Tensor, state0: State,
-                   q: Params) -> Tensor:
-        return _activate3(self._gates(xp, h_prev, q))
 
 
 class LSTMCIFG(_ThreeGates):
@@ -317,6 +309,7 @@ class LSTMNoForget(_ThreeGates):
     """
 
     name: ClassVar[str] = "lstm_nofg"
+    kept_back: ClassVar[int] = 1  # o only: its autograd loop keeps less (no f), 0.5x of it
     compiled_variant: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("i", "g", "o")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()

@@ -128,6 +128,7 @@ class MinGRU(MinimalCell):
     """
 
     name: ClassVar[str] = "mingru"
+    compiled_scan: ClassVar[int] = 0  # the cell in engine/loops.cpp's minimal loops
     gates: ClassVar[int] = 2
     gate_names: ClassVar[tuple[str, ...]] = ("z", "h")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", -1.0),)  # 1 - z keeps h
@@ -164,6 +165,7 @@ class MinLSTM(MinimalCell):
     """
 
     name: ClassVar[str] = "minlstm"
+    compiled_scan: ClassVar[int] = 1
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("f", "i", "h")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("f", 1.0),)

@@ -3,8 +3,8 @@
 The Python loops of ``engine/bptt.py`` cost a few microseconds of dispatch per op and run
 ~12 ops a step; at H = 128 that is most of a step on the CPU. ``loops.cpp`` runs the same steps
 (the recurrent product, then each cell's elementwise step fused into one pass) with no Python in
-between. It is built with torch's own extension builder (a C++ compiler and ninja; ~15 s, once
-per machine and torch version, kept in torch's extension cache) and registered as
+between. It is built with torch's own extension builder (a C++ compiler and ninja; once per
+machine and torch version, ~30 s, kept in torch's extension cache) and registered as
 ``torch.ops.rnnkit_loops``. Without a compiler, or with ``RNNKIT_COMPILED=0`` in the
 environment, the engine runs its Python loops: the same numbers, only slower at small sizes.
 
@@ -37,14 +37,25 @@ _state: dict[str, object] = {"loaded": None, "off": False}
 
 
 def _build() -> bool:
-    from torch.utils.cpp_extension import _get_build_directory, load
+    from torch.utils.cpp_extension import load
 
-    built = Path(_get_build_directory("rnnkit_loops", False)) / "rnnkit_loops.so"
-    if not built.exists() or built.stat().st_mtime < SOURCE.stat().st_mtime:
-        print("rnnkit: compiling the bptt loops (once per machine, ~15 s)...", file=sys.stderr)
+    if not _cached():
+        print("rnnkit: compiling the bptt loops (once per machine, ~30 s)...", file=sys.stderr)
     load("rnnkit_loops", [str(SOURCE)], extra_cflags=FLAGS, extra_ldflags=LDFLAGS,
          is_python_module=False, verbose=False)
     return hasattr(torch.ops.rnnkit_loops, "lstm_forward")
+
+
+def _cached() -> bool:
+    """Whether torch's extension cache seems to hold a build of this source (only to decide
+    whether to announce the wait; torch itself decides whether to rebuild)."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        built = Path(_get_build_directory("rnnkit_loops", False)) / "rnnkit_loops.so"
+        return built.exists() and built.stat().st_mtime >= SOURCE.stat().st_mtime
+    except Exception:  # a private helper of torch's: absent in some versions
+        return False
 
 
 def ops():

@@ -454,61 +454,74 @@ void gru_backward(const Tensor& rz, const Tensor& hn, const Tensor& n, const Ten
 // ---- the LSTM variants (cells/lstm_variants.py) ---------------------------------------------
 enum Variant : int64_t { kPeephole = 1, kCIFG = 2, kNoForget = 3 };
 
-// forward_into for one row: zh = W_hh h, zx = xp (G gates); the activated gates into kept
-// if Keep. Peephole: i, f look at c, o at c' (p = p_i, p_f, p_o); CIFG: i = 1 - f;
-// no forget gate: c' = c + i g.
-template <int64_t V, bool Keep, typename T>
+// forward_into for one row: zh = W_hh h, zx = xp (G gates); the last K activated gates into
+// kept (K = G: all of them). Peephole: i, f look at c, o at c' (p = p_i, p_f, p_o); CIFG:
+// i = 1 - f; no forget gate: c' = c + i g.
+template <int64_t V, int64_t K, typename T>
 inline void variant_row(const T* __restrict zh, const T* __restrict zx, const T* __restrict p,
                         const T* __restrict c, T* __restrict c1, T* __restrict h1,
                         T* __restrict kept, int64_t H) {
+  constexpr int64_t G = V == kPeephole ? 4 : 3;
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    T cj, o;
+    T cj, gates[4];
     if constexpr (V == kPeephole) {
       const T i = sigm(zh[j] + zx[j] + p[j] * c[j]);
       const T f = sigm(zh[H + j] + zx[H + j] + p[H + j] * c[j]);
       const T g = std::tanh(zh[2 * H + j] + zx[2 * H + j]);
-      cj = f * c[j] + i * g;                                    // c' = f c + i g
-      o = sigm(zh[3 * H + j] + zx[3 * H + j] + p[2 * H + j] * cj);  // o sees c'
-      if constexpr (Keep) kept[j] = i, kept[H + j] = f, kept[2 * H + j] = g, kept[3 * H + j] = o;
+      cj = f * c[j] + i * g;                                        // c' = f c + i g
+      const T o = sigm(zh[3 * H + j] + zx[3 * H + j] + p[2 * H + j] * cj);  // o sees c'
+      gates[0] = i, gates[1] = f, gates[2] = g, gates[3] = o;
     } else {
       const T a = sigm(zh[j] + zx[j]), g = std::tanh(zh[H + j] + zx[H + j]);
-      o = sigm(zh[2 * H + j] + zx[2 * H + j]);
       if constexpr (V == kCIFG) cj = g + a * (c[j] - g);  // c' = f c + (1 - f) g
       else cj = c[j] + a * g;                             // c' = c + i g
-      if constexpr (Keep) kept[j] = a, kept[H + j] = g, kept[2 * H + j] = o;
+      gates[0] = a, gates[1] = g, gates[2] = sigm(zh[2 * H + j] + zx[2 * H + j]);
     }
     c1[j] = cj;
-    h1[j] = o * std::tanh(cj);  // h' = o tanh(c')
+    h1[j] = gates[G - 1] * std::tanh(cj);  // h' = o tanh(c')
+    for (int64_t q = 0; q < K; ++q) kept[q * H + j] = gates[G - K + q];
   }
 }
 
-template <int64_t V, typename T>
+template <int64_t V, int64_t K, typename T>
 void variant_forward_t(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
-                       const Tensor& hs, const Tensor& cs, const Tensor& c0,
-                       const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+                       const Tensor& hs, const Tensor& cs, const Tensor& c0, const Tensor& kept,
+                       const std::optional<Tensor>& mask) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2), G = xp.size(2);
   const T *x = ptr<T>(xp), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
-  T *h = mut<T>(hs), *c = mut<T>(cs), *kp = kept ? mut<T>(*kept) : nullptr;
+  T *h = mut<T>(hs), *c = mut<T>(cs), *kp = mut<T>(kept);
   forward_loop<T>(steps, B, H, G, ptr<T>(w), h, mask_ptr(mask),
                   [&](int64_t t, int64_t b, const T* z, bool on) {
                     const int64_t r = t * B + b;
                     const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
                     T *cn = c + r * H, *hn = h + (r + B) * H;
-                    if (kp) variant_row<V, true>(z, x + r * G, p, c_prev, cn, hn, kp + r * G, H);
-                    else variant_row<V, false, T>(z, x + r * G, p, c_prev, cn, hn, nullptr, H);
+                    variant_row<V, K>(z, x + r * G, p, c_prev, cn, hn, kp + r * K * H, H);
                     if (!on) std::copy(c_prev, c_prev + H, cn);  // carries c(t-1)
                   });
 }
 
+// the variant V with the last K of its gates kept
+template <int64_t V, typename T>
+void variant_forward_k(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
+                       const Tensor& hs, const Tensor& cs, const Tensor& c0, const Tensor& kept,
+                       const std::optional<Tensor>& mask) {
+  switch (kept.size(2)) {
+    case 1: return variant_forward_t<V, 1, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    case 2: return variant_forward_t<V, 2, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    case 3: return variant_forward_t<V, 3, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    default: return variant_forward_t<V, 4, T>(xp, w, peep, hs, cs, c0, kept, mask);
+  }
+}
+
 void variant_forward(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
                      int64_t variant, const Tensor& hs, const Tensor& cs, const Tensor& c0,
-                     const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+                     const Tensor& kept, const std::optional<Tensor>& mask) {
   dispatch(xp, [&](auto zero) {
     using T = decltype(zero);
-    if (variant == kPeephole) variant_forward_t<kPeephole, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    else if (variant == kCIFG) variant_forward_t<kCIFG, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    else variant_forward_t<kNoForget, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    if (variant == kPeephole) variant_forward_k<kPeephole, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    else if (variant == kCIFG) variant_forward_k<kCIFG, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    else variant_forward_k<kNoForget, T>(xp, w, peep, hs, cs, c0, kept, mask);
   });
 }
 
@@ -853,6 +866,115 @@ void nas_backward(const Tensor& z, const Tensor& xp, const Tensor& cs, const Ten
   });
 }
 
+// ---- the minimal cells (cells/minimal.py) on the scan engine's CPU path ---------------------
+// h(t) = h(t-1) + u(t) (h~(t) - h(t-1)), with u and h~ from xp alone: every (batch, unit) lane
+// is a recurrence of its own, so the lanes run side by side (vectorised, rows split over
+// threads), each stepping through time, with the gates' math fused in (no whole-sequence
+// temporaries). A masked-out step has u = 0.
+enum Minimal : int64_t { kMinGRU = 0, kMinLSTM = 1 };
+
+template <typename T>
+inline T softplus(T x) { return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x))); }
+
+// u and h~ of one lane from its row of xp (z | h for minGRU, f | i | h for minLSTM)
+template <int64_t M, typename T>
+inline void minimal_gates(const T* k, int64_t H, int64_t j, T& u, T& ht) {
+  const T kh = k[(M == kMinGRU ? 1 : 2) * H + j];
+  ht = kh >= T(0) ? kh + T(0.5) : sigm(kh);  // g(k_h)
+  if constexpr (M == kMinGRU) u = sigm(k[j]);
+  else u = sigm(softplus(-k[j]) - softplus(-k[H + j]));  // i / (f + i)
+}
+
+template <int64_t M, typename T>
+void minimal_forward_t(const Tensor& xp, const Tensor& h0, const Tensor& out,
+                       const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = h0.size(1), G = xp.size(2);
+  const T *x = ptr<T>(xp), *h_init = ptr<T>(h0);
+  T* o = mut<T>(out);
+  const bool* mk = mask_ptr(mask);
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const T* h = h_init + b * H;
+      for (int64_t t = 0; t < steps; ++t) {
+        const T* k = x + (t * B + b) * G;
+        T* __restrict now = o + (t * B + b) * H;
+        const T on = !mk || mk[t * B + b] ? T(1) : T(0);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          T u, ht;
+          minimal_gates<M>(k, H, j, u, ht);
+          now[j] = h[j] + on * u * (ht - h[j]);
+        }
+        h = now;
+      }
+    }
+  });
+}
+
+// the adjoint, lane by lane from the last step: dh(t) = dout(t) + (1 - u(t+1)) dh(t+1); each
+// step's xp gradient as cells/minimal.py's input_backward; returns dh into h(0)
+template <int64_t M, typename T>
+void minimal_backward_t(const Tensor& xp, const Tensor& h0, const Tensor& out,
+                        const Tensor& dout, const Tensor& dxp, const Tensor& dh0,
+                        const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = h0.size(1), G = xp.size(2);
+  const T *x = ptr<T>(xp), *h_init = ptr<T>(h0), *o = ptr<T>(out), *dy = ptr<T>(dout);
+  T *dx = mut<T>(dxp), *carry = mut<T>(dh0);
+  const bool* mk = mask_ptr(mask);
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      T* __restrict c = carry + b * H;  // (1 - u(t+1)) dh(t+1), then dh into h(0)
+      std::fill(c, c + H, T(0));
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const int64_t r = t * B + b;
+        const T *__restrict k = x + r * G, *__restrict g = dy + r * H;
+        const T* __restrict h = t ? o + (r - B) * H : h_init + b * H;  // h(t-1)
+        T* __restrict d = dx + r * G;
+        if (mk && !mk[r]) {  // u = 0: the state and its gradient pass through
+          std::fill(d, d + G, T(0));
+          for (int64_t j = 0; j < H; ++j) c[j] += g[j];
+          continue;
+        }
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          T u, ht;
+          minimal_gates<M>(k, H, j, u, ht);
+          const T dh = g[j] + c[j];
+          const T du = dh * (ht - h[j]) * u * (T(1) - u);  // through u's sigmoid
+          const T kh = k[(M == kMinGRU ? 1 : 2) * H + j], s = sigm(kh);
+          d[(M == kMinGRU ? 1 : 2) * H + j] = dh * u * (kh >= T(0) ? T(1) : s * (T(1) - s));
+          if constexpr (M == kMinGRU) {
+            d[j] = du;  // dk_z
+          } else {
+            d[j] = du * (sigm(k[j]) - T(1));       // dk_f = dd (f - 1)
+            d[H + j] = du * (T(1) - sigm(k[H + j]));  // dk_i = -dd (i - 1)
+          }
+          c[j] = dh * (T(1) - u);
+        }
+      }
+    }
+  });
+}
+
+void minimal_forward(const Tensor& xp, const Tensor& h0, int64_t kind, const Tensor& out,
+                     const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    using T = decltype(zero);
+    if (kind == kMinGRU) minimal_forward_t<kMinGRU, T>(xp, h0, out, mask);
+    else minimal_forward_t<kMinLSTM, T>(xp, h0, out, mask);
+  });
+}
+
+void minimal_backward(const Tensor& xp, const Tensor& h0, int64_t kind, const Tensor& out,
+                      const Tensor& dout, const Tensor& dxp, const Tensor& dh0,
+                      const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    using T = decltype(zero);
+    if (kind == kMinGRU) minimal_backward_t<kMinGRU, T>(xp, h0, out, dout, dxp, dh0, mask);
+    else minimal_backward_t<kMinLSTM, T>(xp, h0, out, dout, dxp, dh0, mask);
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_loops, m) {
@@ -870,7 +992,7 @@ TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("gru_backward(Tensor rz, Tensor hn, Tensor n, Tensor h_prev, Tensor w, Tensor(a!) dz, "
         "Tensor dhseq, Tensor(b!) dh, Tensor? mask) -> ()", &gru_backward);
   m.def("variant_forward(Tensor xp, Tensor w, Tensor? peep, int variant, Tensor(a!) hs, "
-        "Tensor(b!) cs, Tensor c0, Tensor(c!)? kept, Tensor? mask) -> ()", &variant_forward);
+        "Tensor(b!) cs, Tensor c0, Tensor(c!) kept, Tensor? mask) -> ()", &variant_forward);
   m.def("variant_backward(Tensor through_h, Tensor k, Tensor k_o, Tensor? k_c, Tensor w, "
         "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor? mask) -> ()",
         &variant_backward);
@@ -885,4 +1007,8 @@ TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("nas_backward(Tensor z, Tensor xp, Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, "
         "Tensor(b!) dc_all, Tensor(c!) dx3_per_dc, Tensor dhseq, Tensor(d!) dh, Tensor(e!) dc, "
         "Tensor? mask) -> ()", &nas_backward);
+  m.def("minimal_forward(Tensor xp, Tensor h0, int kind, Tensor(a!) out, Tensor? mask) -> ()",
+        &minimal_forward);
+  m.def("minimal_backward(Tensor xp, Tensor h0, int kind, Tensor out, Tensor dout, "
+        "Tensor(a!) dxp, Tensor(b!) dh0, Tensor? mask) -> ()", &minimal_backward);
 }

@@ -23,6 +23,10 @@ evaluate it, the same numbers (tests/test_scan.py):
   log-space scan's dozen transcendental passes over the data (about 6x at T = 1024, B = 32,
   H = 128).
 
+On the CPU with rnnkit's compiled loops (``engine/compiled.py``) the sequential scan runs there
+instead (``_CompiledScan``): each (batch, unit) lane is its own recurrence, so the lanes go side
+by side and each steps through time with the gates' math fused in, forward and adjoint.
+
 ``run_scan`` picks ``parallel`` on a GPU and ``sequential`` on a CPU. A masked-out step
 (mask False) carries the state: a = 1, b = 0 there (in log space log b is the most negative
 finite number rather than -inf, which keeps the logcumsumexp backward finite).
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells.base import Cell, Params, State
+from . import compiled
 from .bptt import refuse_double_backward
 
 CHUNK = 64  # steps per chunk of the parallel scan (float32 error grows with it: test_scan.py)
@@ -51,6 +56,9 @@ def run_scan(
     if method == "auto":
         method = "parallel" if xp.is_cuda else "sequential"
     (h0,) = state
+    if method == "sequential" and compiled.usable(xp, h0):
+        hseq = _CompiledScan.apply(cell, mask, xp, h0)
+        return hseq, (hseq[-1],)
     if method == "parallel":
         log_a, log_b = cell.log_coefficients(xp)
         if mask is not None:
@@ -187,3 +195,27 @@ class _SequentialScan(torch.autograd.Function):
         if ctx.mask is not None:
             dxp.masked_fill_(~ctx.mask.unsqueeze(-1), 0.0)
         return None, None, dxp, torch.addcmul(dh[0], u[0], dh[0], value=-1)
+
+
+class _CompiledScan(torch.autograd.Function):
+    """``_SequentialScan`` in compiled code (engine/loops.cpp's minimal_forward / _backward):
+    the same recurrence and hand-derived backward, lane by lane. Keeps xp and the output."""
+
+    @staticmethod
+    def forward(ctx, cell: Cell, mask: Tensor | None, xp: Tensor, h0: Tensor) -> Tensor:
+        xp, h0 = xp.contiguous(), h0.contiguous()
+        mask = None if mask is None else mask.contiguous()
+        out = xp.new_empty(*xp.shape[:-1], cell.hidden_size)
+        compiled.ops().minimal_forward(xp, h0, cell.compiled_scan, out, mask)
+        ctx.cell, ctx.mask = cell, mask
+        ctx.save_for_backward(xp, h0, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout: Tensor):
+        refuse_double_backward("scan")
+        xp, h0, out = ctx.saved_tensors
+        dxp, dh0 = torch.empty_like(xp), torch.empty_like(h0)
+        compiled.ops().minimal_backward(xp, h0, ctx.cell.compiled_scan, out, dout.contiguous(),
+                                        dxp, dh0, ctx.mask)
+        return None, None, dxp, dh0

@@ -293,6 +293,10 @@ class Recurrent(nn.Module):
                 f"input has {x.shape[-1]} features (last dimension), but this layer was built "
                 f"with input_size={self.input_size}: reshape the input or build the layer with "
                 f"input_size={x.shape[-1]}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            what = "time steps" if x.shape[0] == 0 else "sequences in the batch"
+            raise ValueError(f"input has no {what} (shape {tuple(input.shape)}): a recurrent "
+                             "layer needs at least one step of at least one sequence")
         if lengths is not None:
             lengths = _checked_lengths(lengths, x.shape[1], x.shape[0], x.device)
         return x, lengths, batched
