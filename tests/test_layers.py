@@ -493,9 +493,10 @@ def test_hand_written_backward_refuses_second_derivatives_clearly(backend):
         torch.autograd.grad(layer(x)[0].square().sum(), x, create_graph=True)
 
 
-def test_output_of_bptt_may_be_modified_in_place():
+@pytest.mark.parametrize("cell", ["gru", "lstm", "lstm_cifg", "nas", "mut1", "rnn_tanh"])
+def test_output_of_bptt_may_be_modified_in_place(cell):
     torch.manual_seed(0)
-    layer = rnnkit.GRU(4, 8, backend="bptt")
+    layer = rnnkit.Recurrent(cell, 4, 8, backend="bptt")
     x = torch.randn(3, 2, 4, requires_grad=True)
     out, _ = layer(x)
     out.mul_(2)  # as nn.Dropout(inplace=True) or `out += ...` after a torch.nn layer

@@ -48,14 +48,15 @@ class _BPTT(torch.autograd.Function):
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
         ctx.buffered, ctx.has_mask = buffered, mask is not None
         # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
-        # h is saved unless the cell rebuilds it from what it saved (then the output is hs)
+        # h is saved unless the cell rebuilds it from what it saved
         keeps_h = not buffered or cell.saves_h
         ctx.save_for_backward(inputs if buffered else None, hs if keeps_h else None, *state,
                               *columns,
                               *tensors[n_states:], *(() if mask is None else (mask,)))
-        # saved: a copy, not a view of hs, as the caller may modify it in place (dropout, +=)
+        # a copy, not a view of hs: the caller may modify the output in place (dropout, +=),
+        # which autograd refuses on a view a Function returns
         if buffered:
-            hs = scratch.empty(hs[1:].shape, hs).copy_(hs[1:]) if keeps_h else hs[1:]
+            hs = scratch.empty(hs[1:].shape, hs).copy_(hs[1:])
         return (hs, *final)
 
     @staticmethod
