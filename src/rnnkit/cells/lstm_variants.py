@@ -111,20 +111,17 @@ class _BufferedVariant(LSTM):
         """What the front gates' pre-activations add besides W [x, h] + b (peepholes)."""
 
     @staticmethod
-    def _steps(q: Params, through_h: Tensor, k: Tensor,
+    def _steps(through_h: Tensor, k: Tensor,
                k_c: Tensor | None) -> tuple[tuple[Tensor, ...], Tensor]:
         """``backward_prepare``'s result for ``backward_into``: k holds the coefficients of
-        each gate (the output gate last), k_c that of dc(t-1) (None: 1). They also go into q,
-        for ``backward_compiled``."""
+        each gate (the output gate last), k_c that of dc(t-1) (None: 1)."""
         T, B, G, H = k.shape
         dz = scratch.empty((T, B, G, H), k)
         flat = dz.view(T, B, G * H)
         coef = (through_h, k[:, :, :-1], k[:, :, -1], *(() if k_c is None else (k_c,)))
-        q["coefficients"] = coef
         return (*coef, dz[:, :, :-1], dz[:, :, -1], flat), flat
 
-    # the two loops compiled (engine/loops.cpp): the forward written per variant, the backward
-    # shared, from the coefficients backward_prepare made
+    # the two loops compiled (engine/loops.cpp), each row written per variant
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
@@ -135,11 +132,16 @@ class _BufferedVariant(LSTM):
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State]:
-        _, dz = self.backward_prepare(saved, xp, h_prev, state0, q)
-        through_h, k, k_o, *k_c = q["coefficients"]
+        c, kept = saved
+        T, B, H = c.shape
+        F = self.gates - self.kept_back
+        dz = scratch.empty((T, B, self.gates * H), c)
+        q["c_prev"], q["c"] = _shifted(c, state0[1]), c  # for the peephole's backward_finish
         dh, dc = dstate
-        compiled.ops().variant_backward(through_h, k, k_o, k_c[0] if k_c else None, q["w"], dz,
-                                        dhseq, dh, dc, mask)
+        compiled.ops().variant_backward(self._front_gates(saved, h_prev, q), self.recompute,
+                                        kept[:, :, F - self.gates :], q.get("peep"),
+                                        self.compiled_variant, c, state0[1], q["w"], dz, dhseq,
+                                        dh, dc, mask)
         return dz, (dh, dc)
 
 
@@ -214,7 +216,7 @@ class LSTMPeephole(_BufferedVariant):
         through_h = _through_h(o, tc).addcmul_(k_o, pw[2])  # + do~ p_o
         k_c = torch.addcmul(f, k_i, pw[0]).addcmul_(k_f, pw[1])  # dc(t-1) = dc k_c
         q["c_prev"], q["c"] = c_prev, c  # for the peephole gradients in backward_finish
-        return self._steps(q, through_h, k, k_c)
+        return self._steps(through_h, k, k_c)
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         T, B, _ = dz.shape
@@ -294,7 +296,7 @@ class LSTMCIFG(_ThreeGates):
         k_f.mul_(_shifted(c, state0[1]).sub_(g))  # df~ = dc (c - g) f(1-f)
         k_g.addcmul_(k_g, f, value=-1)  # dg~ = dc (1-f)(1-g^2)
         k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
-        return self._steps(q, _through_h(o, tc), k, f)
+        return self._steps(_through_h(o, tc), k, f)
 
 
 class LSTMNoForget(_ThreeGates):
@@ -331,7 +333,7 @@ class LSTMNoForget(_ThreeGates):
         k_i.mul_(g)  # di~ = dc g i(1-i)
         k_g.mul_(i)  # dg~ = dc i (1-g^2)
         k_o.mul_(tc)  # do~ = dh' tanh(c') o(1-o)
-        return self._steps(q, _through_h(o, tc), k, None)  # dc(t-1) = dc: no coefficient
+        return self._steps(_through_h(o, tc), k, None)  # dc(t-1) = dc: no coefficient
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:

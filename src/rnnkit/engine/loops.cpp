@@ -525,48 +525,99 @@ void variant_forward(const Tensor& xp, const Tensor& w, const std::optional<Tens
   });
 }
 
-// The variants' shared backward step (lstm_variants.py's backward_into) from the coefficients
-// their backward_prepare made: do~ = dh' k_o, dc = dc' + dh' through_h, the other gates'
-// d~ = dc k, dc(t-1) = dc k_c (dc itself without k_c). Coefficients: any row stride.
-template <int64_t G, typename T>
-void variant_backward_t(const Tensor& through_h, const Tensor& k, const Tensor& k_o,
-                        const std::optional<Tensor>& k_c, const Tensor& w, const Tensor& dz,
-                        const Tensor& dhseq, const Tensor& dh, const Tensor& dc,
-                        const std::optional<Tensor>& mask) {
-  const int64_t steps = dz.size(0), B = dz.size(1), H = dh.size(1);
-  const int64_t s_th = through_h.stride(1), s_k = k.stride(1), s_o = k_o.stride(1);
-  const int64_t s_c = k_c ? k_c->stride(1) : 0;
-  const T *th = ptr<T>(through_h), *pk = ptr<T>(k), *po = ptr<T>(k_o);
-  const T* pc = k_c ? ptr<T>(*k_c) : nullptr;
-  T* dcp = mut<T>(dc);
-  backward_loop<T>(
-      steps, B, H, G * H, ptr<T>(w), mut<T>(dz), G * H, 0, ptr<T>(dhseq), dh, mask_ptr(mask),
-      [&](int64_t t, int64_t b, const T* __restrict dh_b, T* __restrict d) {
-        const int64_t r = t * B + b;
-        const T *__restrict u = th + r * s_th, *__restrict kr = pk + r * s_k;
-        const T *__restrict ko = po + r * s_o, *__restrict kc = pc ? pc + r * s_c : nullptr;
-        T* __restrict dcb = dcp + b * H;
+// The backward of one row (lstm_variants.py's docstring) from the gates: the F front ones
+// (pre-activations if Activate, to which the peephole cell adds p c(t-1)) and the kept last
+// ones; writes the pre-activation gradients d (G, H) and turns dc into dc(t-1).
+template <int64_t V, bool Activate, typename T>
+inline void variant_back_row(const T* __restrict front, const T* __restrict back,
+                             const T* __restrict p, const T* __restrict c,
+                             const T* __restrict c_prev, const T* __restrict dh,
+                             T* __restrict dc, T* __restrict d, int64_t H) {
+  constexpr int64_t G = V == kPeephole ? 4 : 3, F = V == kCIFG ? 1 : 2;
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) {
-          d[(G - 1) * H + j] = dh_b[j] * ko[j];  // do~
-          const T dcj = dcb[j] + dh_b[j] * u[j];  // dc = dc' + dh' through_h
-          for (int64_t g = 0; g < G - 1; ++g) d[g * H + j] = dcj * kr[g * H + j];
-          dcb[j] = kc ? dcj * kc[j] : dcj;  // dc(t-1)
-        }
-      },
-      Nothing{});
+  for (int64_t j = 0; j < H; ++j) {
+    T a[4];
+    for (int64_t k = 0; k < F; ++k) {
+      T z = front[k * H + j];
+      if constexpr (Activate) {
+        if constexpr (V == kPeephole) z += p[k * H + j] * c_prev[j];  // i, f look at c
+        z = V == kNoForget && k == 1 ? std::tanh(z) : sigm(z);      // g's tanh
+      }
+      a[k] = z;
+    }
+    for (int64_t k = F; k < G; ++k) a[k] = back[(k - F) * H + j];
+    const T o = a[G - 1], tc = std::tanh(c[j]);
+    const T dout = dh[j] * tc * o * (T(1) - o);     // do~ = dh' tanh(c') o(1-o)
+    T dcj = dc[j] + dh[j] * o * (T(1) - tc * tc);  // dc = dc' + dh' o (1 - tanh(c')^2)
+    d[(G - 1) * H + j] = dout;
+    if constexpr (V == kPeephole) {
+      const T i = a[0], f = a[1], g = a[2];
+      dcj += dout * p[2 * H + j];  // o looks at c'
+      const T di = dcj * g * i * (T(1) - i), df = dcj * c_prev[j] * f * (T(1) - f);
+      d[j] = di, d[H + j] = df, d[2 * H + j] = dcj * i * (T(1) - g * g);
+      dc[j] = dcj * f + di * p[j] + df * p[H + j];  // dc(t-1) = dc f + di~ p_i + df~ p_f
+    } else if constexpr (V == kCIFG) {
+      const T f = a[0], g = a[1];
+      d[j] = dcj * (c_prev[j] - g) * f * (T(1) - f);   // df~ = dc (c - g) f(1-f)
+      d[H + j] = dcj * (T(1) - f) * (T(1) - g * g);  // dg~ = dc (1-f)(1-g^2)
+      dc[j] = dcj * f;
+    } else {
+      const T i = a[0], g = a[1];
+      d[j] = dcj * g * i * (T(1) - i);      // di~ = dc g i(1-i)
+      d[H + j] = dcj * i * (T(1) - g * g);  // dg~ = dc i (1-g^2)
+      dc[j] = dcj;                          // no forget gate: dc(t-1) = dc
+    }
+  }
 }
 
-void variant_backward(const Tensor& through_h, const Tensor& k, const Tensor& k_o,
-                      const std::optional<Tensor>& k_c, const Tensor& w, const Tensor& dz,
-                      const Tensor& dhseq, const Tensor& dh, const Tensor& dc,
-                      const std::optional<Tensor>& mask) {
+// front (T, B, F, H) and back (T, B, G - F, H): any row strides (views of the kept gates, or
+// the front gates' pre-activations recomputed)
+template <int64_t V, bool Activate, typename T>
+void variant_backward_t(const Tensor& front, const Tensor& back,
+                        const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
+                        const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
+                        const Tensor& dc, const std::optional<Tensor>& mask) {
+  const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2), G = dz.size(2);
+  const auto Fr = rows<T>(front), Bk = rows<T>(back);
+  const T *c = ptr<T>(cs), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
+  T* dcp = mut<T>(dc);
+  backward_loop<T>(steps, B, H, G, ptr<T>(w), mut<T>(dz), G, 0, ptr<T>(dhseq), dh,
+                   mask_ptr(mask),
+                   [&](int64_t t, int64_t b, const T* g, T* d) {
+                     const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
+                     variant_back_row<V, Activate>(Fr.at(t, b), Bk.at(t, b), p,
+                                                   c + (t * B + b) * H, c_prev, g,
+                                                   dcp + b * H, d, H);
+                   },
+                   Nothing{});
+}
+
+template <int64_t V, typename T>
+void variant_backward_v(const Tensor& front, bool activate, const Tensor& back,
+                        const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
+                        const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
+                        const Tensor& dc, const std::optional<Tensor>& mask) {
+  if (activate)
+    variant_backward_t<V, true, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, mask);
+  else
+    variant_backward_t<V, false, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, mask);
+}
+
+void variant_backward(const Tensor& front, bool activate, const Tensor& back,
+                      const std::optional<Tensor>& peep, int64_t variant, const Tensor& cs,
+                      const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
+                      const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& mask) {
   dispatch(dz, [&](auto zero) {
     using T = decltype(zero);
-    if (k.size(2) == 3)
-      variant_backward_t<4, T>(through_h, k, k_o, k_c, w, dz, dhseq, dh, dc, mask);
+    if (variant == kPeephole)
+      variant_backward_v<kPeephole, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
+                                       dc, mask);
+    else if (variant == kCIFG)
+      variant_backward_v<kCIFG, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh, dc,
+                                   mask);
     else
-      variant_backward_t<3, T>(through_h, k, k_o, k_c, w, dz, dhseq, dh, dc, mask);
+      variant_backward_v<kNoForget, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
+                                       dc, mask);
   });
 }
 
@@ -993,9 +1044,9 @@ TORCH_LIBRARY(rnnkit_loops, m) {
         "Tensor dhseq, Tensor(b!) dh, Tensor? mask) -> ()", &gru_backward);
   m.def("variant_forward(Tensor xp, Tensor w, Tensor? peep, int variant, Tensor(a!) hs, "
         "Tensor(b!) cs, Tensor c0, Tensor(c!) kept, Tensor? mask) -> ()", &variant_forward);
-  m.def("variant_backward(Tensor through_h, Tensor k, Tensor k_o, Tensor? k_c, Tensor w, "
-        "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor? mask) -> ()",
-        &variant_backward);
+  m.def("variant_backward(Tensor front, bool activate, Tensor back, Tensor? peep, int variant, "
+        "Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, "
+        "Tensor(c!) dc, Tensor? mask) -> ()", &variant_backward);
   m.def("reset_forward(Tensor xp, Tensor w_a, Tensor? w_zt, Tensor w_n, int o_r, int o_z, "
         "int o_n, int z_from, bool overwrite, Tensor(a!) hs, Tensor(b!)? kept, Tensor? mask) "
         "-> ()", &reset_forward);
