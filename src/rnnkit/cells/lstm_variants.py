@@ -136,7 +136,6 @@ class _BufferedVariant(LSTM):
         T, B, H = c.shape
         F = self.gates - self.kept_back
         dz = scratch.empty((T, B, self.gates * H), c)
-        q["c_prev"], q["c"] = _shifted(c, state0[1]), c  # for the peephole's backward_finish
         dh, dc = dstate
         compiled.ops().variant_backward(self._front_gates(saved, h_prev, q), self.recompute,
                                         kept[:, :, F - self.gates :], q.get("peep"),
@@ -198,6 +197,12 @@ class LSTMPeephole(_BufferedVariant):
 
     def _front_extra(self, z: Tensor, c_prev: Tensor, q: Params) -> None:
         z.addcmul_(q["peep"][:2], c_prev.unsqueeze(2))  # i, f look at c(t-1)
+
+    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                          state0: State, q: Params, dhseq: Tensor, dstate: State,
+                          mask: Tensor | None) -> tuple[Tensor, State]:
+        q["c_prev"], q["c"] = _shifted(saved[0], state0[1]), saved[0]  # for backward_finish
+        return super().backward_compiled(saved, xp, h_prev, state0, q, dhseq, dstate, mask)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):

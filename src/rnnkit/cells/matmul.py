@@ -29,15 +29,14 @@ def _probe() -> bool:
 ONEDNN = torch.backends.mkldnn.is_available() and _probe()
 
 
-def uses_onednn(*tensors: Tensor) -> bool:
-    """Whether ``linear`` takes oneDNN for these tensors (float32 on the CPU)."""
+def _onednn(*tensors: Tensor) -> bool:
     return ONEDNN and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
 
 
 def linear(x: Tensor, w: Tensor, add: Tensor | None = None) -> Tensor:
     """``add + x @ w.T`` for 2-D x (M, K) and w (N, K); ``add`` (M, N) optional. No autograd:
     for the engines' hand-written loops."""
-    if uses_onednn(x, w):
+    if _onednn(x, w):
         if add is None:
             return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
         return torch.ops.mkldnn._linear_pointwise.binary(x, add, w, None, "add")
@@ -48,7 +47,7 @@ def pack(w: Tensor) -> Tensor:
     """w (N, K) in oneDNN's blocked layout, for many ``linear(x, w)`` calls with the same w (a
     recurrent loop): saves the reorder each call does otherwise (10-20 % of a step's product at
     B = 32-64, H = 128-512). Returns w itself where ``linear`` does not take oneDNN."""
-    return torch.ops.mkldnn._reorder_linear_weight(w) if uses_onednn(w) else w
+    return torch.ops.mkldnn._reorder_linear_weight(w) if _onednn(w) else w
 
 
 def weight_grad(d: Tensor, u: Tensor) -> Tensor:
@@ -81,7 +80,7 @@ class _Linear(torch.autograd.Function):
 def project(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
     """``F.linear(x, w, b)`` for x of any leading shape, differentiable; on the oneDNN path when
     ``linear`` would take it (the input projection of all steps at once)."""
-    if not uses_onednn(x, w):
+    if not _onednn(x, w):
         return torch.nn.functional.linear(x, w, b)
     y = _Linear.apply(x.reshape(-1, x.shape[-1]), w, b)
     return y.view(*x.shape[:-1], w.shape[0])

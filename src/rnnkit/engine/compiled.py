@@ -85,11 +85,6 @@ def usable(*tensors: torch.Tensor) -> object:
     return ops()
 
 
-def contiguous(t: torch.Tensor | None) -> torch.Tensor | None:
-    """A tensor as the compiled loops read it (dense, row-major); None stays None."""
-    return None if t is None else t.contiguous()
-
-
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Run the Python loops inside this block (tests compare the two)."""
