@@ -163,8 +163,8 @@ class ResetFirstLoops:
     whose reset gate acts before a second product, W_n (r h): gru_cho and MUT1-3. A cell names
     where r, z, n sit in xp and where z comes from (``loop_layout``: o_r, o_z, o_n, z_from: 0
     W_hh on h, 1 xp alone, 2 W_hz on tanh(h)), whether a high z overwrites the state
-    (``overwrites``), its weight blocks (``loop_weights``) and the views of its
-    backward_prepare steps the loop reads (``loop_views``)."""
+    (``overwrites``), its weight blocks (``loop_weights``) and its gates of every step
+    (``reset_gates``), from which the backward loop makes its coefficients row by row."""
 
     loop_layout: ClassVar[tuple[int, int, int, int]] = (0, 1, 2, 0)
     overwrites: ClassVar[bool] = True
@@ -174,8 +174,10 @@ class ResetFirstLoops:
         """(W_a: the blocks the first product uses on h, W_hz on tanh(h) or None, W_n)."""
         return q["w_rz"], None, q["w_n"]
 
-    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
-        """(k_n, k_z, k_r, r, what dh' passes on, k_th or None, dn, dr, dz) from the steps."""
+    def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                    q: Params) -> tuple[Tensor, Tensor, Tensor]:
+        """r, z, n of every step (T, B, H; kept, or computed again), with r h(t-1) (and
+        tanh(h(t-1)) where z reads it) left in q["rh"] (q["th"]) for the weight gradients."""
         raise NotImplementedError
 
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
@@ -187,10 +189,13 @@ class ResetFirstLoops:
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State]:
-        steps, d = self.backward_prepare(saved, xp, h_prev, state0, q)  # type: ignore[attr-defined]
+        r, z, n = self.reset_gates(saved, xp, h_prev, q)
+        T, B, H = h_prev.shape
+        d = scratch.empty((T, B, 3 * H), h_prev)  # the gates' blocks, in xp's order
+        dr, dz, dn = (d[..., o * H : (o + 1) * H] for o in self.loop_layout[:3])
         (dh,) = dstate
-        compiled.ops().reset_backward(*self.loop_views(steps), *self.loop_weights(q),
-                                      dhseq, dh, mask)
+        compiled.ops().reset_backward(r, z, n, h_prev, self.overwrites, q.get("th"), dn, dr, dz,
+                                      *self.loop_weights(q), dhseq, dh, mask)
         return d, (dh,)
 
 
@@ -241,9 +246,10 @@ class GRUCho(ResetFirstLoops, Cell):
     def bptt_setup(self, p: Params) -> Params:
         return reset_first_setup(self, p)  # every b_hh joins the input part
 
-    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
-        k_n, k_z, k_r, r, z, dr, dz, dn, _ = steps
-        return k_n, k_z, k_r, r, z, None, dn, dr, dz
+    def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                    q: Params) -> tuple[Tensor, Tensor, Tensor]:
+        r, z, n, q["rh"] = reset_first_gates(saved, xp, h_prev, q)  # rh: for dW_hn
+        return r, z, n
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -255,8 +261,7 @@ class GRUCho(ResetFirstLoops, Cell):
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        r, z, n, rh = reset_first_gates(saved, xp, h_prev, q)
-        q["rh"] = rh  # for dW_hn (buffered_recurrent_inputs)
+        r, z, n = self.reset_gates(saved, xp, h_prev, q)
         k_n = torch.mul(n, n, out=scratch.empty((T, B, H), n))
         k_n.neg_().add_(1).addcmul_(k_n, z, value=-1)  # dn~ = dh' (1 - z)(1 - n^2)
         h_n = torch.sub(h_prev, n, out=scratch.empty((T, B, H), n))

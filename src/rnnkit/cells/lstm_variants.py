@@ -140,7 +140,7 @@ class _BufferedVariant(LSTM):
         compiled.ops().variant_backward(self._front_gates(saved, h_prev, q), self.recompute,
                                         kept[:, :, F - self.gates :], q.get("peep"),
                                         self.compiled_variant, c, state0[1], q["w"], dz, dhseq,
-                                        dh, dc, mask)
+                                        dh, dc, q.get("dpeep"), mask)
         return dz, (dh, dc)
 
 
@@ -201,7 +201,7 @@ class LSTMPeephole(_BufferedVariant):
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State]:
-        q["c_prev"], q["c"] = _shifted(saved[0], state0[1]), saved[0]  # for backward_finish
+        q["dpeep"] = saved[0].new_empty(3, self.hidden_size)  # summed by the loop, row by row
         return super().backward_compiled(saved, xp, h_prev, state0, q, dhseq, dstate, mask)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -224,6 +224,8 @@ class LSTMPeephole(_BufferedVariant):
         return self._steps(through_h, k, k_c)
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        if "dpeep" in q:  # the compiled loop summed them
+            return dz, dz, {"weight_peephole": q["dpeep"]}
         T, B, _ = dz.shape
         d = dz.view(T * B, 4, self.hidden_size)
         c_prev, c = q["c_prev"].view(T * B, 1, -1), q["c"].view(T * B, -1)

@@ -210,10 +210,6 @@ class MUT1(_MUT):
     def loop_weights(self, q: Params) -> tuple[Tensor, Tensor | None, Tensor]:
         return q["w_r"], None, q["w_n"]
 
-    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
-        k_n, k_z, k_r, r, one_z, dn, dr, dz = steps
-        return k_n, k_z, k_r, r, one_z, None, dn, dr, dz
-
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
@@ -225,22 +221,29 @@ class MUT1(_MUT):
         tanh_(torch.add(linear(rh, q["w_n"]), xp[:, :H], out=n))  # W_hn (r h) + xp_n
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
+    def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                    q: Params) -> tuple[Tensor, Tensor, Tensor]:
+        T, B, H = h_prev.shape
+        if saved:  # what the forward kept
+            r, z, n, q["rh"] = saved[0].split(H, dim=-1)
+            return r, z, n
+        # the forward again for every step: two products, the rest elementwise
+        assert xp is not None
+        xp2 = xp.view(T * B, 3 * H)
+        z = xp[..., 2 * H :].sigmoid_()
+        r = linear(h_prev.reshape(T * B, H), q["w_r"]).add_(xp2[:, H : 2 * H]).sigmoid_()
+        r = r.view(T, B, H)
+        rh = q["rh"] = r * h_prev  # for dW_hn (buffered_recurrent_inputs)
+        n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, :H])).view(T, B, H)
+        return r, z, n
+
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        if saved:  # what the forward kept
-            r, z, n, rh = saved[0].split(H, dim=-1)
-        else:  # the forward again for every step: two products, the rest elementwise
-            xp2 = xp.view(T * B, 3 * H)
-            z = xp[..., 2 * H :].sigmoid_()
-            r = linear(h_prev.reshape(T * B, H), q["w_r"]).add_(xp2[:, H : 2 * H]).sigmoid_()
-            r = r.view(T, B, H)
-            rh = r * h_prev
-            n = tanh_(linear(rh.view(T * B, H), q["w_n"]).add_(xp2[:, :H])).view(T, B, H)
-        q["rh"] = rh  # for dW_hh (buffered_recurrent_inputs)
+        r, z, n = self.reset_gates(saved, xp, h_prev, q)
         k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
-        d = scratch.empty((T, 3, B, H), h_prev)  # n, r, z, gate-major: contiguous a step
-        return (k_n, k_z, k_r, r, one_z, *d.unbind(1)), d
+        d = scratch.empty((T, B, 3 * H), h_prev)  # n, r, z: as xp's blocks
+        return (k_n, k_z, k_r, r, one_z, *d.split(H, dim=-1)), d
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:
@@ -250,8 +253,7 @@ class MUT1(_MUT):
         return (linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z),)
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        d = dz.transpose(1, 2).reshape(dz.shape[0], dz.shape[2], -1)  # (T, B, 3H): one copy
-        return d, d[..., : 2 * self.hidden_size], {}  # n, r, z for xp; n, r for W_hh
+        return dz, dz[..., : 2 * self.hidden_size], {}  # n, r, z for xp; n, r for W_hh
 
     def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
                                   h_prev: Tensor) -> list[tuple[slice, Tensor]]:
@@ -302,9 +304,10 @@ class MUT2(_MUT):
     def bptt_setup(self, p: Params) -> Params:
         return reset_first_setup(self, p)  # the gru_cho's step, z flipped
 
-    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
-        k_n, k_z, k_r, r, one_z, dr, dz, dn, _ = steps
-        return k_n, k_z, k_r, r, one_z, None, dn, dr, dz
+    def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                    q: Params) -> tuple[Tensor, Tensor, Tensor]:
+        r, z, n, q["rh"] = reset_first_gates(saved, xp, h_prev, q)  # rh: for dW_hn
+        return r, z, n
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
@@ -315,8 +318,7 @@ class MUT2(_MUT):
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
         T, B, H = h_prev.shape
-        r, z, n, rh = reset_first_gates(saved, xp, h_prev, q)
-        q["rh"] = rh  # for dW_hh (buffered_recurrent_inputs)
+        r, z, n = self.reset_gates(saved, xp, h_prev, q)
         k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
         d = scratch.empty((T, B, 3 * H), h_prev)  # r, z, n: for xp and W_hh alike
         steps = (k_n, k_z, k_r, r, one_z, d[..., :H], d[..., H : 2 * H], d[..., 2 * H :],
@@ -381,10 +383,6 @@ class MUT3(_MUT):
     def loop_weights(self, q: Params) -> tuple[Tensor, Tensor | None, Tensor]:
         return q["w_r"], q["w_z"], q["w_n"]
 
-    def loop_views(self, steps: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
-        k_n, k_z, k_r, r, one_z, k_th, dr, dz, dn = steps
-        return k_n, k_z, k_r, r, one_z, k_th, dn, dr, dz
-
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
@@ -398,28 +396,33 @@ class MUT3(_MUT):
         tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
-    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
-                         q: Params):
+    def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
+                    q: Params) -> tuple[Tensor, Tensor, Tensor]:
         T, B, H = h_prev.shape
         th = q["th"] = tanh(h_prev)  # for dW_hz (buffered_recurrent_inputs)
         if saved:  # what the forward kept
-            r, z, n, rh = saved[0].split(H, dim=-1)
-        else:  # the forward again for every step: three products, the rest elementwise
-            xp = xp.view(T * B, 3 * H)
+            r, z, n, q["rh"] = saved[0].split(H, dim=-1)
+            return r, z, n
+        # the forward again for every step: three products, the rest elementwise
+        assert xp is not None
+        xp2 = xp.view(T * B, 3 * H)
 
-            def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
-                w, part = q["w_" + "rzn"[k]], xp[:, k * H : (k + 1) * H]
-                return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
+        def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
+            w, part = q["w_" + "rzn"[k]], xp2[:, k * H : (k + 1) * H]
+            return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
 
-            r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
-            rh = r * h_prev
-            n = tanh_(gate(rh, 2))
-        q["rh"] = rh  # for dW_hn
+        r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
+        rh = q["rh"] = r * h_prev  # for dW_hn
+        return r, z, tanh_(gate(rh, 2))
+
+    def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
+                         q: Params):
+        T, B, H = h_prev.shape
+        r, z, n = self.reset_gates(saved, xp, h_prev, q)
         k_n, k_z, k_r, one_z = self._coefficients(r, z, n, h_prev)
-        k_th = th.square().neg_().add_(1)  # through tanh(h) into the z block: 1 - tanh(h)^2
-        # the pre-activation gradients of r, z, n, gate-major: each step's slots are contiguous
-        d = scratch.empty((T, 3, B, H), h_prev)
-        return (k_n, k_z, k_r, r, one_z, k_th, *d.unbind(1)), d
+        k_th = q["th"].square().neg_().add_(1)  # through tanh(h) into z: 1 - tanh(h)^2
+        d = scratch.empty((T, B, 3 * H), h_prev)  # r, z, n: as xp's blocks
+        return (k_n, k_z, k_r, r, one_z, k_th, *d.split(H, dim=-1)), d
 
     def backward_into(self, step: tuple[Tensor, ...], dstate: State, dh_ext: Tensor,
                       q: Params) -> State:
@@ -428,10 +431,6 @@ class MUT3(_MUT):
         drh = self._gate_grads(dh, (k_n, k_z, k_r, dn, dz, dr), q)
         dprev = linear(dr, q["wT_r"], dh_ext).addcmul_(drh, r).addcmul_(dh, one_z)
         return (dprev.addcmul_(linear(dz, q["wT_z"]), k_th),)  # + (W_hz^T dz~)(1 - tanh(h)^2)
-
-    def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        d = dz.transpose(1, 2).reshape(dz.shape[0], dz.shape[2], -1)  # (T, B, 3H): one copy
-        return d, d, {}
 
     def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],
                                   h_prev: Tensor) -> list[tuple[slice, Tensor]]:

@@ -80,14 +80,18 @@ class NAS(Cell):
         return torch.tanh(c_new * torch.tanh(b2 + b3)), c_new
 
     # ---- bptt: the same step into preallocated buffers, and its backward ---------------------
-    # Memory: per step only c(t) is saved (h and x the engine keeps); the 8 blocks and layer 2
-    # are recomputed in the backward from one product over all steps. Without ``recompute``
-    # the 8 pre-activations are kept too (8H a step): no second product.
+    # Memory: per step c(t) and the 8 pre-activations z are saved (h and x the engine keeps),
+    # with or without ``recompute``: the autograd loop keeps about 38 H floats a step for this
+    # cell (every node of its three layers), so x, h, c and z stay near a quarter of that
+    # (0.26x at I = 64, H = 128), under the half that ``recompute`` promises, and recomputing z
+    # (one product over 8 H rows and the input projection again) would cost 20 % of a
+    # training step to bring it down to 0.06x. The backward recomputes only x3 = W_i3 x + b_i3.
     can_keep: ClassVar[bool] = True
+    backward_reads_xp: ClassVar[bool] = False
 
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
         H = self.hidden_size
-        return ((H,),) if self.recompute else ((H,), (8 * H,))  # c(t) (, the blocks' z)
+        return ((H,), (8 * H,))  # c(t), the blocks' z
 
     def bptt_setup(self, p: Params) -> Params:
         w, w_ih, b_ih, b_hh = p["weight_hh"], p["weight_ih"], p.get("bias_ih"), p.get("bias_hh")
@@ -97,16 +101,16 @@ class NAS(Cell):
         w_x = torch.cat([w_ih[: 7 * H], w_ih.new_zeros(H, w_ih.shape[1]), w_ih[7 * H :]])
         b_x = None if b_ih is None else torch.cat([b_ih[: 7 * H] + b_hh[: 7 * H], b_hh[7 * H :],
                                                    b_ih[7 * H :]])
-        return {"w_ih": w_x, "b_x": b_x, **self.recurrent_weights(w=w), "work": None}
+        x3 = {"w_x3": w_ih[7 * H :], "b_x3": None if b_ih is None else b_ih[7 * H :]}
+        return {"w_ih": w_x, "b_x": b_x, **x3, **self.recurrent_weights(w=w), "work": None}
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         h_prev, c = state
-        c_new, *kept = saved
+        c_new, kept = saved
         H = self.hidden_size
         z = linear(h_prev, q["w"]).add_(xp[:, : 8 * H])  # x + m in blocks 0-6, m3 in block 7
-        if kept:
-            kept[0].copy_(z)
+        kept.copy_(z)
         z[:, 7 * H :].mul_(xp[:, 8 * H :])  # x3 m3
         k0, k1 = _activate(z, H).view(-1, 2, 2, 2, H).unbind(3)  # (a4, a0, a5, a1), (a6, ...)
         b3, b2, b0, b1, b20, b31, tanhs = q["work"] or _work(q, h_prev)  # views of one buffer
@@ -120,11 +124,12 @@ class NAS(Cell):
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):
-        c, *kept = saved
+        c, kept = saved
         T, B, H = c.shape
-        # the forward again for every step at once (or from its kept pre-activations, copied: a
-        # second backward reads them again), the rest elementwise, in place where it can be
-        z = self._preactivations(saved, xp, h_prev, q, copy=True)
+        # from the kept pre-activations (a copy: a second backward reads them again), the rest
+        # of the forward again for every step, elementwise, in place where it can be
+        xp = self.project(q["x"], q)  # x3, and storage for the coefficients
+        z = kept.clone()
         a = z.view(T, B, 8, H)
         a4, a6, a0, a2, a5, a7, a1, a3 = a.unbind(2)
         x3, m3 = xp[..., 8 * H :], a3.clone()
@@ -173,33 +178,24 @@ class NAS(Cell):
     # the two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
-        c, *kept = saved
-        compiled.ops().nas_forward(xp, q["w"], hs, c, state[1], kept[0] if kept else None, mask)
+        c, kept = saved
+        compiled.ops().nas_forward(xp, q["w"], hs, c, state[1], kept, mask)
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                           state0: State, q: Params, dhseq: Tensor, dstate: State,
                           mask: Tensor | None) -> tuple[Tensor, State]:
-        c = saved[0]
+        c, z = saved  # the loop reads z, writes nothing into it
         T, B, H = c.shape
-        z = self._preactivations(saved, xp, h_prev, q, copy=False)  # the loop does the rest
+        x = q["x"].reshape(T * B, -1)
+        x3 = linear(x, q["w_x3"]) if q["b_x3"] is None else linear(x, q["w_x3"]).add_(q["b_x3"])
         dz = scratch.empty((T, B, 8 * H), c)
         q["dc"], q["dx3"] = scratch.empty((T, B, H), c), scratch.empty((T, B, H), c)
-        q["dxp"] = xp[..., : 8 * H]  # free once the loop has run
+        q["dxp"] = scratch.empty((T, B, 8 * H), c)
         dh, dc = dstate
-        compiled.ops().nas_backward(z, xp, c, state0[1], q["w"], dz, q["dc"], q["dx3"], dhseq,
-                                    dh, dc, mask)
+        compiled.ops().nas_backward(z, x3.view(T, B, H), c, state0[1], q["w"], dz, q["dc"],
+                                    q["dx3"], dhseq, dh, dc, mask)
         return dz, (dh, dc)
-
-    def _preactivations(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, q: Params,
-                        copy: bool) -> Tensor:
-        """z of every step (T, B, 8H): W_hh h(t-1) + xp's first 8 blocks (m3 in block 7): the
-        kept ones (a copy if ``copy``), or one product over all steps."""
-        if len(saved) > 1:
-            return saved[1].clone() if copy else saved[1]
-        T, B, H = h_prev.shape
-        z = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 8 * H)
-        return z.add_(xp[..., : 8 * H])  # in place: a strided addend in linear costs a copy
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         H, dxp = self.hidden_size, q["dxp"]  # dxp: into the coefficients' storage, now free

@@ -95,7 +95,11 @@ class _BPTT(torch.autograd.Function):
                     dw[rows] += weight_grad(dhp2[:, rows], U2)
             grads["weight_hh"] = dw
         if "bias_hh" in p:
-            grads["bias_hh"] = dhp2.sum(0)
+            # where the recurrent pre-activations are the input ones (an LSTM) db_hh = db_ih:
+            # a copy (the two parameters' .grad must not share storage), not a second sum
+            db_ih = grads.get("bias_ih")
+            same = dhp is dxp and db_ih is not None and db_ih.shape == p["bias_hh"].shape
+            grads["bias_hh"] = db_ih.clone() if same else dhp2.sum(0)
         return (None, None, None, dinputs, None, *dstate, *(grads.get(n) for n in ctx.names))
 
 

@@ -570,54 +570,78 @@ inline void variant_back_row(const T* __restrict front, const T* __restrict back
   }
 }
 
+// The peephole weights' gradients, summed over the rows a thread runs (acc: its 3 H floats):
+// dp_i += di~ c(t-1), dp_f += df~ c(t-1), dp_o += do~ c(t), while the row is in cache.
+template <typename T>
+inline void peephole_grads(const T* __restrict d, const T* __restrict c_prev,
+                           const T* __restrict c, T* __restrict acc, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    acc[j] += d[j] * c_prev[j];
+    acc[H + j] += d[H + j] * c_prev[j];
+    acc[2 * H + j] += d[3 * H + j] * c[j];
+  }
+}
+
 // front (T, B, F, H) and back (T, B, G - F, H): any row strides (views of the kept gates, or
-// the front gates' pre-activations recomputed)
+// the front gates' pre-activations recomputed); dpeep (3, H): the peephole cell's gradients
 template <int64_t V, bool Activate, typename T>
 void variant_backward_t(const Tensor& front, const Tensor& back,
                         const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
                         const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
-                        const Tensor& dc, const std::optional<Tensor>& mask) {
+                        const Tensor& dc, const std::optional<Tensor>& dpeep,
+                        const std::optional<Tensor>& mask) {
   const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2), G = dz.size(2);
   const auto Fr = rows<T>(front), Bk = rows<T>(back);
   const T *c = ptr<T>(cs), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
   T* dcp = mut<T>(dc);
+  // one row of sums per thread of the loop's team, added up after it
+  Tensor acc;
+  if (V == kPeephole && dpeep) acc = at::zeros({at::get_num_threads(), 3 * H}, dz.options());
+  T* accp = acc.defined() ? mut<T>(acc) : nullptr;
   backward_loop<T>(steps, B, H, G, ptr<T>(w), mut<T>(dz), G, 0, ptr<T>(dhseq), dh,
                    mask_ptr(mask),
                    [&](int64_t t, int64_t b, const T* g, T* d) {
                      const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
-                     variant_back_row<V, Activate>(Fr.at(t, b), Bk.at(t, b), p,
-                                                   c + (t * B + b) * H, c_prev, g,
+                     const T* c_t = c + (t * B + b) * H;
+                     variant_back_row<V, Activate>(Fr.at(t, b), Bk.at(t, b), p, c_t, c_prev, g,
                                                    dcp + b * H, d, H);
+                     if (accp) peephole_grads(d, c_prev, c_t, accp + omp_get_thread_num() * 3 * H,
+                                              H);
                    },
                    Nothing{});
+  if (accp) dpeep->copy_(acc.sum(0).view({3, H}));
 }
 
 template <int64_t V, typename T>
 void variant_backward_v(const Tensor& front, bool activate, const Tensor& back,
                         const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
                         const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
-                        const Tensor& dc, const std::optional<Tensor>& mask) {
+                        const Tensor& dc, const std::optional<Tensor>& dpeep,
+                        const std::optional<Tensor>& mask) {
   if (activate)
-    variant_backward_t<V, true, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, mask);
+    variant_backward_t<V, true, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep, mask);
   else
-    variant_backward_t<V, false, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, mask);
+    variant_backward_t<V, false, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep,
+                                    mask);
 }
 
 void variant_backward(const Tensor& front, bool activate, const Tensor& back,
                       const std::optional<Tensor>& peep, int64_t variant, const Tensor& cs,
                       const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
-                      const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& mask) {
+                      const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& dpeep,
+                      const std::optional<Tensor>& mask) {
   dispatch(dz, [&](auto zero) {
     using T = decltype(zero);
     if (variant == kPeephole)
       variant_backward_v<kPeephole, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
-                                       dc, mask);
+                                       dc, dpeep, mask);
     else if (variant == kCIFG)
       variant_backward_v<kCIFG, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh, dc,
-                                   mask);
+                                   dpeep, mask);
     else
       variant_backward_v<kNoForget, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
-                                       dc, mask);
+                                       dc, dpeep, mask);
   });
 }
 
@@ -709,20 +733,23 @@ void reset_forward(const Tensor& xp, const Tensor& w_a, const std::optional<Tens
   });
 }
 
-// The backward loop from the coefficients backward_prepare made (T, B, H views, any strides):
-//   dn~ = dh' k_n,  dz~ = dh' k_z,  d(r h) = dn~ W_n,  dr~ = d(r h) k_r,
-//   dh(t-1) = [dr~ (, dz~)] W_a (+ (dz~ W_zt) k_th) + d(r h) r + dh' carry + the loss's part
-// into dn, dr, dz (views of the engine's buffer: when W_a has 2H rows, dz follows dr).
+// The backward loop from the gates r, z, n and h(t-1) of every step (T, B, H views, any
+// strides; th = tanh(h(t-1)) where z reads it, MUT3), each row's coefficients made as it runs:
+//   overwrite (h' = h + z (n - h)):  dn~ = dh' z (1 - n^2),  dz~ = dh' (n - h) z (1 - z)
+//   else      (h' = n + z (h - n)):  dn~ = dh' (1 - z)(1 - n^2),  dz~ = dh' (h - n) z (1 - z)
+//   d(r h) = dn~ W_n,  dr~ = d(r h) r (1 - r) h,
+//   dh(t-1) = [dr~ (, dz~)] W_a (+ (dz~ W_zt)(1 - th^2)) + d(r h) r + dh' (1 - z, or z)
+//             + the loss's part
+// into dn, dr, dz (views of the engine's (T, B, 3H) buffer: when W_a has 2H rows, dz follows dr).
 template <typename T>
-void reset_backward_t(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, const Tensor& r,
-                      const Tensor& carry, const std::optional<Tensor>& k_th,
-                      const Tensor& dn, const Tensor& dr, const Tensor& dz, const Tensor& w_a,
+void reset_backward_t(const Tensor& r, const Tensor& z, const Tensor& n, const Tensor& h_prev,
+                      bool overwrite, const std::optional<Tensor>& th, const Tensor& dn,
+                      const Tensor& dr, const Tensor& dz, const Tensor& w_a,
                       const std::optional<Tensor>& w_zt, const Tensor& w_n,
                       const Tensor& dhseq, const Tensor& dh, const std::optional<Tensor>& mask) {
-  const int64_t steps = k_n.size(0), B = k_n.size(1), H = k_n.size(2), Ka = w_a.size(0);
-  const auto Kn = rows<T>(k_n), Kz = rows<T>(k_z), Kr = rows<T>(k_r);
-  const auto R = rows<T>(r), C = rows<T>(carry);
-  const auto Kt = k_th ? rows<T>(*k_th) : Rows<T>{nullptr, 0, 0};
+  const int64_t steps = r.size(0), B = r.size(1), H = r.size(2), Ka = w_a.size(0);
+  const auto R = rows<T>(r), Z = rows<T>(z), N = rows<T>(n), Hp = rows<T>(h_prev);
+  const auto Th = th ? rows<T>(*th) : Rows<T>{nullptr, 0, 0};
   const auto Dn = rows<T>(dn), Dr = rows<T>(dr), Dz = rows<T>(dz);
   const T* ext = ptr<T>(dhseq);
   const bool* mk = mask_ptr(mask);
@@ -740,31 +767,35 @@ void reset_backward_t(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, c
       const T* dh_t = buf[(steps - 1 - t) % 2];
       T* dh_prev = buf[(steps - t) % 2];
       for (int64_t b = b0; b < b1; ++b) {
-        const bool on = !mk || mk[t * B + b];
-        const T *__restrict g = dh_t + b * H, *__restrict kn = Kn.at(t, b);
-        const T* __restrict kz = Kz.at(t, b);
+        const T on = !mk || mk[t * B + b] ? T(1) : T(0);
+        const T *__restrict g = dh_t + b * H, *__restrict zb = Z.at(t, b);
+        const T *__restrict nb = N.at(t, b), *__restrict hb = Hp.at(t, b);
         T *__restrict dnb = Dn.at(t, b), *__restrict dzb = Dz.at(t, b);
+        const T sign = overwrite ? T(1) : T(-1);  // n - h, or h - n
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
-          dnb[j] = on ? g[j] * kn[j] : T(0);  // dn~
-          dzb[j] = on ? g[j] * kz[j] : T(0);  // dz~
+          const T zj = zb[j], nj = nb[j], gj = g[j] * on;
+          dnb[j] = gj * (overwrite ? zj : T(1) - zj) * (T(1) - nj * nj);  // dn~
+          dzb[j] = gj * sign * (nj - hb[j]) * zj * (T(1) - zj);           // dz~
         }
       }
 #pragma omp barrier
       pn.multiply(B, Dn.at(t, 0), Dn.sb, drh.data(), H);  // d(r h) = dn~ W_n
 #pragma omp barrier
       for (int64_t b = b0; b < b1; ++b) {
-        const T *__restrict u = drh.data() + b * H, *__restrict kr = Kr.at(t, b);
+        const T *__restrict u = drh.data() + b * H, *__restrict rb = R.at(t, b);
+        const T* __restrict hb = Hp.at(t, b);
         T* __restrict drb = Dr.at(t, b);
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) drb[j] = u[j] * kr[j];  // dr~
+        for (int64_t j = 0; j < H; ++j) drb[j] = u[j] * rb[j] * (T(1) - rb[j]) * hb[j];  // dr~
       }
 #pragma omp barrier
       pa.multiply(B, Dr.at(t, 0), Dr.sb, dh_prev, H);  // [dr~ (, dz~)] W_a
       if (pz) pz->multiply(B, Dz.at(t, 0), Dz.sb, tmp.data(), H);  // dz~ W_zt
       for (int64_t b = 0; b < B; ++b) {
-        T* out = dh_prev + b * H;
-        const T *g = dh_t + b * H, *u = drh.data() + b * H, *rb = R.at(t, b), *cb = C.at(t, b);
+        T* __restrict out = dh_prev + b * H;
+        const T *__restrict g = dh_t + b * H, *__restrict u = drh.data() + b * H;
+        const T *__restrict rb = R.at(t, b), *__restrict zb = Z.at(t, b);
         if (t > 0) {
           const T* e = ext + ((t - 1) * B + b) * H;
           for (int64_t j = n0; j < n1; ++j) out[j] += e[j];
@@ -773,10 +804,13 @@ void reset_backward_t(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, c
           for (int64_t j = n0; j < n1; ++j) out[j] += g[j];  // passes dh through
           continue;
         }
-        for (int64_t j = n0; j < n1; ++j) out[j] += u[j] * rb[j] + g[j] * cb[j];
+#pragma omp simd
+        for (int64_t j = n0; j < n1; ++j)
+          out[j] += u[j] * rb[j] + g[j] * (overwrite ? T(1) - zb[j] : zb[j]);
         if (pz) {
-          const T* kt = Kt.at(t, b);
-          for (int64_t j = n0; j < n1; ++j) out[j] += tmp[b * H + j] * kt[j];
+          const T *__restrict tb = Th.at(t, b), *__restrict v = tmp.data() + b * H;
+#pragma omp simd
+          for (int64_t j = n0; j < n1; ++j) out[j] += v[j] * (T(1) - tb[j] * tb[j]);
         }
       }
 #pragma omp barrier
@@ -786,14 +820,14 @@ void reset_backward_t(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, c
   if (steps % 2) dh.copy_(spare);
 }
 
-void reset_backward(const Tensor& k_n, const Tensor& k_z, const Tensor& k_r, const Tensor& r,
-                    const Tensor& carry, const std::optional<Tensor>& k_th, const Tensor& dn,
+void reset_backward(const Tensor& r, const Tensor& z, const Tensor& n, const Tensor& h_prev,
+                    bool overwrite, const std::optional<Tensor>& th, const Tensor& dn,
                     const Tensor& dr, const Tensor& dz, const Tensor& w_a,
                     const std::optional<Tensor>& w_zt, const Tensor& w_n, const Tensor& dhseq,
                     const Tensor& dh, const std::optional<Tensor>& mask) {
   dispatch(dh, [&](auto zero) {
-    reset_backward_t<decltype(zero)>(k_n, k_z, k_r, r, carry, k_th, dn, dr, dz, w_a, w_zt,
-                                     w_n, dhseq, dh, mask);
+    reset_backward_t<decltype(zero)>(r, z, n, h_prev, overwrite, th, dn, dr, dz, w_a, w_zt, w_n,
+                                     dhseq, dh, mask);
   });
 }
 
@@ -840,7 +874,7 @@ void nas_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs, const Te
 }
 
 // The backward of every step (nas.py's docstring), each row from its pre-activations z (W_hh h
-// + xp's first 8 blocks: kept, or recomputed for all steps in one product), x3 and c: writes the 8
+// + xp's first 8 blocks, as the forward kept them), x3 and c: writes the 8
 // blocks' gradients d (block 7: d m3), dc of each step into dc_all and dx3 per dc into
 // dx3_per_dc (what backward_finish reads), and turns dc into dc(t-1).
 template <typename T>
@@ -879,19 +913,20 @@ inline void nas_back_row(const T* __restrict z, const T* __restrict x3, const T*
 }
 
 template <typename T>
-void nas_backward_t(const Tensor& z, const Tensor& xp, const Tensor& cs, const Tensor& c0,
+void nas_backward_t(const Tensor& z, const Tensor& x3s, const Tensor& cs, const Tensor& c0,
                     const Tensor& w, const Tensor& dz, const Tensor& dc_all,
                     const Tensor& dx3_per_dc, const Tensor& dhseq, const Tensor& dh,
                     const Tensor& dc, const std::optional<Tensor>& mask) {
   const int64_t steps = dz.size(0), B = dz.size(1), H = dh.size(1);
-  const T *pz = ptr<T>(z), *x = ptr<T>(xp), *c = ptr<T>(cs), *c_init = ptr<T>(c0);
+  const T *pz = ptr<T>(z), *c = ptr<T>(cs), *c_init = ptr<T>(c0);
+  const auto X3 = rows<T>(x3s);
   T *dcp = mut<T>(dc), *dca = mut<T>(dc_all), *dx3 = mut<T>(dx3_per_dc);
   backward_loop<T>(
       steps, B, H, 8 * H, ptr<T>(w), mut<T>(dz), 8 * H, 0, ptr<T>(dhseq), dh, mask_ptr(mask),
       [&](int64_t t, int64_t b, const T* g, T* d) {
         const int64_t r = t * B + b;
         const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
-        nas_back_row(pz + r * 8 * H, x + r * 9 * H + 8 * H, c + r * H, c_prev, g, dcp + b * H,
+        nas_back_row(pz + r * 8 * H, X3.at(t, b), c + r * H, c_prev, g, dcp + b * H,
                      dca + r * H, dx3 + r * H, d, H);
       },
       Nothing{},
@@ -907,12 +942,12 @@ void nas_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tens
   dispatch(xp, [&](auto zero) { nas_forward_t<decltype(zero)>(xp, w, hs, cs, c0, kept, mask); });
 }
 
-void nas_backward(const Tensor& z, const Tensor& xp, const Tensor& cs, const Tensor& c0,
+void nas_backward(const Tensor& z, const Tensor& x3, const Tensor& cs, const Tensor& c0,
                   const Tensor& w, const Tensor& dz, const Tensor& dc_all,
                   const Tensor& dx3_per_dc, const Tensor& dhseq, const Tensor& dh,
                   const Tensor& dc, const std::optional<Tensor>& mask) {
   dispatch(dz, [&](auto zero) {
-    nas_backward_t<decltype(zero)>(z, xp, cs, c0, w, dz, dc_all, dx3_per_dc, dhseq, dh, dc,
+    nas_backward_t<decltype(zero)>(z, x3, cs, c0, w, dz, dc_all, dx3_per_dc, dhseq, dh, dc,
                                    mask);
   });
 }
@@ -1046,16 +1081,16 @@ TORCH_LIBRARY(rnnkit_loops, m) {
         "Tensor(b!) cs, Tensor c0, Tensor(c!) kept, Tensor? mask) -> ()", &variant_forward);
   m.def("variant_backward(Tensor front, bool activate, Tensor back, Tensor? peep, int variant, "
         "Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, "
-        "Tensor(c!) dc, Tensor? mask) -> ()", &variant_backward);
+        "Tensor(c!) dc, Tensor(d!)? dpeep, Tensor? mask) -> ()", &variant_backward);
   m.def("reset_forward(Tensor xp, Tensor w_a, Tensor? w_zt, Tensor w_n, int o_r, int o_z, "
         "int o_n, int z_from, bool overwrite, Tensor(a!) hs, Tensor(b!)? kept, Tensor? mask) "
         "-> ()", &reset_forward);
-  m.def("reset_backward(Tensor k_n, Tensor k_z, Tensor k_r, Tensor r, Tensor carry, "
-        "Tensor? k_th, Tensor(a!) dn, Tensor(b!) dr, Tensor(c!) dz, Tensor w_a, Tensor? w_zt, "
+  m.def("reset_backward(Tensor r, Tensor z, Tensor n, Tensor h_prev, bool overwrite, "
+        "Tensor? th, Tensor(a!) dn, Tensor(b!) dr, Tensor(c!) dz, Tensor w_a, Tensor? w_zt, "
         "Tensor w_n, Tensor dhseq, Tensor(d!) dh, Tensor? mask) -> ()", &reset_backward);
   m.def("nas_forward(Tensor xp, Tensor w, Tensor(a!) hs, Tensor(b!) cs, Tensor c0, "
         "Tensor(c!)? kept, Tensor? mask) -> ()", &nas_forward);
-  m.def("nas_backward(Tensor z, Tensor xp, Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, "
+  m.def("nas_backward(Tensor z, Tensor x3, Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, "
         "Tensor(b!) dc_all, Tensor(c!) dx3_per_dc, Tensor dhseq, Tensor(d!) dh, Tensor(e!) dc, "
         "Tensor? mask) -> ()", &nas_backward);
   m.def("minimal_forward(Tensor xp, Tensor h0, int kind, Tensor(a!) out, Tensor? mask) -> ()",
