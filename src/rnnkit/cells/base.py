@@ -148,9 +148,7 @@ class Cell:
         """W_ih x + b_x for every step: one product (run in the forward, and again in the
         backward instead of keeping its (T, B, G H) result). ``x`` is what ``bptt_inputs``
         returned."""
-        xp = linear(x.reshape(-1, x.shape[-1]), q["w_ih"])
-        if q["b_x"] is not None:
-            xp.add_(q["b_x"])
+        xp = linear(x.reshape(-1, x.shape[-1]), q["w_ih"], bias=q["b_x"])
         return xp.view(*x.shape[:-1], xp.shape[-1])
 
     def project_backward(self, x: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
@@ -158,7 +156,8 @@ class Cell:
         """Backward of ``project`` for all steps at once: dW_ih and db_ih into ``grads``, dx
         returned (each one product over the whole sequence)."""
         x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
-        grads["weight_ih"] = weight_grad(d2, x2)  # dW_ih = dxp^T x
+        if "weight_ih" not in grads:  # (the engine may have formed it beside dW_hh)
+            grads["weight_ih"] = weight_grad(d2, x2)  # dW_ih = dxp^T x
         if "bias_ih" in p:
             grads["bias_ih"] = d2.sum(0)
         if not need_dx:
@@ -186,10 +185,12 @@ class Cell:
         the previous step) added to the h part. May overwrite ``dstate``."""
         raise NotImplementedError
 
-    def hidden_states(self, saved: list[Tensor], state0: State,
-                      mask: Tensor | None) -> Tensor:
+    def hidden_states(self, saved: list[Tensor], state0: State, mask: Tensor | None,
+                      q: Params) -> Tensor:
         """For a cell that does not save h (``saves_h`` False): h(t-1) of every step, (T, B,
-        H), rebuilt from what ``forward_into`` saved."""
+        H), rebuilt from what ``forward_into`` saved (``q``: ``bptt_setup``'s, with the
+        engine's "x"). It may build h beside x, in q["xh"] (T, B, I + H) = [x, h(t-1)]: the
+        engine then forms dW_ih and dW_hh in one product over it."""
         raise NotImplementedError
 
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,

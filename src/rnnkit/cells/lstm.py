@@ -90,11 +90,19 @@ class LSTM(Cell):
         torch.mul(o, tanh(c_new), out=h)  # h' = o tanh(c')
         return h, c_new
 
-    def hidden_states(self, saved: list[Tensor], state0: State,
-                      mask: Tensor | None) -> Tensor:
+    def hidden_states(self, saved: list[Tensor], state0: State, mask: Tensor | None,
+                      q: Params) -> Tensor:
         c, kept = saved
         o = kept[:, :, -1]
-        h = scratch.empty(c.shape, c)  # h(t-1) of step t
+        if self.recompute:  # h(t-1) beside x: the front gates' recompute is one product over
+            # [x, h(t-1)], and so are dW_ih and dW_hh together (engine/bptt.py)
+            T, B, H = c.shape
+            x = q["x"]
+            xh = q["xh"] = scratch.empty((T, B, x.shape[-1] + H), c)
+            xh[..., : x.shape[-1]] = x
+            h = xh[..., x.shape[-1] :]
+        else:
+            h = scratch.empty(c.shape, c)  # h(t-1) of step t
         h[0] = state0[0]
         tanh(c[:-1], h[1:]).mul_(o[:-1])  # h(t) = o tanh(c(t))
         if mask is not None:  # a masked-out step carried h(t-1), not o tanh(c(t))
@@ -104,16 +112,16 @@ class LSTM(Cell):
 
     def _front_gates(self, saved: list[Tensor], h_prev: Tensor, q: Params) -> Tensor:
         """The gates not kept with ``recompute`` (the LSTM's i and f) of every step, (T, B, F,
-        H): the kept ones, or their pre-activations again, W_ih x + b + W_hh h(t-1) over
-        their rows (one product each)."""
+        H): the kept ones, or their pre-activations again, [W_ih W_hh] [x, h(t-1)] + b over
+        their rows (one product)."""
         kept, F = saved[1], self.gates - self.kept_back
         if not self.recompute:
             return kept[:, :, :F]
         T, B, H = h_prev.shape
-        z = linear(q["x"].reshape(T * B, -1), q["w_ih"][: F * H])
-        if q["b_x"] is not None:
-            z.add_(q["b_x"][: F * H])
-        return linear(h_prev.reshape(T * B, H), q["w_front"], z).view(T, B, F, H)
+        xh = q["xh"]  # [x, h(t-1)] (hidden_states)
+        w = torch.cat([q["w_ih"][: F * H], q["w_front"]], dim=1)
+        b = None if q["b_x"] is None else q["b_x"][: F * H]
+        return linear(xh.view(T * B, -1), w, bias=b).view(T, B, F, H)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):

@@ -33,14 +33,16 @@ def _onednn(*tensors: Tensor) -> bool:
     return ONEDNN and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
 
 
-def linear(x: Tensor, w: Tensor, add: Tensor | None = None) -> Tensor:
-    """``add + x @ w.T`` for 2-D x (M, K) and w (N, K); ``add`` (M, N) optional. No autograd:
+def linear(x: Tensor, w: Tensor, add: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    """``add + x @ w.T + bias`` for 2-D x (M, K) and w (N, K); ``add`` (M, N) and ``bias``
+    (N,) optional (the bias inside the product: no second pass over the result). No autograd:
     for the engines' hand-written loops."""
     if _onednn(x, w):
         if add is None:
-            return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
-        return torch.ops.mkldnn._linear_pointwise.binary(x, add, w, None, "add")
-    return x @ w.t() if add is None else torch.addmm(add, x, w.t())
+            return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise.binary(x, add, w, bias, "add")
+    y = x @ w.t() if add is None else torch.addmm(add, x, w.t())
+    return y if bias is None else y.add_(bias)
 
 
 def pack(w: Tensor) -> Tensor:

@@ -69,23 +69,31 @@ class _BPTT(torch.autograd.Function):
         mask = rest.pop() if ctx.has_mask else None
         p = dict(zip(ctx.names, rest))
         if ctx.buffered:
+            q = cell.bptt_setup(p)
+            q["x"] = x
             # h(t-1) for every step
-            h_prev = hs[:-1] if hs is not None else cell.hidden_states(columns, state0, mask)
-            dxp, dhp, dstate, grads, q = _backward_buffered(cell, x, hs, h_prev, state0,
-                                                            columns, p, mask, dhseq, dfinal)
+            h_prev = hs[:-1] if hs is not None else cell.hidden_states(columns, state0, mask, q)
+            dxp, dhp, dstate, grads = _backward_buffered(cell, q, hs, h_prev, state0, columns,
+                                                         mask, dhseq, dfinal)
             pairs = cell.buffered_recurrent_inputs(q, columns, h_prev)
         else:
+            q = {}
             h_prev = torch.cat([state0[0].unsqueeze(0), hs[:-1]])
             dxp, dhp, dstate, grads = _backward_generic(cell, hs, state0, columns, p, mask,
                                                         dhseq, dfinal)
             pairs = cell.recurrent_inputs(columns, h_prev)
         # the weight gradients, each one product over all steps
         dhp2 = dhp.reshape(-1, dhp.shape[-1])
+        xh = q.get("xh") if dhp is dxp else None
+        if xh is not None:  # [x, h(t-1)] side by side: dW_ih and dW_hh in one product
+            dw = weight_grad(dhp2, xh.view(-1, xh.shape[-1]))
+            grads["weight_ih"] = dw[:, : x.shape[-1]].contiguous()
+            grads["weight_hh"] = dw[:, x.shape[-1] :].contiguous()
         if ctx.buffered:
             dinputs = cell.project_backward(x, dxp, p, grads, ctx.needs_input_grad[3])
         else:
             dinputs = dxp
-        if "weight_hh" in p:
+        if "weight_hh" in p and "weight_hh" not in grads:
             dw = torch.zeros_like(p["weight_hh"])
             for rows, U in pairs:
                 U2 = U.reshape(-1, U.shape[-1])
@@ -126,10 +134,8 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
     return hs, tuple(s.clone() for s in state), columns
 
 
-def _backward_buffered(cell, x, hs, h_prev, state0, columns, p, mask, dhseq, dfinal):
-    T = h_prev.shape[0]
-    q = cell.bptt_setup(p)
-    q["x"] = x
+def _backward_buffered(cell, q, hs, h_prev, state0, columns, mask, dhseq, dfinal):
+    T, x = h_prev.shape[0], q["x"]
     if hs is not None:
         q["h"] = hs[1:]  # h(t) of every step, for a cell whose backward reads its own output
     xp = cell.project(x, q) if cell.backward_reads_xp else None
@@ -141,7 +147,7 @@ def _backward_buffered(cell, x, hs, h_prev, state0, columns, p, mask, dhseq, dfi
         dz, dstate = cell.backward_compiled(columns, xp, h_prev, state0, q,
                                             dhseq.contiguous(), dstate, mask)
         dxp, dhp, dextras = cell.backward_finish(dz, q)
-        return dxp, dhp, dstate, dict(dextras), q
+        return dxp, dhp, dstate, dict(dextras)
     steps, dz = cell.backward_prepare(columns, xp, h_prev, state0, q)
     # what each step adds to dh(t-1) besides the recurrence: the loss's gradient at t-1
     ext = (dhseq.new_zeros(dhseq.shape[1:]), *dhseq.unbind(0)[:-1])
@@ -156,7 +162,7 @@ def _backward_buffered(cell, x, hs, h_prev, state0, columns, p, mask, dhseq, dfi
             dprev = cell.backward_into(per_step[t], tuple(d * m for d in dstate), ext[t], q)
             dstate = tuple(a.add_(b) for a, b in zip(dprev, carry))
     dxp, dhp, dextras = cell.backward_finish(dz, q)
-    return dxp, dhp, dstate, dict(dextras), q
+    return dxp, dhp, dstate, dict(dextras)
 
 
 # ---- generic: forward_step / backward_step, stacked after the loop --------------------------
