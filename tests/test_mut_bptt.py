@@ -12,7 +12,8 @@ T, B, H = 200, 4, 16
 
 
 @pytest.mark.parametrize("cell", ["mut1", "mut2", "mut3"])
-@pytest.mark.parametrize("input_size", [16, 5])  # == H: x itself;  != H: W_xproj x (MUT1/2)
+# == H: x itself;  != H: W_xproj x (MUT1/2); 14: MUT1 keeps no gate with recompute (I > 2H/3)
+@pytest.mark.parametrize("input_size", [16, 5, 14])
 def test_bptt_matches_autograd_in_float32(cell, input_size):
     torch.manual_seed(0)
     ref = rnnkit.Recurrent(cell, input_size, H, num_layers=2, backend="autograd")
@@ -33,9 +34,10 @@ def test_bptt_matches_autograd_in_float32(cell, input_size):
 
 
 @pytest.mark.parametrize("cell", ["mut1", "mut2", "mut3"])
-def test_bptt_keeps_at_most_half_and_no_gates(cell):
-    """At most half the autograd loop's saved bytes, and doubling T adds only x and h per step:
-    the gates are recomputed in the backward."""
+def test_bptt_keeps_at_most_half_and_only_the_blocks_it_names(cell):
+    """At most half the autograd loop's saved bytes, and doubling T adds only x, h and the
+    gate blocks ``recompute_keeps`` names per step (MUT1 r, MUT2 n, MUT3 z and n): the other
+    gates are recomputed in the backward."""
     torch.manual_seed(0)
     I = 8
     bptt = rnnkit.Recurrent(cell, I, H, backend="bptt")
@@ -46,5 +48,21 @@ def test_bptt_keeps_at_most_half_and_no_gates(cell):
 
     assert kept(bptt, T) <= 0.5 * kept(loop, T)
     # MUT1 keeps [x, tanh(W_xproj x)] for its Function, x and tanh(.) for autograd
-    per_step = 2 * I + 3 * H if cell == "mut1" else I + H
+    kept_gates = {"mut1": 1, "mut2": 1, "mut3": 2}[cell]
+    per_step = (2 * I + 3 * H if cell == "mut1" else I + H) + kept_gates * H
     assert kept(bptt, 2 * T) - kept(bptt, T) == T * per_step * B * 4
+
+
+def test_mut1_keeps_no_gate_where_r_would_not_fit():
+    """I > 2H/3 (and not H): keeping r would pass half the autograd loop's bytes, so the
+    recompute keeps none and the backward computes every gate again."""
+    torch.manual_seed(0)
+    I = 14
+    bptt = rnnkit.Recurrent("mut1", I, H, backend="bptt")
+    loop = rnnkit.Recurrent("mut1", I, H, backend="autograd")
+
+    def kept(model, t):
+        return saved_tensor_bytes(lambda: _output(model, torch.randn(t, B, I)))
+
+    assert kept(bptt, T) <= 0.5 * kept(loop, T)
+    assert kept(bptt, 2 * T) - kept(bptt, T) == T * (2 * I + 3 * H) * B * 4

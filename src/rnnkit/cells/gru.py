@@ -169,6 +169,7 @@ class ResetFirstLoops:
     loop_layout: ClassVar[tuple[int, int, int, int]] = (0, 1, 2, 0)
     overwrites: ClassVar[bool] = True
     compiled_loop: ClassVar[bool] = True
+    keep_bits: ClassVar[int] = 15  # what the forward keeps when it keeps: r, z, n, r h (1 2 4 8)
 
     def loop_weights(self, q: Params) -> tuple[Tensor, Tensor | None, Tensor]:
         """(W_a: the blocks the first product uses on h, W_hz on tanh(h) or None, W_n)."""
@@ -183,7 +184,8 @@ class ResetFirstLoops:
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         compiled.ops().reset_forward(xp, *self.loop_weights(q), *self.loop_layout,
-                                     self.overwrites, hs, saved[0] if saved else None, mask)
+                                     self.overwrites, self.keep_bits, hs,
+                                     saved[0] if saved else None, mask)
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,

@@ -75,21 +75,54 @@ class _MUT(ResetFirstLoops, Cell):
     ih_blocks: ClassVar[int] = 2  # gate blocks with an input matrix
     hh_blocks: ClassVar[int] = 3  # gate blocks with a recurrent matrix
 
-    # bptt with recompute=False keeps r, z, n and r * h of every step, (B, 4H) a step
+    # bptt with recompute=False keeps r, z, n and r * h of every step, (B, 4H) a step; with
+    # recompute the blocks ``recompute_keeps`` names (what fits under half the autograd loop's
+    # bytes: that loop keeps about I + 7H floats a step for MUT3, I + 6H for MUT2, I + 10H for
+    # MUT1), and the backward computes the others again from x and h.
     can_keep: ClassVar[bool] = True
+    BLOCKS: ClassVar[tuple[str, ...]] = ("r", "z", "n", "rh")
+
+    @property
+    def recompute_keeps(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def kept_blocks(self) -> tuple[str, ...]:
+        """What the forward keeps of [r, z, n, r * h], in that order."""
+        return self.recompute_keeps if self.recompute else self.BLOCKS
+
+    @property
+    def keep_bits(self) -> int:  # for the compiled forward: 1 r, 2 z, 4 n, 8 r * h
+        return sum(1 << self.BLOCKS.index(b) for b in self.kept_blocks)
 
     @property
     def backward_reads_xp(self) -> bool:  # type: ignore[override]
-        return self.recompute
+        return not self.kept_blocks
 
     def saved_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return () if self.recompute else ((4 * self.hidden_size,),)
+        k = len(self.kept_blocks)
+        return ((k * self.hidden_size,),) if k else ()
 
     def _slots(self, saved: list[Tensor], h: Tensor) -> tuple[Tensor, ...]:
         """Where a forward step writes [r, z, n, r * h] (B, 4H), and those four: the kept
-        slot, or a temporary."""
-        k = saved[0] if saved else h.new_empty(h.shape[0], 4 * self.hidden_size)
+        slot (all four kept), or a temporary (then ``_keep_some`` copies the kept ones)."""
+        full = saved and not self.recompute
+        k = saved[0] if full else h.new_empty(h.shape[0], 4 * self.hidden_size)
         return k, *k.split(self.hidden_size, dim=1)
+
+    def _keep_some(self, k: Tensor, saved: list[Tensor]) -> None:
+        if saved and self.recompute:
+            H = self.hidden_size
+            for slot, name in enumerate(self.kept_blocks):
+                i = self.BLOCKS.index(name)
+                saved[0][:, slot * H : (slot + 1) * H] = k[:, i * H : (i + 1) * H]
+
+    @staticmethod
+    def _x_rows(q: Params, rows: slice) -> Tensor:
+        """W_ih x + b for some of xp's blocks, all steps at once, (T B, .): MUT2 and MUT3,
+        whose weight_ih on the bptt path has a row for every row of xp."""
+        x, b = q["x"], None if q["b_x"] is None else q["b_x"][rows]
+        return linear(x.reshape(-1, x.shape[-1]), q["w_ih"][rows], bias=b)
 
     def _coefficients(self, r: Tensor, z: Tensor, n: Tensor, h_prev: Tensor):
         """(k_n, k_z, k_r, 1 - z) of the backward from the gates of all steps (read only)."""
@@ -153,6 +186,12 @@ class MUT1(_MUT):
     """
 
     name: ClassVar[str] = "mut1"
+
+    @property
+    def recompute_keeps(self) -> tuple[str, ...]:  # type: ignore[override]
+        # r fits under half the autograd loop's bytes (2I + 4H against I + 10H floats a step,
+        # 4H against 10H when x enters as itself) where I <= 2H/3
+        return ("r",) if self.exact or 3 * self.input_size <= 2 * self.hidden_size else ()
     gate_names: ClassVar[tuple[str, ...]] = ("n", "r", "z")
     hh_blocks: ClassVar[int] = 2
 
@@ -214,19 +253,29 @@ class MUT1(_MUT):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        _, r, z, n, rh = self._slots(saved, h)
+        k, r, z, n, rh = self._slots(saved, h)
         torch.sigmoid(xp[:, 2 * H :], out=z)
         torch.add(linear(h_prev, q["w_r"]), xp[:, H : 2 * H], out=r).sigmoid_()
         torch.mul(r, h_prev, out=rh)
         tanh_(torch.add(linear(rh, q["w_n"]), xp[:, :H], out=n))  # W_hn (r h) + xp_n
+        self._keep_some(k, saved)
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                     q: Params) -> tuple[Tensor, Tensor, Tensor]:
         T, B, H = h_prev.shape
-        if saved:  # what the forward kept
+        if saved and not self.recompute:  # what the forward kept
             r, z, n, q["rh"] = saved[0].split(H, dim=-1)
             return r, z, n
+        if saved:  # r kept: z from x alone, n from one product over r h
+            r, u, I = saved[0], q["x"], self.input_size
+            b_z = None if q["b_x"] is None else q["b_x"][2 * H :]  # z: weight_ih's rows H:2H
+            z = linear(u[..., :I].reshape(T * B, I), q["w_ih"][H:], bias=b_z)
+            z = z.sigmoid_().view(T, B, H)
+            rh = q["rh"] = r * h_prev
+            xn = u[..., I:] if q["b_x"] is None else u[..., I:] + q["b_x"][:H]
+            n = linear(rh.view(T * B, H), q["w_n"], xn.reshape(T * B, H))
+            return r, z, tanh_(n).view(T, B, H)
         # the forward again for every step: two products, the rest elementwise
         assert xp is not None
         xp2 = xp.view(T * B, 3 * H)
@@ -276,6 +325,7 @@ class MUT2(_MUT):
     """
 
     name: ClassVar[str] = "mut2"
+    recompute_keeps: ClassVar[tuple[str, ...]] = ("n",)  # I + 2H floats a step against I + 6H
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
 
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
@@ -306,13 +356,21 @@ class MUT2(_MUT):
 
     def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                     q: Params) -> tuple[Tensor, Tensor, Tensor]:
-        r, z, n, q["rh"] = reset_first_gates(saved, xp, h_prev, q)  # rh: for dW_hn
+        if saved and self.recompute:  # n kept: r and z again, one product over h
+            T, B, H = h_prev.shape
+            rz = linear(h_prev.reshape(T * B, H), q["w_rz"], self._x_rows(q, slice(0, 2 * H)))
+            r, z = rz.sigmoid_().view(T, B, 2 * H).split(H, dim=-1)
+            q["rh"] = r * h_prev  # for dW_hn
+            return r, z, saved[0]
+        r, z, n, q["rh"] = reset_first_gates(saved, xp, h_prev, q)
         return r, z, n
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
-        _, z, n, _ = reset_first_step(xp, h_prev, q, self._slots(saved, h)[0])
+        k = self._slots(saved, h)[0]
+        _, z, n, _ = reset_first_step(xp, h_prev, q, k)
+        self._keep_some(k, saved)
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
@@ -349,6 +407,7 @@ class MUT3(_MUT):
     """
 
     name: ClassVar[str] = "mut3"
+    recompute_keeps: ClassVar[tuple[str, ...]] = ("z", "n")  # I + 3H a step against I + 7H
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     adds_x: ClassVar[bool] = False
     ih_blocks: ClassVar[int] = 3
@@ -387,33 +446,29 @@ class MUT3(_MUT):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        _, r, z, n, rh = self._slots(saved, h)
+        k, r, z, n, rh = self._slots(saved, h)
         # W u + xp: the add after the product (a strided slice of xp as linear's ``add`` is
         # copied first, a few us more)
         torch.add(linear(h_prev, q["w_r"]), xp[:, :H], out=r).sigmoid_()
         torch.add(linear(tanh(h_prev), q["w_z"]), xp[:, H : 2 * H], out=z).sigmoid_()
         torch.mul(r, h_prev, out=rh)
         tanh_(torch.add(linear(rh, q["w_n"]), xp[:, 2 * H :], out=n))
+        self._keep_some(k, saved)
         return (torch.lerp(h_prev, n, z, out=h),)  # h' = h + z (n - h)
 
     def reset_gates(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                     q: Params) -> tuple[Tensor, Tensor, Tensor]:
         T, B, H = h_prev.shape
-        th = q["th"] = tanh(h_prev)  # for dW_hz (buffered_recurrent_inputs)
-        if saved:  # what the forward kept
+        q["th"] = tanh(h_prev)  # for dW_hz (buffered_recurrent_inputs)
+        if not self.recompute:  # what the forward kept
             r, z, n, q["rh"] = saved[0].split(H, dim=-1)
             return r, z, n
-        # the forward again for every step: three products, the rest elementwise
-        assert xp is not None
-        xp2 = xp.view(T * B, 3 * H)
-
-        def gate(u: Tensor, k: int) -> Tensor:  # xp + W u for block k, all steps at once
-            w, part = q["w_" + "rzn"[k]], xp2[:, k * H : (k + 1) * H]
-            return linear(u.reshape(T * B, H), w).add_(part).view(T, B, H)
-
-        r, z = gate(h_prev, 0).sigmoid_(), gate(th, 1).sigmoid_()
-        rh = q["rh"] = r * h_prev  # for dW_hn
-        return r, z, tanh_(gate(rh, 2))
+        # z and n kept: r again, one product over h
+        z, n = saved[0].split(H, dim=-1)
+        r = linear(h_prev.reshape(T * B, H), q["w_r"], self._x_rows(q, slice(0, H)))
+        r = r.sigmoid_().view(T, B, H)
+        q["rh"] = r * h_prev  # for dW_hn
+        return r, z, n
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor, h_prev: Tensor, state0: State,
                          q: Params):

@@ -652,9 +652,16 @@ void variant_backward(const Tensor& front, bool activate, const Tensor& back,
 //           2 from W_zt tanh(h) (MUT3)
 //   overwrite: h' = h + z (n - h) (the MUTs); else h' = n + z (h - n) (gru_cho)
 //   o_r, o_z, o_n: where r, z and n sit in xp's 3 blocks
+//   keep: the bits (1 r, 2 z, 4 n, 8 r h) of what the forward writes into kept, in that order
 struct ResetFirst {
   int64_t o_r, o_z, o_n, z_from;
   bool overwrite;
+  int64_t keep;
+  // where block i (r, z, n, r h) sits in a kept row (-1: not kept), and how many are kept
+  int64_t slot(int64_t i) const {
+    return keep >> i & 1 ? __builtin_popcountll(keep & ((1 << i) - 1)) : -1;
+  }
+  int64_t kept() const { return __builtin_popcountll(keep); }
 };
 
 template <typename T>
@@ -692,10 +699,13 @@ void reset_forward_t(const Tensor& xp, const Tensor& w_a, const std::optional<Te
           zb[j] = sigm(xr_z[j] + (az ? az[j] : T(0)));
           u[j] = r * hp[j];  // r h
         }
-        if (kp) {  // r, z, (n), r h
-          T* k = kp + (t * B + b) * 4 * H;
-          for (int64_t j = 0; j < H; ++j)
-            k[j] = sigm(a[j] + xr_r[j]), k[H + j] = zb[j], k[3 * H + j] = u[j];
+        if (kp) {  // r, z, r h: those kept
+          T* k = kp + (t * B + b) * f.kept() * H;
+          const int64_t sr = f.slot(0), sz = f.slot(1), su = f.slot(3);
+          if (sr >= 0)
+            for (int64_t j = 0; j < H; ++j) k[sr * H + j] = sigm(a[j] + xr_r[j]);
+          if (sz >= 0) std::copy(zb, zb + H, k + sz * H);
+          if (su >= 0) std::copy(u, u + H, k + su * H);
         }
       }
 #pragma omp barrier
@@ -706,7 +716,7 @@ void reset_forward_t(const Tensor& xp, const Tensor& w_a, const std::optional<Te
         const T* __restrict xn = x + (t * B + b) * 3 * H + f.o_n * H;
         const T *__restrict hp = h_prev + b * H, *__restrict zb = zs.data() + b * H;
         T* __restrict h1 = h + ((t + 1) * B + b) * H;
-        T* k = kp ? kp + (t * B + b) * 4 * H + 2 * H : nullptr;
+        T* k = kp && f.slot(2) >= 0 ? kp + ((t * B + b) * f.kept() + f.slot(2)) * H : nullptr;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           const T n = std::tanh(a[j] + xn[j]);
@@ -725,9 +735,9 @@ void reset_forward_t(const Tensor& xp, const Tensor& w_a, const std::optional<Te
 
 void reset_forward(const Tensor& xp, const Tensor& w_a, const std::optional<Tensor>& w_zt,
                    const Tensor& w_n, int64_t o_r, int64_t o_z, int64_t o_n, int64_t z_from,
-                   bool overwrite, const Tensor& hs, const std::optional<Tensor>& kept,
-                   const std::optional<Tensor>& mask) {
-  const ResetFirst f{o_r, o_z, o_n, z_from, overwrite};
+                   bool overwrite, int64_t keep, const Tensor& hs,
+                   const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+  const ResetFirst f{o_r, o_z, o_n, z_from, overwrite, keep};
   dispatch(xp, [&](auto zero) {
     reset_forward_t<decltype(zero)>(xp, w_a, w_zt, w_n, f, hs, kept, mask);
   });
@@ -1083,7 +1093,8 @@ TORCH_LIBRARY(rnnkit_loops, m) {
         "Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, "
         "Tensor(c!) dc, Tensor(d!)? dpeep, Tensor? mask) -> ()", &variant_backward);
   m.def("reset_forward(Tensor xp, Tensor w_a, Tensor? w_zt, Tensor w_n, int o_r, int o_z, "
-        "int o_n, int z_from, bool overwrite, Tensor(a!) hs, Tensor(b!)? kept, Tensor? mask) "
+        "int o_n, int z_from, bool overwrite, int keep, Tensor(a!) hs, Tensor(b!)? kept, "
+        "Tensor? mask) "
         "-> ()", &reset_forward);
   m.def("reset_backward(Tensor r, Tensor z, Tensor n, Tensor h_prev, bool overwrite, "
         "Tensor? th, Tensor(a!) dn, Tensor(b!) dr, Tensor(c!) dz, Tensor w_a, Tensor? w_zt, "
