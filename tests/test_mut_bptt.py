@@ -12,8 +12,8 @@ T, B, H = 200, 4, 16
 
 
 @pytest.mark.parametrize("cell", ["mut1", "mut2", "mut3"])
-# == H: x itself;  != H: W_xproj x (MUT1/2); 14: MUT1 keeps no gate with recompute (I > 2H/3)
-@pytest.mark.parametrize("input_size", [16, 5, 14])
+# == H: x itself;  != H: W_xproj x (MUT1/2); 40: MUT1 keeps no gate with recompute (I > 2H)
+@pytest.mark.parametrize("input_size", [16, 5, 40])
 def test_bptt_matches_autograd_in_float32(cell, input_size):
     torch.manual_seed(0)
     ref = rnnkit.Recurrent(cell, input_size, H, num_layers=2, backend="autograd")
@@ -47,17 +47,17 @@ def test_bptt_keeps_at_most_half_and_only_the_blocks_it_names(cell):
         return saved_tensor_bytes(lambda: _output(model, torch.randn(t, B, I)))
 
     assert kept(bptt, T) <= 0.5 * kept(loop, T)
-    # MUT1 keeps [x, tanh(W_xproj x)] for its Function, x and tanh(.) for autograd
-    kept_gates = {"mut1": 1, "mut2": 1, "mut3": 2}[cell]
-    per_step = (2 * I + 3 * H if cell == "mut1" else I + H) + kept_gates * H
+    # MUT1 keeps x and tanh(W_xproj x) (for its Function and autograd: one storage each)
+    kept_gates = {"mut1": 2, "mut2": 1, "mut3": 2}[cell]
+    per_step = (I + 2 * H if cell == "mut1" else I + H) + kept_gates * H
     assert kept(bptt, 2 * T) - kept(bptt, T) == T * per_step * B * 4
 
 
-def test_mut1_keeps_no_gate_where_r_would_not_fit():
-    """I > 2H/3 (and not H): keeping r would pass half the autograd loop's bytes, so the
-    recompute keeps none and the backward computes every gate again."""
+def test_mut1_keeps_no_gate_where_they_would_not_fit():
+    """I > 2H: keeping r and n would pass half the autograd loop's bytes, so the recompute
+    keeps none and the backward computes every gate again."""
     torch.manual_seed(0)
-    I = 14
+    I = 40
     bptt = rnnkit.Recurrent("mut1", I, H, backend="bptt")
     loop = rnnkit.Recurrent("mut1", I, H, backend="autograd")
 
@@ -65,4 +65,4 @@ def test_mut1_keeps_no_gate_where_r_would_not_fit():
         return saved_tensor_bytes(lambda: _output(model, torch.randn(t, B, I)))
 
     assert kept(bptt, T) <= 0.5 * kept(loop, T)
-    assert kept(bptt, 2 * T) - kept(bptt, T) == T * (2 * I + 3 * H) * B * 4
+    assert kept(bptt, 2 * T) - kept(bptt, T) == T * (I + 2 * H) * B * 4

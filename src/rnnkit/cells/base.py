@@ -211,7 +211,9 @@ class Cell:
         raise NotImplementedError
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer."""
+        """After the loop: (dxp, dhp, extra parameter gradients) from the filled buffer. Where
+        dhp is dxp or its leading blocks (dxp[..., :k]), the engine takes db_hh from db_ih's
+        head: bias_hh's rows must then be those blocks' (as in every cell here)."""
         return dz, dz, {}
 
     def buffered_recurrent_inputs(self, q: Params, saved: list[Tensor],

@@ -32,11 +32,13 @@ The recurrent blocks are always the leading gate blocks, so ``bias_hh`` lines up
 ``bias_ih`` (MUT1's z has no recurrent part: its rows lie past the end of ``bias_hh``). Since
 MUT1's z reads only x, its sigmoid is applied to all steps at once in ``input_projection``.
 
-**bptt.** All three run the engine's buffered path (the gates are recomputed in the
-backward; with ``recompute=False`` r, z, n and r * h are kept instead). MUT1 and MUT2
-hand the Function their own inputs (``bptt_inputs``): MUT2 x,
-projected with [1 or W_xproj; W_ih]; MUT1 [x, tanh(x~)], whose input part is [tanh(x~), W_ih x]
-(its own ``project`` and ``project_backward``). Autograd routes dx and dW_xproj from there.
+**bptt.** All three run the engine's buffered path. With ``recompute`` (the default) each
+keeps the gate blocks that fit under half the autograd loop's bytes (``recompute_keeps``:
+MUT1 r and n, MUT2 n, MUT3 z and n) and computes the others again in the backward from x and
+h; with ``recompute=False`` r, z, n and r * h are kept. MUT1 and MUT2 hand the Function their
+own inputs (``bptt_inputs``): MUT2 x, projected with [1 or W_xproj; W_ih]; MUT1 x, with
+t = tanh(x~) among its parameters, whose input part is [t, W_ih x] (its own ``project`` and
+``project_backward``). Autograd routes dx and dW_xproj from there.
 
 **Backward** of one step, given dh' (with h' = h + z d, d = n - h, n = tanh(n~)):
     dn~ = dh' z (1 - n^2),   dz = dh' d,   dh(t-1) = dh' (1 - z) + ...
@@ -54,7 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import scratch
-from .activations import tanh, tanh_
+from .activations import tanh, tanh_, tanh_autograd
 from .base import Cell, Params, State
 from .gru import ResetFirstLoops, reset_first_gates, reset_first_setup, reset_first_step
 from .matmul import linear, weight_grad
@@ -187,13 +189,15 @@ class MUT1(_MUT):
 
     name: ClassVar[str] = "mut1"
 
-    @property
-    def recompute_keeps(self) -> tuple[str, ...]:  # type: ignore[override]
-        # r fits under half the autograd loop's bytes (2I + 4H against I + 10H floats a step,
-        # 4H against 10H when x enters as itself) where I <= 2H/3
-        return ("r",) if self.exact or 3 * self.input_size <= 2 * self.hidden_size else ()
     gate_names: ClassVar[tuple[str, ...]] = ("n", "r", "z")
     hh_blocks: ClassVar[int] = 2
+
+    @property
+    def recompute_keeps(self) -> tuple[str, ...]:  # type: ignore[override]
+        # r and n fit under half the autograd loop's bytes (x, tanh(x~), h, r, n: I + 4H
+        # floats a step against I + 10H, or 5H against 10H when x enters as itself) where
+        # I <= 2H; then only z, from x alone, is computed again
+        return ("r", "n") if self.input_size <= 2 * self.hidden_size else ()
 
     def input_projection(self, x: Tensor, p: Params) -> Tensor:
         H = self.hidden_size
@@ -211,38 +215,41 @@ class MUT1(_MUT):
         return (torch.addcmul(h, z, n - h),)
 
     # ---- bptt: the step into preallocated buffers, and its backward --------------------------
-    # x itself enters through tanh, which no row of weight_ih can do: the Function gets
-    # u = [x, tanh(x~)] (autograd takes dx and dW_xproj from u's gradient), and its input
-    # part is [tanh(x~), W_ih x] + b: the n block added as it is, the r and z blocks projected.
-    # z's sigmoid runs per step (one op), as the backward recomputes it for all steps at once.
+    # x itself enters through tanh, which no row of weight_ih can do: the Function gets x and,
+    # among its parameters, t = tanh(x~) (autograd takes dW_xproj, and dx's share, from t's
+    # gradient), and its input part is [t, W_ih x] + b: the n block added as it is, the r and z
+    # blocks projected. z's sigmoid runs per step (one op), as the backward recomputes it for
+    # all steps at once.
     def bptt_inputs(self, x: Tensor, p: Params) -> tuple[Tensor, Params]:
-        u = torch.cat([x, torch.tanh(self.x_itself(x, p))], dim=-1)
-        return u, {k: v for k, v in p.items() if k != "weight_xproj"}
+        q = {k: v for k, v in p.items() if k != "weight_xproj"}
+        return x, {**q, "x_tanh": tanh_autograd(self.x_itself(x, p))}
 
-    def project(self, u: Tensor, q: Params) -> Tensor:
-        I, H = self.input_size, self.hidden_size
-        rz = linear(u[..., :I].reshape(-1, I), q["w_ih"]).view(*u.shape[:-1], 2 * H)
-        xp = torch.cat([u[..., I:], rz], dim=-1)
+    def project(self, x: Tensor, q: Params) -> Tensor:
+        H = self.hidden_size
+        rz = linear(x.reshape(-1, x.shape[-1]), q["w_ih"]).view(*x.shape[:-1], 2 * H)
+        xp = torch.cat([q["x_tanh"], rz], dim=-1)
         return xp if q["b_x"] is None else xp.add_(q["b_x"])
 
-    def project_backward(self, u: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
+    def project_backward(self, x: Tensor, dxp: Tensor, p: Params, grads: dict[str, Tensor],
                          need_dx: bool) -> Tensor | None:
-        I, H = self.input_size, self.hidden_size
+        H = self.hidden_size
         d2 = dxp.reshape(-1, 3 * H)
-        grads["weight_ih"] = weight_grad(d2[:, H:], u[..., :I].reshape(-1, I))
+        grads["weight_ih"] = weight_grad(d2[:, H:], x.reshape(-1, x.shape[-1]))
+        grads["x_tanh"] = dxp[..., :H]
         if "bias_ih" in p:
             grads["bias_ih"] = d2.sum(0)
         if not need_dx:
             return None
-        dx = linear(d2[:, H:].contiguous(), p["weight_ih"].t().contiguous())
-        return torch.cat([dx.view(*u.shape[:-1], I), dxp[..., :H]], dim=-1)
+        dx = d2[:, H:] @ p["weight_ih"]  # BLAS reads the strided rows (no copy for oneDNN)
+        return dx.view(x.shape)
 
     def bptt_setup(self, p: Params) -> Params:
         b_ih, b_hh, H = p.get("bias_ih"), p.get("bias_hh"), self.hidden_size
         # b_hn and b_hr are added to W (.), so they join the input part (z has no b_hh)
         b_x = None if b_ih is None else b_ih + torch.cat([b_hh, b_hh.new_zeros(H)])
         w_n, w_r = p["weight_hh"].split(H)
-        return {"w_ih": p["weight_ih"], "b_x": b_x, **self.recurrent_weights(w_n=w_n, w_r=w_r)}
+        return {"w_ih": p["weight_ih"], "b_x": b_x, "x_tanh": p.get("x_tanh"),
+                **self.recurrent_weights(w_n=w_n, w_r=w_r)}
 
     loop_layout: ClassVar[tuple[int, int, int, int]] = (1, 2, 0, 1)  # n r z; z from xp alone
 
@@ -267,15 +274,12 @@ class MUT1(_MUT):
         if saved and not self.recompute:  # what the forward kept
             r, z, n, q["rh"] = saved[0].split(H, dim=-1)
             return r, z, n
-        if saved:  # r kept: z from x alone, n from one product over r h
-            r, u, I = saved[0], q["x"], self.input_size
+        if saved:  # r and n kept: z again, from x alone
+            r, n = saved[0].split(H, dim=-1)
             b_z = None if q["b_x"] is None else q["b_x"][2 * H :]  # z: weight_ih's rows H:2H
-            z = linear(u[..., :I].reshape(T * B, I), q["w_ih"][H:], bias=b_z)
-            z = z.sigmoid_().view(T, B, H)
-            rh = q["rh"] = r * h_prev
-            xn = u[..., I:] if q["b_x"] is None else u[..., I:] + q["b_x"][:H]
-            n = linear(rh.view(T * B, H), q["w_n"], xn.reshape(T * B, H))
-            return r, z, tanh_(n).view(T, B, H)
+            z = linear(q["x"].reshape(T * B, -1), q["w_ih"][H:], bias=b_z)
+            q["rh"] = r * h_prev  # for dW_hn
+            return r, z.sigmoid_().view(T, B, H), n
         # the forward again for every step: two products, the rest elementwise
         assert xp is not None
         xp2 = xp.view(T * B, 3 * H)

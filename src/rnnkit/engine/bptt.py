@@ -103,12 +103,19 @@ class _BPTT(torch.autograd.Function):
                     dw[rows] += weight_grad(dhp2[:, rows], U2)
             grads["weight_hh"] = dw
         if "bias_hh" in p:
-            # where the recurrent pre-activations are the input ones (an LSTM) db_hh = db_ih:
-            # a copy (the two parameters' .grad must not share storage), not a second sum
+            # where the recurrent pre-activations are the input ones or their leading blocks
+            # (an LSTM; MUT1's n, r) db_hh is db_ih's head: a copy (the two parameters' .grad
+            # must not share storage), not a second sum
             db_ih = grads.get("bias_ih")
-            same = dhp is dxp and db_ih is not None and db_ih.shape == p["bias_hh"].shape
-            grads["bias_hh"] = db_ih.clone() if same else dhp2.sum(0)
+            head = db_ih is not None and _is_head(dhp, dxp)
+            grads["bias_hh"] = db_ih[: dhp.shape[-1]].clone() if head else dhp2.sum(0)
         return (None, None, None, dinputs, None, *dstate, *(grads.get(n) for n in ctx.names))
+
+
+def _is_head(a: Tensor, b: Tensor) -> bool:
+    """a is b[..., :k] (the same memory, the leading k of b's last dimension)."""
+    return a is b or (a.data_ptr() == b.data_ptr() and a.shape[:-1] == b.shape[:-1]
+                      and a.stride() == b.stride() and a.shape[-1] <= b.shape[-1])
 
 
 def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None):
