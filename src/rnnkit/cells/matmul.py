@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..engine import compiled
+
 
 def _probe() -> bool:
     try:
@@ -55,8 +57,13 @@ def pack(w: Tensor) -> Tensor:
 def weight_grad(d: Tensor, u: Tensor) -> Tensor:
     """dW = d^T u, summed over the rows (every step and batch entry): d (N, G), u (N, K).
     BLAS takes the transposed operand as it is: for these tall, thin products (N = T B) that
-    beats transposing both for oneDNN by 1.3-2.5x (the copies cost more than they save;
-    measured at N = 3200-64000, G = 512-4096, K = 64-1024 on the 2-core AVX-512 EPYC)."""
+    beats transposing both for oneDNN's inner product by 1.3-2.5x (the copies cost more than
+    they save; measured at N = 3200-64000, G = 512-4096, K = 64-1024 on the 2-core AVX-512
+    EPYC). oneDNN's matmul reads d transposed too, and is 5-14 % faster than BLAS there: it
+    runs where the compiled loops are loaded (``loops.cpp``'s weight_grad) and both are dense."""
+    ops = compiled.loaded()
+    if ops is not None and _onednn(d, u) and d.is_contiguous() and u.is_contiguous():
+        return ops.weight_grad(d, u)
     return d.t() @ u
 
 

@@ -77,6 +77,14 @@ def ops():
     return torch.ops.rnnkit_loops if _state["loaded"] else None
 
 
+def loaded() -> object:
+    """The ops if a call has already built or loaded them (and they are not switched off),
+    else None: for helpers that should not start a build themselves."""
+    if _state["off"] or not _state["loaded"] or os.environ.get("RNNKIT_COMPILED", "1") == "0":
+        return None
+    return torch.ops.rnnkit_loops
+
+
 def usable(*tensors: torch.Tensor) -> object:
     """The ops, if they can run on these tensors (CPU, float32 or float64), else None."""
     if any(t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64)

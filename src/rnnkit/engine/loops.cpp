@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/native/CPUBlas.h>
+#include <dlfcn.h>
 #include <omp.h>
 #include <torch/library.h>
 
@@ -841,6 +842,38 @@ void reset_backward(const Tensor& r, const Tensor& z, const Tensor& n, const Ten
   });
 }
 
+// ---- the weight gradients after the loops ----------------------------------------------------
+// dW = d^T u (d: (N, G), u: (N, K), N = T B) through oneDNN's matmul, which reads d transposed
+// as it lies: 5-14 % faster than torch's mm (MKL's AVX2 kernels on this AMD CPU) for these tall
+// products. at::native::mkldnn_matmul is not in torch's installed headers: looked up by name
+// at run time, so a torch without it (or one that refuses the call) gets at::mm instead.
+using MatmulFn = void (*)(const Tensor&, const Tensor&, const Tensor&, float, float);
+
+MatmulFn onednn_matmul() {
+  static const MatmulFn f = [] {
+    const char* name = "_ZN2at6native13mkldnn_matmulERKNS_6TensorES3_S3_ff";
+    void* p = dlsym(RTLD_DEFAULT, name);
+    if (!p)
+      if (void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD)) p = dlsym(lib, name);
+    return reinterpret_cast<MatmulFn>(p);
+  }();
+  return f;
+}
+
+Tensor weight_grad(const Tensor& d, const Tensor& u) {
+  const bool dense = d.is_contiguous() && u.is_contiguous() && d.dim() == 2 && u.dim() == 2;
+  if (dense && d.scalar_type() == at::kFloat && u.scalar_type() == at::kFloat)
+    if (const MatmulFn f = onednn_matmul()) {
+      Tensor out = at::empty({d.size(1), u.size(1)}, d.options());
+      try {
+        f(d.t(), u, out, 0.f, 1.f);
+        return out;
+      } catch (const c10::Error&) {
+      }
+    }
+  return at::mm(d.t(), u);
+}
+
 // ---- NAS (cells/nas.py) ---------------------------------------------------------------------
 // forward_into for one row: z = W_hh h + xp's first 8 blocks, in nas.py's ORDER (a4, a6 tanh;
 // a0, a2, a5, a7 sigmoid; a1 relu; block 7: m3, whose relu takes x3 m3, x3 = xp's block 8)
@@ -1104,6 +1137,7 @@ TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("nas_backward(Tensor z, Tensor x3, Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, "
         "Tensor(b!) dc_all, Tensor(c!) dx3_per_dc, Tensor dhseq, Tensor(d!) dh, Tensor(e!) dc, "
         "Tensor? mask) -> ()", &nas_backward);
+  m.def("weight_grad(Tensor d, Tensor u) -> Tensor", &weight_grad);
   m.def("minimal_forward(Tensor xp, Tensor h0, int kind, Tensor(a!) out, Tensor? mask) -> ()",
         &minimal_forward);
   m.def("minimal_backward(Tensor xp, Tensor h0, int kind, Tensor out, Tensor dout, "
