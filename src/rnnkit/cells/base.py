@@ -41,8 +41,9 @@ class Cell:
     input_size: int
     hidden_size: int
     bias: bool = True
-    # bptt: recompute the gates in the backward instead of keeping them (memory); False keeps
-    # them where the cell can (the LSTM family): no second product, 4H more floats a step
+    # bptt: keep at most half of what the cell's autograd loop keeps and recompute the rest of
+    # the gates in the backward (memory); False keeps them all where the cell can (no second
+    # product, 2H-4H more floats a step)
     recompute: bool = True
 
     name: ClassVar[str] = ""

@@ -53,10 +53,13 @@ class Recurrent(nn.Module):
       spans up to ``chrono_tmax`` steps); ``forget_bias`` sets the forget-gate bias (the keep
       gate z for GRU-like cells).
 
-    - ``recompute`` (the ``bptt`` engine): True keeps little for the backward and recomputes
-      the rest there, in one product over all steps: x and h (GRU and most cells; the gates are
-      recomputed), or x, c and the gates g, o (LSTM: h is rebuilt from o and c, and only i, f
-      are recomputed): half the memory of an autograd loop or less, for a little more work.
+    - ``recompute`` (the ``bptt`` engine): True keeps at most half the memory of the cell's
+      autograd loop (for input_size <= hidden_size) and recomputes the rest in the backward,
+      in one product over all steps. Each cell keeps what saves the most work within that:
+      x and h (GRU, gru_cho, the Elman cells); x, c and the gates g, o (LSTM and its
+      variants; o alone without a forget gate: h is rebuilt from o and c, i and f are
+      recomputed); x, h and r, n (MUT1), n (MUT2) or z, n (MUT3); NAS keeps its 8
+      pre-activations either way (its autograd loop keeps 4x as much).
       False keeps the activated gates too (2H-4H more floats a step, no second product:
       faster). None (the default): True when ``backend="bptt"`` was asked for by name, False
       when ``auto`` picked it (auto is after speed, and torch's kernels keep their gates too).
