@@ -159,7 +159,7 @@ class Cell:
         x2, d2 = x.reshape(-1, x.shape[-1]), dxp.reshape(-1, dxp.shape[-1])
         if "weight_ih" not in grads:  # (the engine may have formed it beside dW_hh)
             grads["weight_ih"] = weight_grad(d2, x2)  # dW_ih = dxp^T x
-        if "bias_ih" in p:
+        if "bias_ih" in p and "bias_ih" not in grads:  # (the compiled loop may have summed it)
             grads["bias_ih"] = d2.sum(0)
         if not need_dx:
             return None

@@ -176,9 +176,10 @@ class LSTM(Cell):
         T, B, H = c.shape
         dz = scratch.empty((T, B, 4 * H), c)
         dh, dc = dstate
+        q["db"] = None if q["b_x"] is None else c.new_empty(4 * H)  # summed by the loop
         compiled.ops().lstm_backward(self._front_gates(saved, h_prev, q), self.recompute,
                                      kept[:, :, -2:], c, state0[1], q["w"], dz,
-                                     dhseq, dh, dc, mask)
+                                     dhseq, dh, dc, q["db"], mask)
         return dz, (dh, dc)
 
 

@@ -137,10 +137,11 @@ class _BufferedVariant(LSTM):
         F = self.gates - self.kept_back
         dz = scratch.empty((T, B, self.gates * H), c)
         dh, dc = dstate
+        q["db"] = None if q["b_x"] is None else c.new_empty(self.gates * H)  # summed by the loop
         compiled.ops().variant_backward(self._front_gates(saved, h_prev, q), self.recompute,
                                         kept[:, :, F - self.gates :], q.get("peep"),
                                         self.compiled_variant, c, state0[1], q["w"], dz, dhseq,
-                                        dh, dc, q.get("dpeep"), mask)
+                                        dh, dc, q.get("dpeep"), q["db"], mask)
         return dz, (dh, dc)
 
 

@@ -75,6 +75,8 @@ class _BPTT(torch.autograd.Function):
             h_prev = hs[:-1] if hs is not None else cell.hidden_states(columns, state0, mask, q)
             dxp, dhp, dstate, grads = _backward_buffered(cell, q, hs, h_prev, state0, columns,
                                                          mask, dhseq, dfinal)
+            if q.get("db") is not None and "bias_ih" in p:  # summed inside the compiled loop
+                grads["bias_ih"] = q["db"]
             pairs = cell.buffered_recurrent_inputs(q, columns, h_prev)
         else:
             q = {}

@@ -153,7 +153,9 @@ void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* w, T*
 // then dh(t-1) = d[:, off : off + K] W_hh (K = the rows of W_hh) + the loss's gradient at t-1
 // + more(t, b, j0, j1, dh row, dh(t-1) row) (what reaches h(t-1) directly: GRU's dh z).
 // A masked-out row sends nothing to its gates and passes dh through (masked(t, b): what else
-// the cell clears for it). dh: in and out.
+// the cell clears for it). dh: in and out. colsum (optional, a row of ld floats per thread of
+// the team): each thread adds up the rows of d it wrote, while they are in cache (the bias
+// gradients, summed over the threads afterwards: ColumnSums).
 struct Nothing {
   template <typename... A>
   void operator()(A&&...) const {}
@@ -162,7 +164,8 @@ struct Nothing {
 template <typename T, typename Step, typename More, typename Masked = Nothing>
 void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T* d, int64_t ld,
                    int64_t off, const T* ext, const Tensor& dh, const bool* mask,
-                   const Step& step, const More& more, const Masked& masked = Masked{}) {
+                   const Step& step, const More& more, const Masked& masked = Masked{},
+                   T* colsum = nullptr) {
   Tensor spare = at::empty_like(dh);
   T* buf[2] = {mut<T>(dh), mut<T>(spare)};
 #pragma omp parallel num_threads(at::get_num_threads())
@@ -180,6 +183,11 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
           masked(t, b);
         } else {
           step(t, b, dh_t + b * H, row);
+          if (colsum) {
+            T* __restrict acc = colsum + omp_get_thread_num() * ld;
+#pragma omp simd
+            for (int64_t j = 0; j < ld; ++j) acc[j] += row[j];
+          }
         }
       }
 #pragma omp barrier
@@ -201,6 +209,20 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
   }
   if (steps % 2) dh.copy_(spare);  // the result sits in buf[steps % 2]
 }
+
+// Per-thread rows of sums for backward_loop's colsum, added into out (n floats) at the end;
+// nothing where out is absent.
+template <typename T>
+struct ColumnSums {
+  Tensor acc;
+  ColumnSums(const std::optional<Tensor>& out, int64_t n) {
+    if (out) acc = at::zeros({at::get_num_threads(), n}, out->options());
+  }
+  T* ptr() const { return acc.defined() ? acc.template data_ptr<T>() : nullptr; }
+  void finish(const std::optional<Tensor>& out) const {
+    if (out) out->copy_(acc.sum(0));
+  }
+};
 
 // f(T(0)) for the tensor's floating type T
 template <typename F>
@@ -340,11 +362,13 @@ inline void lstm_back_row(const T* __restrict a_if, const T* __restrict a_go,
 template <typename T>
 void lstm_backward_t(const Tensor& a_if, bool activate, const Tensor& a_go, const Tensor& cs,
                      const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
-                     const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& mask) {
+                     const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& db,
+                     const std::optional<Tensor>& mask) {
   const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2);
   const int64_t s_if = a_if.stride(1), s_go = a_go.stride(1);
   const T *aif = ptr<T>(a_if), *ago = ptr<T>(a_go), *c = ptr<T>(cs), *c_init = ptr<T>(c0);
   T* dcp = mut<T>(dc);
+  const ColumnSums<T> sums(db, 4 * H);  // the bias gradient
   backward_loop<T>(steps, B, H, 4 * H, ptr<T>(w), mut<T>(dz), 4 * H, 0, ptr<T>(dhseq), dh,
                    mask_ptr(mask),
                    [&](int64_t t, int64_t b, const T* dh_b, T* d) {
@@ -357,7 +381,8 @@ void lstm_backward_t(const Tensor& a_if, bool activate, const Tensor& a_go, cons
                        lstm_back_row<false>(aif + r * s_if, ago + r * s_go, c + r * H, c_prev,
                                             dh_b, dcp + b * H, d, H);
                    },
-                   Nothing{});
+                   Nothing{}, Nothing{}, sums.ptr());
+  sums.finish(db);
 }
 
 void lstm_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
@@ -369,9 +394,11 @@ void lstm_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, const Ten
 
 void lstm_backward(const Tensor& a_if, bool activate, const Tensor& a_go, const Tensor& cs,
                    const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
-                   const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& mask) {
+                   const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& db,
+                   const std::optional<Tensor>& mask) {
   dispatch(cs, [&](auto zero) {
-    lstm_backward_t<decltype(zero)>(a_if, activate, a_go, cs, c0, w, dz, dhseq, dh, dc, mask);
+    lstm_backward_t<decltype(zero)>(a_if, activate, a_go, cs, c0, w, dz, dhseq, dh, dc, db,
+                                    mask);
   });
 }
 
@@ -591,7 +618,7 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
                         const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
                         const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
                         const Tensor& dc, const std::optional<Tensor>& dpeep,
-                        const std::optional<Tensor>& mask) {
+                        const std::optional<Tensor>& db, const std::optional<Tensor>& mask) {
   const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2), G = dz.size(2);
   const auto Fr = rows<T>(front), Bk = rows<T>(back);
   const T *c = ptr<T>(cs), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
@@ -600,6 +627,7 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
   Tensor acc;
   if (V == kPeephole && dpeep) acc = at::zeros({at::get_num_threads(), 3 * H}, dz.options());
   T* accp = acc.defined() ? mut<T>(acc) : nullptr;
+  const ColumnSums<T> sums(db, G);  // the bias gradient
   backward_loop<T>(steps, B, H, G, ptr<T>(w), mut<T>(dz), G, 0, ptr<T>(dhseq), dh,
                    mask_ptr(mask),
                    [&](int64_t t, int64_t b, const T* g, T* d) {
@@ -610,8 +638,9 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
                      if (accp) peephole_grads(d, c_prev, c_t, accp + omp_get_thread_num() * 3 * H,
                                               H);
                    },
-                   Nothing{});
+                   Nothing{}, Nothing{}, sums.ptr());
   if (accp) dpeep->copy_(acc.sum(0).view({3, H}));
+  sums.finish(db);
 }
 
 template <int64_t V, typename T>
@@ -619,11 +648,12 @@ void variant_backward_v(const Tensor& front, bool activate, const Tensor& back,
                         const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
                         const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
                         const Tensor& dc, const std::optional<Tensor>& dpeep,
-                        const std::optional<Tensor>& mask) {
+                        const std::optional<Tensor>& db, const std::optional<Tensor>& mask) {
   if (activate)
-    variant_backward_t<V, true, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep, mask);
+    variant_backward_t<V, true, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep, db,
+                                   mask);
   else
-    variant_backward_t<V, false, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep,
+    variant_backward_t<V, false, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep, db,
                                     mask);
 }
 
@@ -631,18 +661,18 @@ void variant_backward(const Tensor& front, bool activate, const Tensor& back,
                       const std::optional<Tensor>& peep, int64_t variant, const Tensor& cs,
                       const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
                       const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& dpeep,
-                      const std::optional<Tensor>& mask) {
+                      const std::optional<Tensor>& db, const std::optional<Tensor>& mask) {
   dispatch(dz, [&](auto zero) {
     using T = decltype(zero);
     if (variant == kPeephole)
       variant_backward_v<kPeephole, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
-                                       dc, dpeep, mask);
+                                       dc, dpeep, db, mask);
     else if (variant == kCIFG)
       variant_backward_v<kCIFG, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh, dc,
-                                   dpeep, mask);
+                                   dpeep, db, mask);
     else
       variant_backward_v<kNoForget, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
-                                       dc, dpeep, mask);
+                                       dc, dpeep, db, mask);
   });
 }
 
@@ -1114,8 +1144,8 @@ TORCH_LIBRARY(rnnkit_loops, m) {
   m.def("lstm_forward(Tensor xp, Tensor w, Tensor(a!) hs, Tensor(b!) cs, Tensor c0, "
         "Tensor(c!) kept, Tensor? mask) -> ()", &lstm_forward);
   m.def("lstm_backward(Tensor a_if, bool activate, Tensor a_go, Tensor cs, Tensor c0, Tensor w, "
-        "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor? mask) -> ()",
-        &lstm_backward);
+        "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor(d!)? db, "
+        "Tensor? mask) -> ()", &lstm_backward);
   m.def("gru_forward(Tensor xp, Tensor w, Tensor b_n, Tensor(a!) hs, Tensor(b!)? kept, "
         "Tensor? mask) -> ()", &gru_forward);
   m.def("gru_backward(Tensor rz, Tensor hn, Tensor n, Tensor h_prev, Tensor w, Tensor(a!) dz, "
@@ -1124,7 +1154,8 @@ TORCH_LIBRARY(rnnkit_loops, m) {
         "Tensor(b!) cs, Tensor c0, Tensor(c!) kept, Tensor? mask) -> ()", &variant_forward);
   m.def("variant_backward(Tensor front, bool activate, Tensor back, Tensor? peep, int variant, "
         "Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, "
-        "Tensor(c!) dc, Tensor(d!)? dpeep, Tensor? mask) -> ()", &variant_backward);
+        "Tensor(c!) dc, Tensor(d!)? dpeep, Tensor(e!)? db, Tensor? mask) -> ()",
+        &variant_backward);
   m.def("reset_forward(Tensor xp, Tensor w_a, Tensor? w_zt, Tensor w_n, int o_r, int o_z, "
         "int o_n, int z_from, bool overwrite, int keep, Tensor(a!) hs, Tensor(b!)? kept, "
         "Tensor? mask) "
