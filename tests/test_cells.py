@@ -370,3 +370,14 @@ def test_without_bias_bptt_matches_autograd(name):
         torch.testing.assert_close(results[0][0], results[1][0])
         for a, b in zip(results[0][1], results[1][1]):
             torch.testing.assert_close(a, b)
+
+
+def test_tanh_autograd_matches_torch_tanh_in_value_and_gradient():
+    from rnnkit.cells.activations import tanh_autograd
+
+    torch.manual_seed(0)
+    x = torch.randn(50, 7, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(tanh_autograd(x), torch.tanh(x))
+    assert torch.autograd.gradcheck(tanh_autograd, (x,))
+    with torch.no_grad():
+        assert not tanh_autograd(x).requires_grad

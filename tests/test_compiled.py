@@ -6,6 +6,7 @@ layer passes down: kept or recomputed gates, masks from lengths, initial states,
 directions, any thread count and sizes that are no multiple of the vector width.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -130,3 +131,35 @@ def test_the_compiled_scan_equals_the_python_scan(cell, dtype, lengths):
                                                                           "atol": 1e-5}
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n, g, k", [(640, 96, 40), (37, 5, 3), (1, 8, 8)])
+def test_weight_grad_equals_the_transposed_product(dtype, n, g, k):
+    """loops.cpp's weight_grad (oneDNN's matmul where torch has it, at::mm otherwise) and
+    matmul.weight_grad, which takes it once the loops are loaded, against d^T u."""
+    from rnnkit.cells.matmul import weight_grad
+
+    ops = compiled.ops()
+    torch.manual_seed(0)
+    d, u = torch.randn(n, g, dtype=dtype), torch.randn(n, k, dtype=dtype)
+    tol = {"atol": 1e-4, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 1e-12, "rtol": 0}
+    torch.testing.assert_close(ops.weight_grad(d, u), d.t() @ u, **tol)
+    torch.testing.assert_close(weight_grad(d, u), d.t() @ u, **tol)
+    torch.testing.assert_close(weight_grad(d[:, 1:], u), d[:, 1:].t() @ u, **tol)  # strided
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_compiled_loops_without_bias(cell):
+    """bias=False: no bias gradient to sum in the loop, nothing folded into the projection."""
+    torch.manual_seed(0)
+    results = []
+    for off in (False, True):
+        torch.manual_seed(0)
+        m = rnnkit.Recurrent(cell, 5, 8, bias=False, backend="bptt").double()
+        x = torch.randn(7, 3, 5, dtype=torch.float64, requires_grad=True)
+        with compiled.disabled() if off else contextlib.nullcontext():
+            out, _ = m(x)
+            results.append([out, *torch.autograd.grad(out.sin().sum(), [x, *m.parameters()])])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
