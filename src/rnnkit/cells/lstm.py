@@ -174,13 +174,18 @@ class LSTM(Cell):
                           mask: Tensor | None) -> tuple[Tensor, State]:
         c, kept = saved
         T, B, H = c.shape
-        dz = scratch.empty((T, B, 4 * H), c)
-        dh, dc = dstate
-        q["db"] = None if q["b_x"] is None else c.new_empty(4 * H)  # summed by the loop
-        compiled.ops().lstm_backward(self._front_gates(saved, h_prev, q), self.recompute,
-                                     kept[:, :, -2:], c, state0[1], q["w"], dz,
-                                     dhseq, dh, dc, q["db"], mask)
-        return dz, (dh, dc)
+        dz = scratch.empty((T, B, self.gates * H), c)
+        q["db"] = None if q["b_x"] is None else c.new_empty(self.gates * H)  # summed by the loop
+        self._backward_loop(self._front_gates(saved, h_prev, q), kept[:, :, -self.kept_back :],
+                            c, state0[1], q, dz, dhseq, dstate, mask)
+        return dz, dstate
+
+    def _backward_loop(self, front: Tensor, back: Tensor, c: Tensor, c0: Tensor, q: Params,
+                       dz: Tensor, dhseq: Tensor, dstate: State, mask: Tensor | None) -> None:
+        """The compiled backward loop of this cell (a variant calls its own): the front gates,
+        the kept last ones, c; fills dz and q["db"], turns dstate into the first state's."""
+        compiled.ops().lstm_backward(front, self.recompute, back, c, c0, q["w"], dz, dhseq,
+                                     *dstate, q["db"], mask)
 
 
 def _activate(z: Tensor, i_f: Tensor, g_o: Tensor) -> None:

@@ -129,20 +129,11 @@ class _BufferedVariant(LSTM):
                                        state[1], kept, mask)
         return hs[-1], c[-1]
 
-    def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
-                          state0: State, q: Params, dhseq: Tensor, dstate: State,
-                          mask: Tensor | None) -> tuple[Tensor, State]:
-        c, kept = saved
-        T, B, H = c.shape
-        F = self.gates - self.kept_back
-        dz = scratch.empty((T, B, self.gates * H), c)
-        dh, dc = dstate
-        q["db"] = None if q["b_x"] is None else c.new_empty(self.gates * H)  # summed by the loop
-        compiled.ops().variant_backward(self._front_gates(saved, h_prev, q), self.recompute,
-                                        kept[:, :, F - self.gates :], q.get("peep"),
-                                        self.compiled_variant, c, state0[1], q["w"], dz, dhseq,
-                                        dh, dc, q.get("dpeep"), q["db"], mask)
-        return dz, (dh, dc)
+    def _backward_loop(self, front: Tensor, back: Tensor, c: Tensor, c0: Tensor, q: Params,
+                       dz: Tensor, dhseq: Tensor, dstate: State, mask: Tensor | None) -> None:
+        compiled.ops().variant_backward(front, self.recompute, back, q.get("peep"),
+                                        self.compiled_variant, c, c0, q["w"], dz, dhseq, *dstate,
+                                        q.get("dpeep"), q["db"], mask)
 
 
 class LSTMPeephole(_BufferedVariant):

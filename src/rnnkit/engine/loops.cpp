@@ -210,8 +210,8 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
   if (steps % 2) dh.copy_(spare);  // the result sits in buf[steps % 2]
 }
 
-// Per-thread rows of sums for backward_loop's colsum, added into out (n floats) at the end;
-// nothing where out is absent.
+// Per-thread rows of n sums (backward_loop's colsum; the peephole gradients), added into out
+// (n floats, any shape) at the end; nothing where out is absent.
 template <typename T>
 struct ColumnSums {
   Tensor acc;
@@ -219,8 +219,9 @@ struct ColumnSums {
     if (out) acc = at::zeros({at::get_num_threads(), n}, out->options());
   }
   T* ptr() const { return acc.defined() ? acc.template data_ptr<T>() : nullptr; }
+  T* row() const { return ptr() + omp_get_thread_num() * acc.size(1); }  // this thread's
   void finish(const std::optional<Tensor>& out) const {
-    if (out) out->copy_(acc.sum(0));
+    if (out) out->copy_(acc.sum(0).view(out->sizes()));
   }
 };
 
@@ -623,11 +624,8 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
   const auto Fr = rows<T>(front), Bk = rows<T>(back);
   const T *c = ptr<T>(cs), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
   T* dcp = mut<T>(dc);
-  // one row of sums per thread of the loop's team, added up after it
-  Tensor acc;
-  if (V == kPeephole && dpeep) acc = at::zeros({at::get_num_threads(), 3 * H}, dz.options());
-  T* accp = acc.defined() ? mut<T>(acc) : nullptr;
-  const ColumnSums<T> sums(db, G);  // the bias gradient
+  const std::optional<Tensor> none;
+  const ColumnSums<T> peeps(V == kPeephole ? dpeep : none, 3 * H), sums(db, G);  // dp, db
   backward_loop<T>(steps, B, H, G, ptr<T>(w), mut<T>(dz), G, 0, ptr<T>(dhseq), dh,
                    mask_ptr(mask),
                    [&](int64_t t, int64_t b, const T* g, T* d) {
@@ -635,11 +633,10 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
                      const T* c_t = c + (t * B + b) * H;
                      variant_back_row<V, Activate>(Fr.at(t, b), Bk.at(t, b), p, c_t, c_prev, g,
                                                    dcp + b * H, d, H);
-                     if (accp) peephole_grads(d, c_prev, c_t, accp + omp_get_thread_num() * 3 * H,
-                                              H);
+                     if (peeps.ptr()) peephole_grads(d, c_prev, c_t, peeps.row(), H);
                    },
                    Nothing{}, Nothing{}, sums.ptr());
-  if (accp) dpeep->copy_(acc.sum(0).view({3, H}));
+  peeps.finish(V == kPeephole ? dpeep : none);
   sums.finish(db);
 }
 
