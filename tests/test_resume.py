@@ -147,3 +147,64 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
         proc = _spawn(["--resume", str(out)], tmp_path)
     assert kills >= 2  # the run really was killed (and resumed) along the way
     _assert_same(_outcome(out), _outcome(tmp_path / "ref"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_a_checkpoint_and_resume_equals_uninterrupted(tmp_path, monkeypatch, sig):
+    """Ctrl-C or SIGTERM mid-run: the run stops after that step with a resumable checkpoint
+    (status interrupted, no final scores); --resume then ends as the uninterrupted run."""
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    run_lm(_settings(text, tmp_path / "ref"))
+    original = trainer_mod.Trainer._after_step
+
+    def signalled(self, bar):
+        original(self, bar)
+        if self.p.step == 23:  # between checkpoints (every 4) and evaluations (every 10)
+            signal.raise_signal(sig)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_after_step", signalled)
+    out = tmp_path / "run"
+    stopped = run_lm(_settings(text, out))
+    assert (stopped["status"], stopped["steps"], stopped["signal"]) == (
+        "interrupted", 23, signal.Signals(sig).name)
+    assert load_checkpoint(out / "checkpoints" / "last.safetensors").metadata["step"] == 23
+    assert "test_bpc" not in stopped
+    monkeypatch.setattr(trainer_mod.Trainer, "_after_step", original)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    run_lm({"resume": str(out)})
+    _assert_same(_outcome(out), _outcome(tmp_path / "ref"))
+
+
+def test_sigterm_to_the_cli_prints_the_resume_command(tmp_path):
+    """A real `rnnkit train` process sent SIGTERM: exit 143, one line naming the checkpoint
+    and the command that continues it; resuming says what of the budget is left."""
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT * 3)
+    out = tmp_path / "run"
+    flags = ["--text", str(text), "--hidden", "16", "--embed", "8", "--batch-size", "4",
+             "--seq-len", "8", "--steps", "100000", "--max-time", "60", "--eval-every", "50",
+             "--sample-length", "5", "--no-progress", "--threads", "1", "--out", str(out)]
+    proc = _spawn(flags, tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        metrics = out / "metrics.jsonl"
+        if metrics.exists() and metrics.stat().st_size > 2000:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 128 + signal.SIGTERM
+    err = (tmp_path / "stderr.log").read_text().strip().splitlines()[-1]
+    assert err.startswith("rnnkit: SIGTERM at step ")
+    assert err.endswith(f"continue with: rnnkit train lm --resume {out}")
+    step = load_checkpoint(out / "checkpoints" / "last.safetensors").metadata["step"]
+    assert f"at step {step:,}:" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] == step
+
+    resumed = subprocess.run([sys.executable, "-m", "rnnkit", "train", "lm", "--resume",
+                              str(out), "--steps", str(step + 5), "--threads", "1"],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    line = next(x for x in resumed.stderr.splitlines() if x.startswith("resuming"))
+    assert f"at step {step:,}" in line and "5 of " in line and "s of --max-time 60 left" in line

@@ -153,16 +153,20 @@ class PlainTrainer:
 
 
 # ---- rnnkit -----------------------------------------------------------------------------------
-def rnnkit_settings(cell: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """``run_lm``'s resolved settings: rnnkit's defaults, only the corpus, cell, seed (and in
-    --quick a tiny model) set here."""
+def rnnkit_settings(cell: str, cfg: dict[str, Any], train_chars: int) -> dict[str, Any]:
+    """``run_lm``'s resolved settings: rnnkit's defaults (sized for ``train_chars`` training
+    characters, as ``run_lm`` sizes them), only the corpus, cell, seed (and in --quick a tiny
+    model) set here."""
     from ..train.config import resolve
     from ..train.lm import DEFAULTS
+    from ..train.sizing import fill_sizes
 
     given = {"dataset": cfg["dataset"], "max_chars": cfg["max_chars"], "tokenizer": "char",
              "cell": cell, "seed": cfg["seed"], "progress": False, **cfg.get("model", {}),
              **cfg.get("train", {})}
-    return resolve(DEFAULTS, given)
+    s = resolve(DEFAULTS, given)
+    fill_sizes(s, train_chars)
+    return s
 
 
 def rnnkit_model(s: dict[str, Any], vocab_size: int) -> nn.Module:
@@ -209,7 +213,7 @@ def bench_cell(cell: str, cfg: dict[str, Any], split: tuple[str, str], tok,
     from ..train.lm import run_lm
 
     train_text, val_text = split
-    s = rnnkit_settings(cell, cfg)
+    s = rnnkit_settings(cell, cfg, len(train_text))
     ids = torch.tensor(tok.encode(train_text))
     torch.manual_seed(cfg["seed"])
     r_model = rnnkit_model(s, tok.vocab_size)
@@ -229,7 +233,7 @@ def bench_cell(cell: str, cfg: dict[str, Any], split: tuple[str, str], tok,
 
     out = workdir / f"rnnkit-{cell}"
     given = {k: s[k] for k in ("dataset", "max_chars", "tokenizer", "cell", "seed", "progress",
-                               "embed", "hidden", "layers", "batch_size", "seq_len")}
+                               "embed", "hidden", "layers", "dropout", "batch_size", "seq_len")}
     # the time is the only budget (no step count), the same for both
     summary = run_lm({**given, "steps": None, "max_time": cfg["max_time"], "out": str(out)})
     run = load_run(out)

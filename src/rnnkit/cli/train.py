@@ -12,6 +12,8 @@ import json
 import math
 import os
 import shlex
+import signal
+import sys
 
 from ..errors import UserError
 
@@ -40,10 +42,15 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vocab-size", type=int, metavar="N", help="for word and bpe tokenizers")
     g = p.add_argument_group("model")
     g.add_argument("--cell", help=f"recurrent cell (default {d['cell']}); see rnnkit.cells")
-    g.add_argument("--embed", type=int, metavar="N", help=f"embedding size ({d['embed']})")
-    g.add_argument("--hidden", type=int, metavar="N", help=f"hidden size ({d['hidden']})")
+    g.add_argument("--embed", type=int, metavar="N",
+                   help="embedding size (default: by the text's size, 64 or 128)")
+    g.add_argument("--hidden", type=int, metavar="N",
+                   help="hidden size (default: by the text's size, 256 below 150 k training "
+                   "characters up to 512; config.json records what was chosen)")
     g.add_argument("--layers", type=int, metavar="N", help=f"stacked layers ({d['layers']})")
-    g.add_argument("--dropout", type=float, metavar="P", help=f"dropout ({d['dropout']})")
+    g.add_argument("--dropout", type=float, metavar="P",
+                   help="dropout (default: by the text's size, 0.3 for small texts down to 0.1 "
+                   "from 1.2 M characters)")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share embedding and output weights (needs --embed == --hidden)")
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
@@ -73,7 +80,9 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, metavar="N", help="budget in steps")
     g.add_argument("--max-time", type=float, metavar="SECONDS",
                    help=f"budget in seconds ({d['max_time']:g})")
-    g.add_argument("--eval-every", type=int, metavar="N", help=f"({d['eval_every']})")
+    g.add_argument("--eval-every", type=int, metavar="N",
+                   help="evaluate every N steps (default: 16 times over the budget, in steps "
+                   "or seconds; the best evaluation's checkpoint is the one kept)")
     g.add_argument("--eval-tokens", type=int, metavar="N",
                    help="tokens of the validation text the periodic evaluations score (0: all; "
                    f"{d['eval_tokens']:,}); the final scores read all of it")
@@ -128,9 +137,22 @@ def run(args: argparse.Namespace) -> int:
         return 0  # under torchrun, rank 0 reports
     if as_json:
         print(json.dumps(summary))
-    else:
+        for line in summary.get("warnings", []):
+            print(f"rnnkit: warning: {line}", file=sys.stderr)
+    elif summary["status"] != "interrupted":
         print(_report(summary))
+    if summary["status"] == "interrupted":
+        return _interrupted(summary)
     return 0
+
+
+def _interrupted(s: dict) -> int:
+    """One line on stderr: where the run stopped and the command that continues it; the exit
+    status a shell expects after the signal (128 + its number)."""
+    print(f"rnnkit: {s['signal']} at step {s['steps']:,}: a resumable checkpoint is in "
+          f"{s['out']}/checkpoints; continue with: rnnkit train lm --resume "
+          f"{shlex.quote(s['out'])}", file=sys.stderr, flush=True)
+    return 128 + int(getattr(signal, s["signal"]))
 
 
 def _report(s: dict) -> str:
@@ -147,5 +169,6 @@ def _report(s: dict) -> str:
         f"sample it:  rnnkit sample {shlex.quote(out)} --prime "
         f"{shlex.quote(s.get('sample_prime') or 'a')} --length 500",
     ]
+    lines += [f"note:       {w}" for w in s.get("warnings", [])]
     return "\n".join(lines)
 

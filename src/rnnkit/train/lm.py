@@ -41,19 +41,21 @@ from ..models.scoring import total_nats
 from . import distributed as D
 from .config import resolve, resume_settings
 from .rundir import RunDir
+from .sizing import fill_sizes
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings, resolve_device
 
 # The main job (`rnnkit train`): a character LSTM on the Python standard library's source that
 # ends in about ten minutes: the budget is 570 s of training (the schedule follows the clock),
-# plus corpus, baseline and final evaluation.
+# plus corpus, baseline and final evaluation. ``None``: hidden, embed and dropout are chosen
+# from the size of the training text (``sizing``); evaluation points from the budget (Trainer).
 DEFAULTS: dict[str, Any] = {
     "task": "lm",
     # data
     "dataset": None, "text": None, "max_chars": 2_000_000, "val_fraction": 0.05,
     "test_fraction": 0.05, "tokenizer": "char", "vocab_size": None,
     # model
-    "cell": "lstm", "embed": 128, "hidden": 512, "layers": 1, "dropout": 0.1,
+    "cell": "lstm", "embed": None, "hidden": None, "layers": 1, "dropout": None,
     "tie_weights": False, "backend": "auto",
     # batches
     "batch_size": 32, "seq_len": 128, "stateless": False,
@@ -61,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": None, "epochs": None, "max_time": 570.0, "lr": 3e-3, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
     "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
-    "eval_every": 400, "eval_tokens": 100_000, "log_every": 10, "checkpoint_every": 50,
+    "eval_every": None, "eval_tokens": 50_000, "log_every": 10, "checkpoint_every": 50,
     "seed": 0, "device": "auto",
     "threads": None, "progress": True,
     # samples and baseline
@@ -225,6 +227,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     seed_everything(s["seed"])
     text = load_corpus(s["dataset"], s["text"], s["max_chars"])
     train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
+    sized = fill_sizes(s, len(train))  # a resumed run has its sizes already
     if resume and (run.checkpoints / "tokenizer.json").is_file():
         tokenizer = Tokenizer.load(run.checkpoints)
     else:
@@ -242,7 +245,9 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     if not resume:
         if dist.main:
             tokenizer.save(run.checkpoints)
-        run.write_json("config.json", {**s, "resume": None, "model": model.config})
+        run.write_json("config.json", {**s, "resume": None, "model": model.config,
+                                        "sized_from_text": {"train_chars": len(train),
+                                                            "settings": sized}})
     extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
              "cell": s["cell"], "train_chars": len(train), "out": s["out"],
              "sample_prime": s["prime"] or _first_word(val or train)}
@@ -252,8 +257,48 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
              f"tokens ({s['tokenizer']}); {sum(p.numel() for p in model.parameters()):,} "
              f"parameters; {s['ngram_order']}-gram baseline: val bpc "
              f"{extra['val_ngram_bpc']:.3f}")
+        if sized:
+            _say("for that much text: " + ", ".join(f"{k} {s[k]}" for k in sized)
+                 + " (give --" + " / --".join(sized) + " to choose)")
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
-    return trainer.fit()
+    summary = trainer.fit()
+    warnings = closing_warnings(summary, run.metrics(), s)
+    if warnings:
+        summary["warnings"] = warnings
+        run.write_json("summary.json", summary)
+    return summary
+
+
+def closing_warnings(summary: dict[str, Any], metrics: list[dict[str, Any]],
+                     s: dict[str, Any]) -> list[str]:
+    """What a user should know when a run ends worse than it could: above the n-gram baseline,
+    or validation getting worse while the text was seen many times over (memorising it)."""
+    if summary["status"] in ("nonfinite", "interrupted"):
+        return []
+    out = []
+    evals = [(r["step"], r["val_bpc"]) for r in metrics if "val_bpc" in r]
+    epochs = summary.get("epochs", 0.0)
+    worse = bool(evals) and evals[-1][1] > 1.02 * min(b for _, b in evals)
+    if worse and epochs >= 3:
+        best_step, best = min(evals, key=lambda e: e[1])
+        out.append(f"the model saw its {summary['train_chars']:,} training characters "
+                   f"{epochs:.0f} times and validation got worse after step {best_step:,} "
+                   f"(bpc {best:.3f} -> {evals[-1][1]:.3f}): it memorised the text; the best "
+                   f"checkpoint (step {best_step:,}) is kept; try --dropout "
+                   f"{min(0.5, s['dropout'] + 0.15):.2f}, --hidden {max(64, s['hidden'] // 2)} "
+                   "or more text")
+    val, ngram = summary.get("val_bpc"), summary.get("val_ngram_bpc")
+    if val is not None and ngram is not None and math.isfinite(ngram) and val > ngram:
+        if worse and epochs >= 3:
+            hint = "a smaller or more regularised model (above) or more text"
+        elif evals and evals[-1][1] <= min(b for _, b in evals):
+            hint = "a longer --max-time (validation was still improving at the end)"
+        else:
+            hint = f"more text or --dropout {min(0.5, s['dropout'] + 0.1):.2f}"
+        out.append(f"validation bpc {val:.3f} is above the {s['ngram_order']}-gram baseline's "
+                   f"{ngram:.3f}: counting character {s['ngram_order']}-grams predicts this "
+                   f"text better than this model; try {hint}")
+    return out
 
 
 def _ngram_baseline(train: str, val: str, test: str, order: int) -> dict[str, float]:

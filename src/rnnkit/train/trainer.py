@@ -7,9 +7,19 @@ Trainer does the rest, the same way for all of them:
     for each step:   loss = task.train_step(...)      (bf16 autocast on a GPU)
                      stop if the loss or the gradient norm is not finite
                      backward, clip (deck 000's clipnorm), optimizer step, schedule step
-                     every log_every steps: a metrics line; every eval_every: evaluate,
-                     keep the best, early stopping; every checkpoint_every: a resumable
-                     checkpoint (model, optimizer, schedule, counters, carried state, RNGs)
+                     every log_every steps: a metrics line; at each evaluation point:
+                     evaluate, keep the best, early stopping; every checkpoint_every: a
+                     resumable checkpoint (model, optimizer, schedule, counters, carried
+                     state, RNGs)
+
+Evaluation points: every ``eval_every`` steps when it is given; otherwise EVALS_PER_RUN times
+over the budget (every total/EVALS_PER_RUN steps, or max_time/EVALS_PER_RUN seconds when time
+is the only budget, and never more often than MAX_EVAL_SHARE of the time allows), so a small
+text seen many times over is evaluated often enough that the best checkpoint lands near the
+best point, whatever the corpus size. The best checkpoint is restored at the end.
+
+SIGTERM or Ctrl-C (SIGINT) ends the run after the step in progress, with a resumable checkpoint
+(status ``interrupted``); a second Ctrl-C stops at once (the last checkpoint stays).
 
 Resuming loads the last checkpoint and cuts the logs back to it; since the data position is
 a function of the step and every random generator is restored, a resumed CPU run repeats the
@@ -20,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
@@ -38,6 +50,9 @@ from .state import load_optimizer_state, load_rng_state, optimizer_state, rng_st
 
 OPTIMIZERS = ("adamw", "sgd")
 CLIP_MODES = ("norm", "value")
+EVALS_PER_RUN = 16  # evaluation points over a budget when --eval-every is not given
+MAX_EVAL_SHARE = 0.1  # periodic evaluations take at most this share of a time budget
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Task(Protocol):
@@ -75,7 +90,7 @@ class TrainSettings:
     warmup: int = 100
     min_lr_ratio: float = 0.1
     patience: int = 0  # evaluations without improvement before stopping; 0: never
-    eval_every: int = 200
+    eval_every: int | None = None  # steps; None: EVALS_PER_RUN points over the budget
     log_every: int = 10
     checkpoint_every: int = 100
     seed: int = 0
@@ -118,6 +133,7 @@ class Progress:
     best_step: int | None = None
     bad_evals: int = 0
     last_eval_step: int = -1
+    next_eval_at: float = 0.0  # seconds: the next evaluation point of a time-only budget
     elapsed: float = 0.0  # wall seconds of the loop (the --max-time budget)
     step_seconds: float = 0.0  # seconds inside training steps (throughput)
     units: int = 0  # tokens or examples trained on, all ranks
@@ -158,6 +174,7 @@ class Trainer:
         self.lr_factor = lr_factor(settings.schedule, settings.warmup, settings.min_lr_ratio)
         self.p = Progress()
         self.status: str | None = None
+        self.stop_signal: int | None = None  # SIGTERM or SIGINT received while training
         self._resume_or_start()
         self.net = self.model  # what the training steps call (DDP wrapper when distributed)
         if self.dist.active:
@@ -206,6 +223,29 @@ class Trainer:
                                       if k.startswith("task.")})
         self.p = Progress(**meta["progress"])
         self.run.truncate_logs(meta["logs"])
+        if self.dist.main:
+            print(self.resume_line(), file=sys.stderr, flush=True)
+
+    def resume_line(self) -> str:
+        """What a resumed run starts from and how much of its budget is left (budgets count
+        the whole run, not each resume)."""
+        p, s = self.p, self.s
+        done = f"resuming {self.run.path} at step {p.step:,} ({p.elapsed:.1f} s trained)"
+        left = []
+        if s.max_time is not None:
+            rest = max(0.0, s.max_time - p.elapsed)
+            left.append(f"{rest:.1f} s of --max-time {s.max_time:g} left" if rest else
+                        f"--max-time {s.max_time:g} is already spent")
+        if self.total is not None:
+            rest = max(0, self.total - p.step)
+            left.append(f"{rest:,} of {self.total:,} steps left" if rest else
+                        f"all {self.total:,} steps are done")
+        line = f"{done}; " + ", ".join(left)
+        if (s.max_time is not None and p.elapsed >= s.max_time) or \
+                (self.total is not None and p.step >= self.total):
+            line += ("; budgets count the whole run: raise --max-time, --steps or --epochs "
+                     "to train further")
+        return line
 
     # ---- the loop ---------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -215,21 +255,55 @@ class Trainer:
                    disable=not (self.dist.main and self.s.progress), dynamic_ncols=True,
                    mininterval=0.5, leave=True)
         start, elapsed0 = time.perf_counter(), self.p.elapsed
+        if self.p.next_eval_at == 0.0 and self.s.max_time:
+            self.p.next_eval_at = self.s.max_time / EVALS_PER_RUN
         try:
-            while self.status is None:
-                self.p.elapsed = elapsed0 + time.perf_counter() - start
-                if self._budget_spent():  # "budget": the clock cut a planned count short
-                    short = self.total is not None and self.p.step < self.total
-                    self.status = "budget" if short else "completed"
-                    break
-                self._train_one_step(bar)
-                self.p.elapsed = elapsed0 + time.perf_counter() - start
-                if self.status == "nonfinite":
-                    break
-                self._after_step(bar)
+            with self._stop_on_signals():
+                while self.status is None:
+                    self.p.elapsed = elapsed0 + time.perf_counter() - start
+                    if self._interrupted():
+                        self.status = "interrupted"
+                        break
+                    if self._budget_spent():  # "budget": the clock cut a planned count short
+                        short = self.total is not None and self.p.step < self.total
+                        self.status = "budget" if short else "completed"
+                        break
+                    self._train_one_step(bar)
+                    self.p.elapsed = elapsed0 + time.perf_counter() - start
+                    if self.status == "nonfinite":
+                        break
+                    self._after_step(bar)
         finally:
             bar.close()
         return self._finish()
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """While training, SIGTERM and the first Ctrl-C ask the loop to stop after the step in
+        progress (the next one raises KeyboardInterrupt, as usual)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def ask_to_stop(signum, frame):
+            if self.stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+
+        previous = {sig: signal.signal(sig, ask_to_stop) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _interrupted(self) -> bool:
+        stop = self.stop_signal is not None
+        if self.dist.active:  # torchrun signals every rank, but not at the same step
+            stop = D.any_rank(self.dist, stop)
+            if stop and self.stop_signal is None:
+                self.stop_signal = signal.SIGTERM
+        return stop
 
     def _budget_spent(self) -> bool:
         out_of_steps = self.total is not None and self.p.step >= self.total
@@ -298,12 +372,23 @@ class Trainer:
         step, s = self.p.step, self.s
         if step % s.log_every == 0:
             self._log_train(bar)
-        evaluated = False
-        if step % s.eval_every == 0:
+        evaluated = self._eval_due()
+        if evaluated:
             self._evaluate()
-            evaluated = True
         if evaluated or step % s.checkpoint_every == 0:
             self._save_last()
+
+    def _eval_due(self) -> bool:
+        """Whether this step is an evaluation point (see the module doc)."""
+        s, step = self.s, self.p.step
+        if s.eval_every is not None:
+            return step % s.eval_every == 0
+        if self.total is not None:  # a step budget: points fixed in steps (resumes repeat them)
+            return step % max(1, math.ceil(self.total / EVALS_PER_RUN)) == 0
+        due = self.p.elapsed >= self.p.next_eval_at
+        if self.dist.active:  # one decision for all ranks: rank 0's clock
+            due = D.all_sum(self.dist, float(due) if self.dist.main else 0.0)[0] > 0
+        return due
 
     def _log_train(self, bar) -> None:
         loss_sum, units = D.all_sum(self.dist, self.p.log_loss, self.p.log_units)
@@ -325,9 +410,14 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, float]:
         """Validation metrics now; keeps the best checkpoint and counts for early stopping."""
+        t0 = time.perf_counter()
         metrics = self.task.evaluate(self.model, "val", full=False)
         self.model.train()
         self.p.last_eval_step = self.p.step
+        if self.s.max_time:  # the next point of a time budget: evaluations stay a small share
+            cost = time.perf_counter() - t0
+            gap = max(self.s.max_time / EVALS_PER_RUN, cost / MAX_EVAL_SHARE)
+            self.p.next_eval_at = self.p.elapsed + gap
         value = metrics[self.task.monitor]
         row = {"step": self.p.step, "epoch": self.p.step / self.n_batches,
                **{f"val_{k}": v for k, v in metrics.items()}}
@@ -368,6 +458,9 @@ class Trainer:
             final["error"] = self.nonfinite_reason
             if self.p.best is not None:
                 final[f"val_{self.task.monitor}"] = self.p.best
+        elif self.status == "interrupted":  # quick: a resumable checkpoint, no final scores
+            self._save_last()  # (the partial metrics line waits in Progress for the resume)
+            final["signal"] = signal.Signals(self.stop_signal).name
         else:
             status = self.status
             if self.p.log_units:

@@ -1,0 +1,51 @@
+"""Model size and regularisation chosen from the amount of training text.
+
+A character LSTM wide enough for a 2 MB corpus memorises a 100 kB one: after a few dozen
+passes its training loss keeps falling while validation turns up, and it ends worse than a
+counted 5-gram. Karpathy's char-rnn rule of thumb is to keep the parameter count near the number
+of training characters and to regularise more as the text shrinks. ``TIERS`` turns that into
+settings, measured on texts of 100 k to 1 M characters with a 150 s budget on 2 CPU cores
+(BENCHMARKS.md, "Language models on small texts"): the smallest tier whose limit the training
+text stays under gives every setting the user did not choose.
+
+The largest tier is the main job's (hidden 512, dropout 0.1 on the 1.8 M-character built-in
+corpus), which these defaults leave as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (training characters below which the tier applies, settings)
+TIERS: tuple[tuple[float, dict[str, Any]], ...] = (
+    (150_000, {"hidden": 256, "embed": 64, "dropout": 0.3}),
+    (500_000, {"hidden": 384, "embed": 128, "dropout": 0.25}),
+    (1_200_000, {"hidden": 512, "embed": 128, "dropout": 0.2}),
+    (float("inf"), {"hidden": 512, "embed": 128, "dropout": 0.1}),
+)
+SIZED = ("hidden", "embed", "dropout")
+
+
+def size_for(train_chars: int) -> dict[str, Any]:
+    """The sized settings for a training text of ``train_chars`` characters.
+
+    Example:
+        >>> size_for(90_000)["hidden"], size_for(1_800_000)["dropout"]
+        (256, 0.1)
+    """
+    for limit, settings in TIERS:
+        if train_chars < limit:
+            return dict(settings)
+    raise AssertionError("the last tier has no limit")
+
+
+def fill_sizes(settings: dict[str, Any], train_chars: int) -> list[str]:
+    """Fill each of ``SIZED`` that is still None in ``settings`` (not given by the user) from
+    ``size_for``; return the names filled, in order."""
+    chosen = size_for(train_chars)
+    filled = [name for name in SIZED if settings.get(name) is None]
+    for name in filled:
+        settings[name] = chosen[name]
+    if "embed" in filled and settings.get("tie_weights"):
+        settings["embed"] = settings["hidden"]  # tying needs them equal: the user asked for it
+    return filled

@@ -1,0 +1,125 @@
+"""Defaults that fit the text and the budget: sizes chosen from the training text (and
+recorded), evaluation points spread over any budget, the best checkpoint kept, and closing
+warnings when a run ends above the n-gram baseline or memorised its text."""
+
+import json
+import math
+
+import pytest
+
+from rnnkit.cli.main import main
+from rnnkit.train import trainer as trainer_mod
+from rnnkit.train.lm import DEFAULTS, closing_warnings, run_lm
+from rnnkit.train.sizing import SIZED, TIERS, fill_sizes, size_for
+
+PROSE = ("It is a truth universally acknowledged, that a single man in possession of a good "
+         "fortune, must be in want of a wife.\nHowever little known the feelings or views of "
+         "such a man may be on his first entering a neighbourhood, this truth is so well "
+         "fixed in the minds of the surrounding families.\n")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    pass
+
+
+def test_tiers_grow_with_the_text_and_keep_the_main_job():
+    """More text: never a smaller model or more dropout; the 1.8 M-character main job keeps
+    hidden 512, embed 128, dropout 0.1."""
+    sizes = [size_for(n) for n in (10_000, 100_000, 300_000, 800_000, 1_800_000, 10**8)]
+    for small, big in zip(sizes, sizes[1:]):
+        assert big["hidden"] >= small["hidden"] and big["dropout"] <= small["dropout"]
+    assert size_for(1_800_000) == {"hidden": 512, "embed": 128, "dropout": 0.1}
+    limits = [limit for limit, _ in TIERS]
+    assert limits == sorted(limits) and math.isinf(limits[-1])
+
+
+def test_fill_sizes_fills_only_what_the_user_left_open():
+    s = {"hidden": 100, "embed": None, "dropout": None, "tie_weights": False}
+    assert fill_sizes(s, 50_000) == ["embed", "dropout"]
+    assert s["hidden"] == 100 and s["dropout"] == size_for(50_000)["dropout"]
+    tied = {"hidden": None, "embed": None, "dropout": 0.0, "tie_weights": True}
+    fill_sizes(tied, 50_000)
+    assert tied["embed"] == tied["hidden"] == size_for(50_000)["hidden"]  # tying needs equal
+    assert all(DEFAULTS[k] is None for k in SIZED)
+
+
+def _small_run(out, **kw):
+    return {"dataset": "hello", "max_chars": 400, "batch_size": 4, "seq_len": 16,
+            "steps": 32, "warmup": 2, "sample_length": 5, "progress": False,
+            "out": str(out), **kw}
+
+
+def test_config_records_the_sizes_chosen_for_the_text(tmp_path, capsys):
+    summary = run_lm(_small_run(tmp_path / "a", hidden=24))
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    expected = size_for(summary["train_chars"])
+    assert cfg["hidden"] == 24 and cfg["model"]["hidden"] == 24  # the user's choice stays
+    assert (cfg["embed"], cfg["dropout"]) == (expected["embed"], expected["dropout"])
+    assert cfg["sized_from_text"] == {"train_chars": summary["train_chars"],
+                                      "settings": ["embed", "dropout"]}
+    assert "for that much text: embed" in capsys.readouterr().err
+
+
+def test_a_step_budget_is_evaluated_evenly_and_the_best_checkpoint_kept(tmp_path):
+    """No --eval-every: EVALS_PER_RUN evaluation points over the steps (a short run and a
+    long one alike), and the reported val score is the best point's."""
+    out = tmp_path / "r"
+    summary = run_lm(_small_run(out, hidden=16, embed=8, steps=48))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["step"] for r in rows if "val_bpc" in r]
+    assert evals == list(range(3, 49, 3))  # ceil(48 / 16) = 3
+    best = min((r for r in rows if "val_bpc" in r), key=lambda r: r["val_loss"])
+    assert summary["best_step"] == best["step"]
+
+
+def test_a_time_budget_is_evaluated_many_times(tmp_path, monkeypatch):
+    """Time the only budget: evaluation points follow the clock (about EVALS_PER_RUN of them),
+    never a fixed step count that a short budget would never reach."""
+    monkeypatch.setattr(trainer_mod, "MAX_EVAL_SHARE", 1.0)  # tiny model: cost does not matter
+    out = tmp_path / "t"
+    run_lm(_small_run(out, hidden=16, embed=8, steps=None, max_time=1.5))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    n_evals = sum("val_bpc" in r for r in rows)
+    assert 8 <= n_evals <= trainer_mod.EVALS_PER_RUN + 1
+
+
+def _summary(**kw):
+    return {"status": "completed", "epochs": 40.0, "train_chars": 30_000, "val_bpc": 2.6,
+            "val_ngram_bpc": 2.4, **kw}
+
+
+SETTINGS = {"dropout": 0.3, "hidden": 256, "ngram_order": 5}
+
+
+def test_closing_warnings_name_memorising_and_the_baseline():
+    curve = [{"step": 100 * i, "val_bpc": b} for i, b in enumerate([3.0, 2.5, 2.45, 2.6, 2.7])]
+    memorised, baseline = closing_warnings(_summary(), curve, SETTINGS)
+    assert "saw its 30,000 training characters 40 times" in memorised
+    assert "worse after step 200 (bpc 2.450 -> 2.700)" in memorised
+    assert "--dropout 0.45" in memorised and "--hidden 128" in memorised
+    assert "above the 5-gram baseline's 2.400" in baseline
+    # still improving at the end, above the baseline: a longer budget
+    rising = [{"step": i, "val_bpc": 3.0 - 0.1 * i} for i in range(4)]
+    (only,) = closing_warnings(_summary(epochs=2.0), rising, SETTINGS)
+    assert "longer --max-time" in only
+    # below the baseline, no memorising: nothing to say
+    assert closing_warnings(_summary(val_bpc=2.3), rising, SETTINGS) == []
+    assert closing_warnings(_summary(status="interrupted"), curve, SETTINGS) == []
+
+
+def test_a_memorised_small_text_says_so_on_stdout_and_in_summary(tmp_path, capsys):
+    """A big model, no dropout, a constant rate, one short text seen 100+ times over: the
+    closing lines say what happened and what to try (and summary.json keeps them)."""
+    text = tmp_path / "prose.txt"
+    text.write_text(PROSE * 2)
+    out = tmp_path / "m"
+    rc = main(["train", "lm", "--text", str(text), "--hidden", "96", "--embed", "32",
+               "--dropout", "0", "--steps", "300", "--lr", "0.01", "--schedule", "constant",
+               "--batch-size", "4", "--seq-len", "32", "--eval-every", "25",
+               "--sample-length", "5", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    stdout = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert any("memorised the text" in w for w in summary["warnings"])
+    assert "note:       the model saw its" in stdout
