@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 from rnnkit.data import build_tokenizer
 from rnnkit.errors import UserError
 from rnnkit.models.language_model import LanguageModel
-from rnnkit.train.checkpoint import load_checkpoint, load_run, save_checkpoint
+from rnnkit.train.checkpoint import load_checkpoint, load_run, save_checkpoint, to_json
+from rnnkit.train.rundir import RunDir
 
 
 def _run_dir(tmp_path, tie=False):
@@ -20,7 +21,7 @@ def _run_dir(tmp_path, tie=False):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"task": "lm", "hidden": 8}))
-    build_tokenizer("char", "hello").save(run / "checkpoints")
+    build_tokenizer("char", "hello!").save(run / "checkpoints")  # 6 tokens, as the model
     save_checkpoint(run / "checkpoints" / "last.safetensors", model, None, {"step": 1})
     return run, model
 
@@ -101,3 +102,71 @@ def _raw_meta(path):
 
     with safe_open(path, "pt") as fh:
         return fh.metadata()["rnnkit"]
+
+
+# ---- damaged or foreign weights, and JSON that stays JSON --------------------------------
+
+def _rewrite(path, change):
+    """Write ``path`` again with ``change(tensors)`` applied, its metadata kept."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path, metadata={"rnnkit": _raw_meta(path)})
+
+
+def _with_model_config(run, model):
+    """config.json as training writes it: the model's config under "model"."""
+    (run / "config.json").write_text(json.dumps({"task": "lm", "model": model.config}))
+
+
+def test_an_intact_run_with_its_model_config_loads(tmp_path):
+    run, model = _run_dir(tmp_path)
+    _with_model_config(run, model)
+    assert load_run(run).model.config == model.config
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    run, _ = _run_dir(tmp_path)
+    f = run / "checkpoints" / "last.safetensors"
+    _rewrite(f, lambda t: t["model.output.weight"].view(-1).__setitem__(3, bad))
+    with pytest.raises(UserError, match=r"damaged: 1 of the 48 weights of output.weight are "
+                       "NaN or infinite") as e:
+        load_run(run)
+    assert str(f) in str(e.value) and "train again" in str(e.value)
+
+
+def test_a_checkpoint_of_another_model_than_config_json_is_refused(tmp_path):
+    run, model = _run_dir(tmp_path)
+    (run / "config.json").write_text(json.dumps(
+        {"task": "lm", "model": {**model.config, "hidden": 16, "cell": "gru"}}))
+    with pytest.raises(UserError, match=r"not this run's model: its cell 'lstm' \(config.json: "
+                       r"'gru'\), hidden 8 \(config.json: 16\); it was copied"):
+        load_run(run)
+
+
+def test_a_checkpoint_with_another_vocabulary_is_refused_and_another_suggested(tmp_path):
+    run, _ = _run_dir(tmp_path)
+    save_checkpoint(run / "checkpoints" / "best.safetensors", LanguageModel(9, hidden=8), None,
+                    {})  # from a run whose text had 9 distinct characters
+    with pytest.raises(UserError, match="predicts 9 tokens but the run's tokenizer has 6; .*"
+                       "use --checkpoint last"):
+        load_run(run)
+    assert load_run(run, "last").model.vocab_size == 6  # the run's own checkpoint still loads
+
+
+def test_to_json_writes_null_for_nan_and_infinity_at_any_depth(tmp_path):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    obj = {"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf"), "d": (2, "x")}],
+           "e": {"f": {"g": [float("nan")]}}, "ok": 3}
+    back = json.loads(to_json(obj), parse_constant=refuse)
+    assert back == {"a": None, "b": [1.5, None, {"c": None, "d": [2, "x"]}],
+                    "e": {"f": {"g": [None]}}, "ok": 3}
+    run = RunDir(tmp_path / "run")
+    run.make()
+    run.write_json("summary.json", obj)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text(),
+                      parse_constant=refuse) == back

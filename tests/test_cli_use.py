@@ -120,3 +120,112 @@ def test_evaluate_the_runs_own_split_reads_the_corpus_as_training_did(trained_he
     summary = json.loads((trained_hello / "summary.json").read_text())
     assert result["chars"] == 30  # 5 % of the 600 characters training read
     assert result["bpc"] == pytest.approx(summary["val_bpc"], rel=1e-5)
+
+
+# ---- evaluate on the run's own corpus ------------------------------------------------------
+
+TINY = {"hidden": 16, "embed": 8, "steps": 6, "seq_len": 16, "batch_size": 4, "warmup": 2,
+        "eval_every": 3, "progress": False, "sample_length": 5}
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_without_data_scores_the_default_corpus_as_training_read_it(
+        tmp_path_factory, one_thread, capsys):
+    """A default `rnnkit train` records "dataset": null; evaluate finds the corpus anyway."""
+    from rnnkit.train.lm import run_lm
+
+    out = tmp_path_factory.mktemp("default") / "run"
+    summary = run_lm({**TINY, "max_chars": 3000, "out": str(out)})
+    assert json.loads((out / "config.json").read_text())["dataset"] is None
+    result = _json(capsys, ["evaluate", str(out), "--json"])
+    assert result["bpc"] == pytest.approx(summary["test_bpc"], abs=1e-6)
+    val = _json(capsys, ["evaluate", str(out), "--split", "val", "--json"])
+    assert val["bpc"] == pytest.approx(summary["val_bpc"], abs=1e-6)
+
+
+def test_evaluate_without_data_scores_the_runs_own_text_and_says_when_it_moved(
+        tmp_path, monkeypatch, one_thread, capsys):
+    from rnnkit.train.lm import run_lm
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "corpus.txt").write_text("".join(f"line {i}: {'ab' * (i % 7)}\n"
+                                             for i in range(300)))
+    monkeypatch.chdir(work)
+    run = str(tmp_path / "run")
+    summary = run_lm({**TINY, "text": "corpus.txt", "max_chars": 2000, "out": run})
+    result = _json(capsys, ["evaluate", run, "--json"])
+    assert result["bpc"] == pytest.approx(summary["test_bpc"], abs=1e-6)
+    val = _json(capsys, ["evaluate", run, "--split", "val", "--json"])
+    assert val["bpc"] == pytest.approx(summary["val_bpc"], abs=1e-6)
+    same = _json(capsys, ["evaluate", run, "--text", str(work / "corpus.txt"), "--split", "test",
+                          "--json"])  # the same file by another name is the run's corpus
+    assert same == result
+
+    monkeypatch.chdir(tmp_path)  # the relative path no longer leads to it
+    err = _error(capsys, ["evaluate", run, "--json"])
+    assert "trained on --text corpus.txt, which is not found" in err and "relative" in err
+    assert "--text PATH --max-chars 2000 --split test" in err
+    fixed = _json(capsys, ["evaluate", run, "--text", "work/corpus.txt", "--max-chars", "2000",
+                           "--split", "test", "--json"])  # the fix the message gives
+    assert fixed == result
+
+
+# ---- damaged or foreign checkpoints -------------------------------------------------------
+
+def _rewrite(path, change):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(path, "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path, metadata=meta)
+
+
+def _refused(capsys, argv, words):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("rnnkit: error: ") and err.count("\n") == 1
+    for w in words:
+        assert w in err
+    return err
+
+
+def test_nan_in_the_weights_is_exit_2_not_a_traceback_or_nan_json(tmp_path, hello_file, capsys):
+    run = make_run(tmp_path / "run", steps=1)
+    ckpt = run / "checkpoints" / "best.safetensors"
+    _rewrite(ckpt, lambda t: t["model.rnn.weight_hh_l0"].view(-1).__setitem__(0, float("nan")))
+    words = [str(ckpt), "NaN or infinite", "rnn.weight_hh_l0", "train again"]
+    _refused(capsys, ["sample", str(run), "--length", "5"], words)
+    _refused(capsys, ["evaluate", str(run), "--text", str(hello_file), "--json"], words)
+
+
+def test_a_best_checkpoint_from_a_run_with_another_vocabulary_is_exit_2(tmp_path, hello_file,
+                                                                        capsys):
+    run = make_run(tmp_path / "run", steps=1)
+    other = make_run(tmp_path / "other", text="the quick brown fox\n" * 5, steps=1)
+    (run / "checkpoints" / "best.safetensors").write_bytes(
+        (other / "checkpoints" / "best.safetensors").read_bytes())
+    words = ["not this run's model", "predicts 18 tokens but the run's tokenizer has 6"]
+    _refused(capsys, ["sample", str(run)], words)
+    _refused(capsys, ["evaluate", str(run), "--text", str(hello_file), "--json"], words)
+
+
+def test_a_checkpoint_that_config_json_does_not_describe_is_exit_2(trained_hello, tmp_path,
+                                                                   capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_hello, run)
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["hidden"] = 64
+    (run / "config.json").write_text(json.dumps(config))
+    words = ["not this run's model", "hidden 32 (config.json: 64)", "use --checkpoint last"]
+    _refused(capsys, ["evaluate", str(run), "--json"], words)
+    _refused(capsys, ["sample", str(run)], words)

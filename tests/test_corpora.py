@@ -120,6 +120,87 @@ def test_missing_path_empty_directory_and_empty_glob(tmp_path):
         load_corpus(text=f"{tmp_path}/*.nothing")
 
 
+def _reading(spec, **kw):
+    """The text load_corpus reads and the report lines it gives."""
+    lines = []
+    text = load_corpus(text=spec, report=lines.append, **kw)
+    return text, lines
+
+
+def test_directory_report_counts_and_names_what_was_read_and_skipped(tmp_path):
+    write(tmp_path / "a.txt", b"alpha\n")
+    write(tmp_path / "sub" / "b.md", b"beta\n")
+    write(tmp_path / "sub" / "c.py", b"gamma = 1\n")
+    for i in range(5):
+        write(tmp_path / "lib" / f"x{i}.so", b"\x7fELF\x00\x01")
+    write(tmp_path / "d.txt", "café\n".encode("latin-1"))
+    write(tmp_path / "e.txt", b"")
+    write(tmp_path / "venv" / "pyvenv.cfg", b"home = /usr/bin\n")  # a virtual environment
+    write(tmp_path / "venv" / "lib" / "site.py", b"import os\n")
+    write(tmp_path / "sub" / "__pycache__" / "c.txt", b"cached\n")
+    write(tmp_path / "node_modules" / "pkg" / "index.js", b"x = 1\n")
+    write(tmp_path / ".git" / "HEAD", b"ref: refs/heads/main\n")
+    text, lines = _reading(tmp_path)
+    assert text == "alpha\nbeta\ngamma = 1\n"
+    assert lines == [
+        f"--text {tmp_path}: read 3 files (21 characters: .txt 1, .md 1, .py 1); "
+        "skipped 7: binary 5 (e.g. lib/x0.so, lib/x1.so, lib/x2.so, ...), not UTF-8 1 "
+        "(e.g. d.txt), empty 1 (e.g. e.txt); left out 3 directories: node_modules 1 "
+        "(e.g. node_modules), virtual environment 1 (e.g. venv), __pycache__ 1 "
+        "(e.g. sub/__pycache__)"]
+
+
+def test_report_groups_rare_suffixes_and_says_what_max_chars_left_unread(tmp_path):
+    for name in ("a.md", "b.md", "c.py", "d.rst", "e.toml", "f"):
+        write(tmp_path / name, b"0123456789\n")
+    _, lines = _reading(tmp_path)
+    assert "read 6 files (66 characters: .md 2, .py 1, .rst 1, other 2)" in lines[0]
+    text, lines = _reading(tmp_path, max_chars=15)
+    assert text == "0123456789\n"
+    assert lines[0].endswith("read 2 files (11 characters: .md 2); 4 more not read "
+                             "(max_chars 15 reached)")
+
+
+def test_glob_is_recursive_relative_and_leaves_out_a_venv_it_does_not_name(tmp_path,
+                                                                            monkeypatch):
+    write(tmp_path / "src" / "a.py", b"a = 1\n")
+    write(tmp_path / "src" / "pkg" / "deep" / "er" / "b.py", b"b = 2\n")
+    write(tmp_path / "src" / "pkg" / "notes.txt", b"not python\n")
+    write(tmp_path / "src" / "env" / "pyvenv.cfg", b"home = /usr/bin\n")
+    write(tmp_path / "src" / "env" / "lib" / "site-packages" / "m.py", b"m = 3\n")
+    monkeypatch.chdir(tmp_path)
+    text, lines = _reading("src/**/*.py")
+    assert text == "a = 1\nb = 2\n"
+    assert lines == ["--text src/**/*.py: read 2 files (12 characters: .py 2); left out 1 "
+                     "directory: virtual environment 1 (e.g. env)"]
+    assert _reading("src/env/**/*.py")[0] == "m = 3\n"  # the venv itself: asked for
+    assert _reading("src/*/lib/site-packages/*.py")[0] == "m = 3\n"  # named in the pattern
+
+
+def test_no_report_for_one_file_or_a_builtin_corpus(tmp_path):
+    f = write(tmp_path / "a.txt", b"alpha\n")
+    assert _reading(f) == ("alpha\n", [])
+    lines = []
+    load_corpus("hello", report=lines.append)
+    assert lines == []
+
+
+def test_a_directory_that_is_a_venv_is_read_whole(tmp_path):
+    write(tmp_path / "pyvenv.cfg", b"home = /usr/bin\n")
+    write(tmp_path / "lib" / "site-packages" / "m.py", b"m = 3\n")
+    assert _reading(tmp_path / "lib")[0] == "m = 3\n"
+
+
+def test_a_directory_of_only_skipped_files_says_what_it_skipped(tmp_path):
+    write(tmp_path / "x.bin", b"\x00")
+    write(tmp_path / ".venv" / "pyvenv.cfg", b"home = /usr/bin\n")
+    write(tmp_path / "venv" / "pyvenv.cfg", b"home = /usr/bin\n")
+    with pytest.raises(UserError, match=r"holds no UTF-8 text files \(skipped 1: binary 1 "
+                       r"\(e.g. x.bin\); left out 1 directory: virtual environment 1 "
+                       r"\(e.g. venv\)\); point --text at text files"):
+        load_corpus(text=tmp_path)
+
+
 # ---- splits -----------------------------------------------------------------------------
 
 lines = st.lists(st.text(alphabet="abc \t", max_size=30), min_size=0, max_size=200)

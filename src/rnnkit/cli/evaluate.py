@@ -1,13 +1,18 @@
-"""`rnnkit evaluate RUN_DIR --text PATH`: score text with a trained language model."""
+"""`rnnkit evaluate RUN_DIR [--text PATH]`: score text with a trained language model; without
+--text or --dataset, the run's own test split, read exactly as training read it."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import glob
+import os
+import sys
 
 from .sample import add_run_arguments
 
 EXAMPLE = """examples:
+  rnnkit evaluate runs/lm                  the run's own test split (summary.json's test_bpc)
+  rnnkit evaluate runs/lm --split val --json
   rnnkit evaluate runs/lm --text notes.txt
   rnnkit evaluate runs/lm --dataset python-docs --split test --json
 """
@@ -19,14 +24,19 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="score text with a trained language model (loss, perplexity, bpc)",
         description="Score text with a trained language model: tokens, chars, loss (nats per "
-        "token), perplexity and bpc (total nats over characters, so every tokenizer compares).",
+        "token), perplexity and bpc (total nats over characters, so every tokenizer compares). "
+        "Without --text or --dataset it scores the run's own corpus, read and split exactly as "
+        "training did: its test split by default, so the bpc is summary.json's test_bpc.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p)
-    p.add_argument("--text", metavar="PATH", help="a UTF-8 file, a directory or a glob")
-    p.add_argument("--dataset", metavar="NAME", help="a built-in corpus instead of --text")
-    p.add_argument("--split", choices=SPLITS, default="all",
-                   help="score only this part of the text, split as training splits it "
-                   "(default all); on the run's own corpus, exactly the run's split")
+    p.add_argument("--text", metavar="PATH", help="score this text instead of the run's own: "
+                   "a UTF-8 file, a directory or a glob")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="score this built-in corpus instead of the run's own")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="score only this part of the text, split as training splits it; on the "
+                   "run's own corpus exactly the run's split (default: test on the run's own "
+                   "corpus, all of a --text or --dataset)")
     p.add_argument("--max-chars", type=int, default=None,
                    help="read at most this many characters of the text (default: all, or "
                    "as much as training read when it is the run's own corpus)")
@@ -38,23 +48,43 @@ def run(args) -> int:
     from ..api import load
     from ..data import load_corpus, split_corpus
     from ..errors import UserError
+    from ..train.checkpoint import to_json
 
-    if args.text is None and args.dataset is None:
-        raise UserError("nothing to score: give --text PATH or --dataset NAME")
+    own = args.text is None and args.dataset is None  # the run's own corpus
     if args.text is not None:
         load_corpus(text=args.text, max_chars=1)  # a bad path fails before a model is loaded
     model = load(args.run_dir, args.checkpoint)
     cfg = model.config
+    split = args.split or ("test" if own else "all")
+    if own:
+        if "dataset" not in cfg and "text" not in cfg:
+            raise UserError(f"{args.run_dir}/config.json does not say which text the run was "
+                            "trained on; give --text PATH or --dataset NAME")
+        dataset, text = cfg.get("dataset"), cfg.get("text")
+        if text is not None and not _exists(str(text)):
+            raise UserError(_moved(str(text), cfg, split))
+    else:
+        dataset, text = args.dataset, args.text
     max_chars = args.max_chars
-    if max_chars is None and _is_training_corpus(args, cfg):
+    same = own or _is_training_corpus(args, cfg)
+    if max_chars is None and same:
         max_chars = cfg.get("max_chars")  # read it as training did: the same splits
-    text = load_corpus(args.dataset, args.text, max_chars)
-    if args.split != "all":
-        parts = split_corpus(text, cfg.get("val_fraction", 0.05), cfg.get("test_fraction", 0.05))
-        text = parts[SPLITS.index(args.split) - 1]
-    result = model.score(text)
+    corpus = load_corpus(dataset, text, max_chars, report=_say)
+    if split != "all":
+        parts = split_corpus(corpus, cfg.get("val_fraction", 0.05),
+                             cfg.get("test_fraction", 0.05))
+        trained = (cfg.get("sized_from_text") or {}).get("train_chars")
+        if same and args.max_chars is None and trained not in (None, len(parts[0])):
+            _say(f"note: the training split has {len(parts[0]):,} characters now, "
+                 f"{trained:,} when the run trained: the text changed since, so this {split} "
+                 "split is not quite the run's")
+        corpus = parts[SPLITS.index(split) - 1]
+        if not corpus:
+            raise UserError(f"the run has no {split} split ({split}_fraction 0); choose "
+                            "another --split")
+    result = model.score(corpus)
     if args.json:
-        print(json.dumps(result))
+        print(to_json(result))  # always valid JSON: a non-finite number is null
     else:
         for name in FIELDS:
             value = result[name]
@@ -62,10 +92,41 @@ def run(args) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _exists(spec: str) -> bool:
+    """Whether a --text value still names something: a path, or a glob that matches."""
+    path = os.path.expanduser(spec)
+    if os.path.exists(path):
+        return True
+    return any(ch in spec for ch in "*?[") and bool(glob.glob(path, recursive=True))
+
+
+def _moved(text: str, cfg: dict, split: str) -> str:
+    """The one-line error for a run whose --text is not where training read it."""
+    where = "" if os.path.isabs(os.path.expanduser(text)) else (
+        " (a path relative to the directory training ran in)")
+    max_chars = cfg.get("max_chars")
+    keep = f" --max-chars {max_chars}" if max_chars else ""
+    return (f"the run was trained on --text {text}, which is not found from {os.getcwd()}"
+            f"{where}; run this from that directory, or give its present path: --text PATH"
+            f"{keep} --split {split}")
+
+
 def _is_training_corpus(args, cfg: dict) -> bool:
     """Whether --text/--dataset names the corpus the run was trained on."""
     from ..data import DEFAULT_DATASET
 
     if args.text is not None:
-        return cfg.get("text") is not None and str(args.text) == str(cfg["text"])
+        if cfg.get("text") is None:
+            return False
+        given, trained = str(args.text), str(cfg["text"])
+        if given == trained:
+            return True
+        try:  # the same file or directory under another name (absolute, ./, ~)
+            return os.path.samefile(os.path.expanduser(given), os.path.expanduser(trained))
+        except OSError:
+            return False
     return cfg.get("text") is None and args.dataset == (cfg.get("dataset") or DEFAULT_DATASET)

@@ -8,7 +8,6 @@ bars, samples and logs to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shlex
@@ -125,6 +124,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.checkpoint import to_json
     from ..train.lm import run_lm
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "task", "func")}
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
     if as_json:
-        print(json.dumps(summary))
+        print(to_json(summary))  # always valid JSON: a NaN (no val split, say) is null
         for line in summary.get("warnings", []):
             print(f"rnnkit: warning: {line}", file=sys.stderr)
     elif summary["status"] != "interrupted":

@@ -17,8 +17,20 @@ Built in (``--dataset NAME``):
 * ``hello``: ``"hello"`` repeated 200 times: deck 003's toy example, for an overfit test.
 
 User text (``--text PATH``): a UTF-8 file, a directory (every text file under it,
-recursively, in sorted order; hidden entries, binary and non-UTF-8 files are skipped) or a
-glob pattern (``"notes/**/*.md"``; matches are read as in a directory).
+recursively, in sorted order) or a glob pattern (``"src/**/*.py"``: ``**`` matches any depth;
+matches are read as in a directory). Inside a directory (or below a pattern's fixed part) these
+are skipped, so that pointing ``--text`` at a project does not train on its tooling:
+
+* hidden files and directories (``.git``, ``.venv`` ...), silently;
+* directories that hold no one's writing: ``__pycache__``, ``node_modules``,
+  ``site-packages``, ``dist-packages``, and a virtual environment (a directory holding
+  ``pyvenv.cfg``), unless the path or pattern names one (``--text venv/`` reads it all);
+* files that are binary (a NUL byte), not UTF-8, or empty (whitespace only).
+
+``load_corpus(..., report=print)`` says in one line what was read and what was skipped (counts
+and a few names), e.g. ``--text proj: read 1,204 files (1.8 M characters: .py 1,100, .txt 80,
+other 24); skipped 310: binary 300 (e.g. lib/x.so, ...); left out 1 directory: virtual
+environment 1 (e.g. venv)``.
 """
 
 from __future__ import annotations
@@ -26,7 +38,9 @@ from __future__ import annotations
 import glob as globlib
 import os
 import sysconfig
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
@@ -40,14 +54,20 @@ DEFAULT_DATASET = "python-source"
 
 _SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__",
               "pydoc_data"}
+# directories inside the user's --text directory that are nobody's corpus (module docstring)
+_NOT_CORPUS_DIRS = ("__pycache__", "node_modules", "site-packages", "dist-packages")
+_VENV = "virtual environment"
+_MAGIC = "*?["
 
 
 def load_corpus(dataset: str | None = None, text: str | Path | None = None,
-                max_chars: int | None = None) -> str:
+                max_chars: int | None = None,
+                report: Callable[[str], None] | None = None) -> str:
     """The text of a built-in ``dataset`` or of the user's ``text`` path (file, dir or glob).
 
     ``max_chars`` keeps at most that many leading characters, cut after a newline when one
-    lies in the second half. Neither given: ``DEFAULT_DATASET``.
+    lies in the second half. Neither given: ``DEFAULT_DATASET``. ``report`` (e.g. a print to
+    stderr) gets one line saying which files a directory or glob gave and which it skipped.
 
     Example:
         >>> load_corpus("hello", max_chars=12)
@@ -60,11 +80,15 @@ def load_corpus(dataset: str | None = None, text: str | Path | None = None,
     if dataset is not None and text is not None:
         raise UserError("give either a built-in dataset (--dataset) or your own text (--text), "
                         "not both")
+    found = None
     if text is not None:
-        corpus = _read_user_text(text, max_chars)
+        corpus, found = _read_user_text(text, max_chars)
     else:
         corpus = _builtin(dataset or DEFAULT_DATASET, max_chars)
-    return corpus if max_chars is None else _truncate(corpus, max_chars)
+    corpus = corpus if max_chars is None else _truncate(corpus, max_chars)
+    if report is not None and found is not None:
+        report(found.summary(f"--text {text}", len(corpus), max_chars))
+    return corpus
 
 
 def split_corpus(text: str, val_fraction: float = 0.05,
@@ -174,49 +198,168 @@ def _take_lines(texts: Iterable[str], max_chars: int | None) -> list[str]:
 
 # ---- the user's text ----------------------------------------------------------------------
 
-def _read_user_text(spec: str | Path, max_chars: int | None) -> str:
+@dataclass
+class _Found:
+    """What reading a directory or glob found: the report's and the error's facts."""
+
+    root: Path  # names are shown relative to it
+    read: list[Path] = field(default_factory=list)
+    skipped: dict[str, list[Path]] = field(
+        default_factory=lambda: {"binary": [], "not UTF-8": [], "empty": []})
+    left_out: dict[str, list[Path]] = field(default_factory=dict)  # directories, by why
+    unread: int = 0  # files not opened: max_chars was reached before them
+
+    def name(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _counts(self, groups: dict[str, list[Path]]) -> str:
+        return ", ".join(f"{why} {len(ps):,} (e.g. {', '.join(self.name(p) for p in ps[:3])}"
+                         f"{', ...' if len(ps) > 3 else ''})" for why, ps in groups.items() if ps)
+
+    def problems(self) -> str:
+        """``skipped 3: binary 2 (e.g. a.so, b.so), ...; left out 1 directory: ...``"""
+        out = []
+        n = sum(len(ps) for ps in self.skipped.values())
+        if n:
+            out.append(f"skipped {n:,}: {self._counts(self.skipped)}")
+        n = sum(len(ps) for ps in self.left_out.values())
+        if n:
+            out.append(f"left out {n:,} director{'y' if n == 1 else 'ies'}: "
+                       f"{self._counts(self.left_out)}")
+        return "; ".join(out)
+
+    def summary(self, what: str, chars: int, max_chars: int | None) -> str:
+        kinds = Counter(p.suffix.lower() or "no suffix" for p in self.read).most_common()
+        mix = ", ".join(f"{k} {n:,}" for k, n in kinds[:3])
+        if len(kinds) > 3:
+            mix += f", other {sum(n for _, n in kinds[3:]):,}"
+        size = f"{chars / 1e6:.1f} M" if chars >= 1_000_000 else f"{chars:,}"
+        n = len(self.read)
+        line = (f"{what}: read {n:,} file{'' if n == 1 else 's'} ({size} "
+                f"character{'' if chars == 1 else 's'}: {mix})")
+        if self.problems():
+            line += "; " + self.problems()
+        if self.unread:
+            line += f"; {self.unread:,} more not read (max_chars {max_chars:,} reached)"
+        return line
+
+
+def _read_user_text(spec: str | Path, max_chars: int | None) -> tuple[str, _Found | None]:
     path = Path(os.path.expanduser(str(spec)))
     if path.is_file():
-        return _decode(path, path.read_bytes())
+        return _decode(path, path.read_bytes()), None
     if path.is_dir():
-        files = _walk(path)
+        found = _Found(path)
+        files = _walk(path, found, prune=not _asked_for(path))
         where = f"directory {path}"
-    elif any(ch in str(spec) for ch in "*?["):
-        matches = sorted(globlib.glob(os.path.expanduser(str(spec)), recursive=True))
+    elif any(ch in str(spec) for ch in _MAGIC):
+        pattern = os.path.expanduser(str(spec))
+        matches = sorted(globlib.glob(pattern, recursive=True))
         if not matches:
             raise UserError(f"the pattern {spec} matches no files; check it (and quote it so "
                             "the shell does not expand it)")
-        files = [f for m in map(Path, matches) for f in (_walk(m) if m.is_dir() else [m])]
+        found = _Found(_fixed_part(pattern))
+        # a pattern that names such a directory, or lies inside one, asks for all it matches
+        named = any(part in _NOT_CORPUS_DIRS for part in Path(pattern).parts)
+        prune = not (named or _asked_for(found.root))
+        files = []
+        for m in map(Path, matches):
+            if prune and _left_out_below(m, found):
+                continue
+            files += _walk(m, found, prune) if m.is_dir() else [m]
         where = f"pattern {spec}"
     else:
         raise UserError(f"no such file or directory: {path}; check the path given to --text")
-    return _join_text_files(files, where, max_chars)
+    return _join_text_files(files, found, where, max_chars), found
 
 
-def _walk(root: Path) -> list[Path]:
-    """Every non-hidden file under ``root``, sorted by path."""
-    found = []
+def _fixed_part(pattern: str) -> Path:
+    """The leading directories of a glob pattern that hold no wildcard."""
+    parts = []
+    for part in Path(pattern).parts:
+        if any(ch in part for ch in _MAGIC):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path()
+
+
+def _asked_for(root: Path) -> bool:
+    """Whether ``root`` is (inside) a directory that is nobody's corpus: the user named it."""
+    root = root.resolve()
+    if any(part in _NOT_CORPUS_DIRS for part in root.parts):
+        return True
+    return any((d / "pyvenv.cfg").is_file() for d in (root, *root.parents))
+
+
+def _not_corpus(path: Path) -> str | None:
+    """Why directory ``path`` holds nobody's writing (a cache, packages, a venv), or None."""
+    if path.name in _NOT_CORPUS_DIRS:
+        return path.name
+    if (path / "pyvenv.cfg").is_file():
+        return _VENV
+    return None
+
+
+def _left_out_below(path: Path, found: _Found) -> bool:
+    """Whether a glob match lies in (or is) a directory that is nobody's corpus, below the
+    pattern's fixed part; such a directory is recorded once in ``found.left_out``."""
+    try:
+        rel = path.relative_to(found.root)
+    except ValueError:
+        return False
+    dirs = rel.parts if path.is_dir() else rel.parts[:-1]
+    for i in range(1, len(dirs) + 1):
+        d = found.root.joinpath(*dirs[:i])
+        why = _not_corpus(d)
+        if why:
+            seen = found.left_out.setdefault(why, [])
+            if d not in seen:
+                seen.append(d)
+            return True
+    return False
+
+
+def _walk(root: Path, found: _Found, prune: bool) -> list[Path]:
+    """Every non-hidden file under ``root``, sorted by path; with ``prune``, not entering the
+    directories that are nobody's corpus (recorded in ``found.left_out``)."""
+    files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath, f) for f in filenames if not f.startswith(".")]
-    return sorted(found)
+        kept = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            why = _not_corpus(Path(dirpath, d)) if prune else None
+            if why:
+                found.left_out.setdefault(why, []).append(Path(dirpath, d))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        files += [Path(dirpath, f) for f in filenames if not f.startswith(".")]
+    return sorted(files)
 
 
-def _join_text_files(files: list[Path], where: str, max_chars: int | None) -> str:
-    skipped = {"binary": 0, "not UTF-8": 0, "empty": 0}
+def _join_text_files(files: list[Path], found: _Found, where: str,
+                     max_chars: int | None) -> str:
+    ordered = list(_files_in_order(files))
 
     def texts() -> Iterator[str]:
-        for path in _files_in_order(files):
+        for path in ordered:
             try:
-                yield _decode(path, path.read_bytes())
+                text = _decode(path, path.read_bytes())
             except _NotText as e:
-                skipped[e.reason] += 1
+                found.skipped[e.reason].append(path)
+                continue
+            found.read.append(path)
+            yield text
 
     parts = _take_lines(texts(), max_chars)
+    found.unread = len(ordered) - len(found.read) - sum(map(len, found.skipped.values()))
     if not parts:
-        why = ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "no files"
-        raise UserError(f"the {where} holds no UTF-8 text files ({why}); point --text at "
-                        "text files")
+        raise UserError(f"the {where} holds no UTF-8 text files ({found.problems() or 'no files'}"
+                        "); point --text at text files")
     return "".join(parts)
 
 

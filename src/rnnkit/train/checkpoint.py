@@ -10,6 +10,7 @@ Loading parses tensors and JSON only, so a checkpoint can never run code (no pic
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -36,6 +37,31 @@ def model_classes() -> dict[str, type[nn.Module]]:
     from ..models.language_model import LanguageModel
 
     return {"LanguageModel": LanguageModel}
+
+
+# ---- JSON that other programs can read --------------------------------------------------
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps(obj, **kwargs)`` with every NaN or infinity (at any depth) written as
+    ``null``: Python would write ``NaN``, which is not JSON and which strict readers (jq,
+    JavaScript, ``json.loads(..., parse_constant=...)``) refuse. For every ``--json`` print and
+    the run directory's JSON files.
+
+    Example:
+        >>> to_json({"loss": float("nan"), "curve": [1.5, float("inf")]})
+        '{"loss": null, "curve": [1.5, null]}'
+    """
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -135,12 +161,18 @@ def _header(data: bytes) -> dict[str, Any]:
 
 def build_model(ckpt: Checkpoint) -> nn.Module:
     """The model a checkpoint describes, with its weights loaded (strictly: every key, every
-    shape), on the CPU in eval mode."""
+    shape, and every weight a finite number), on the CPU in eval mode."""
     name, config = ckpt.metadata.get("model_class"), ckpt.metadata.get("model_config")
     classes = model_classes()
     if name not in classes or not isinstance(config, dict):
         raise UserError(f"{ckpt.path} holds a model of kind {name!r}, which rnnkit cannot "
                         f"rebuild (known: {', '.join(classes)})")
+    for key, t in ckpt.model_state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            # sampling would fail deep inside torch, scoring would print NaN: refuse it here
+            bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"{ckpt.path} is damaged: {bad:,} of the {t.numel():,} weights of "
+                            f"{key} are NaN or infinite; {_instead(ckpt.path)}")
     try:
         model = classes[name](**config)
         model.load_state_dict(ckpt.model_state, strict=True)
@@ -205,4 +237,35 @@ def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
     model = build_model(load_checkpoint(path))
     tok_file = run_dir / "checkpoints" / "tokenizer.json"
     tokenizer = Tokenizer.load(tok_file) if tok_file.is_file() else None
+    _check_belongs(path, getattr(model, "config", None), config, tokenizer)
     return LoadedRun(model, tokenizer, config, path)
+
+
+def _check_belongs(path: Path, model_config: dict[str, Any] | None, config: dict[str, Any],
+                   tokenizer: Any) -> None:
+    """Refuse a checkpoint that is not this run's (copied from another run): its model must be
+    the one config.json describes (``config["model"]``, where training wrote it) and its
+    vocabulary the tokenizer's; else its token ids mean other characters, or none at all."""
+    run_model = config.get("model") if isinstance(config, dict) else None
+    if isinstance(run_model, dict) and isinstance(model_config, dict):
+        diff = [k for k in sorted(set(run_model) | set(model_config))
+                if run_model.get(k) != model_config.get(k)]
+        if diff:
+            what = ", ".join(f"{k} {model_config.get(k)!r} (config.json: {run_model.get(k)!r})"
+                             for k in diff[:3])
+            raise UserError(f"{path} is not this run's model: its {what}; it was copied from "
+                            f"another run; {_instead(path)}")
+    size = (model_config or {}).get("vocab_size")
+    if tokenizer is not None and size is not None and size != tokenizer.vocab_size:
+        raise UserError(f"{path} is not this run's model: it predicts {size} tokens but the "
+                        f"run's tokenizer has {tokenizer.vocab_size}; it was copied from another "
+                        f"run; {_instead(path)}")
+
+
+def _instead(path: Path) -> str:
+    """What to do about a damaged or foreign checkpoint: another of the run's, a copy, or
+    training again."""
+    others = [n for n in CHECKPOINTS if n != path.stem and n != "init"
+              and (path.parent / f"{n}.safetensors").is_file()]
+    use = f"use --checkpoint {others[0]}, " if others else ""
+    return f"{use}restore the file from a copy, or train again"

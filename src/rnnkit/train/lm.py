@@ -225,7 +225,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
-    text = load_corpus(s["dataset"], s["text"], s["max_chars"])
+    text = load_corpus(s["dataset"], s["text"], s["max_chars"],
+                       report=_say if dist.main else None)
     train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
     sized = fill_sizes(s, len(train))  # a resumed run has its sizes already
     if resume and (run.checkpoints / "tokenizer.json").is_file():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, to_json
 
 LOGS = ("metrics.jsonl", "samples.txt")
 
@@ -74,7 +74,7 @@ class RunDir:
 
     def write_json(self, name: str, obj: Any) -> None:
         if self.write:
-            text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
+            text = to_json(obj, indent=2, sort_keys=False) + "\n"  # NaN as null: valid JSON
             atomic_write_bytes(self.path / name, text.encode())
 
     def read_json(self, name: str) -> Any:
