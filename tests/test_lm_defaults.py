@@ -93,14 +93,19 @@ SETTINGS = {"dropout": 0.3, "hidden": 256, "ngram_order": 5}
 
 
 def test_closing_warnings_name_memorising_and_the_baseline():
-    curve = [{"step": 100 * i, "val_bpc": b} for i, b in enumerate([3.0, 2.5, 2.45, 2.6, 2.7])]
-    memorised, baseline = closing_warnings(_summary(), curve, SETTINGS)
+    curve = [{"step": 100 * i, "val_bpc": b, "val_loss": b * 0.69}
+             for i, b in enumerate([3.0, 2.5, 2.45, 2.6, 2.7])]
+    memorised, baseline = closing_warnings(_summary(), [*curve, {"loss": 1.2}], SETTINGS)
     assert "saw its 30,000 training characters 40 times" in memorised
     assert "worse after step 200 (bpc 2.450 -> 2.700)" in memorised
     assert "--dropout 0.45" in memorised and "--hidden 128" in memorised
     assert "above the 5-gram baseline's 2.400" in baseline
+    # validation noisy early on, training loss not below it: not memorising
+    early = closing_warnings(_summary(), [*curve, {"loss": 2.0}], SETTINGS)
+    assert len(early) == 1 and "above the 5-gram" in early[0] and "memorised" not in early[0]
     # still improving at the end, above the baseline: a longer budget
-    rising = [{"step": i, "val_bpc": 3.0 - 0.1 * i} for i in range(4)]
+    rising = [{"step": i, "val_bpc": 3.0 - 0.1 * i, "val_loss": 2.0 - 0.07 * i}
+              for i in range(4)]
     (only,) = closing_warnings(_summary(epochs=2.0), rising, SETTINGS)
     assert "longer --max-time" in only
     # below the baseline, no memorising: nothing to say
@@ -123,3 +128,14 @@ def test_a_memorised_small_text_says_so_on_stdout_and_in_summary(tmp_path, capsy
     summary = json.loads((out / "summary.json").read_text())
     assert any("memorised the text" in w for w in summary["warnings"])
     assert "note:       the model saw its" in stdout
+
+
+def test_a_time_budget_ends_its_warmup_with_its_share_of_the_clock(tmp_path):
+    """--warmup counts steps, which a time budget cannot foresee: on a slow machine (here a
+    warmup far longer than the run) the rate still reaches the schedule after 5 % of the time."""
+    out = tmp_path / "w"
+    run_lm(_small_run(out, hidden=16, embed=8, steps=None, max_time=1.0, warmup=10**6,
+                      lr=0.01, eval_every=10**6))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    mid = [r["lr"] for r in rows if "lr" in r and 0.1 <= r["elapsed"] <= 0.5]
+    assert mid and min(mid) > 0.005  # the cosine's rate, not step / 10**6 of it

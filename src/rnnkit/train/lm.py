@@ -277,11 +277,14 @@ def closing_warnings(summary: dict[str, Any], metrics: list[dict[str, Any]],
     if summary["status"] in ("nonfinite", "interrupted"):
         return []
     out = []
-    evals = [(r["step"], r["val_bpc"]) for r in metrics if "val_bpc" in r]
+    evals = [(r["step"], r["val_bpc"], r["val_loss"]) for r in metrics if "val_bpc" in r]
+    train = [r["loss"] for r in metrics if "loss" in r]
     epochs = summary.get("epochs", 0.0)
-    worse = bool(evals) and evals[-1][1] > 1.02 * min(b for _, b in evals)
-    if worse and epochs >= 3:
-        best_step, best = min(evals, key=lambda e: e[1])
+    best_step, best, best_loss = min(evals, key=lambda e: e[1]) if evals else (0, 0.0, 0.0)
+    # memorised: validation turned up while the training loss fell well below it
+    worse = bool(evals) and evals[-1][1] > 1.02 * best
+    memorised = worse and epochs >= 3 and bool(train) and train[-1] < 0.9 * best_loss
+    if memorised:
         out.append(f"the model saw its {summary['train_chars']:,} training characters "
                    f"{epochs:.0f} times and validation got worse after step {best_step:,} "
                    f"(bpc {best:.3f} -> {evals[-1][1]:.3f}): it memorised the text; the best "
@@ -290,9 +293,9 @@ def closing_warnings(summary: dict[str, Any], metrics: list[dict[str, Any]],
                    "or more text")
     val, ngram = summary.get("val_bpc"), summary.get("val_ngram_bpc")
     if val is not None and ngram is not None and math.isfinite(ngram) and val > ngram:
-        if worse and epochs >= 3:
+        if memorised:
             hint = "a smaller or more regularised model (above) or more text"
-        elif evals and evals[-1][1] <= min(b for _, b in evals):
+        elif evals and evals[-1][1] <= best:
             hint = "a longer --max-time (validation was still improving at the end)"
         else:
             hint = f"more text or --dropout {min(0.5, s['dropout'] + 0.1):.2f}"

@@ -52,6 +52,7 @@ OPTIMIZERS = ("adamw", "sgd")
 CLIP_MODES = ("norm", "value")
 EVALS_PER_RUN = 16  # evaluation points over a budget when --eval-every is not given
 MAX_EVAL_SHARE = 0.1  # periodic evaluations take at most this share of a time budget
+MAX_WARMUP_SHARE = 0.05  # a time budget's warmup ends here even if its steps are not done
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -351,7 +352,10 @@ class Trainer:
             progress = self.p.elapsed / self.s.max_time
         if self.dist.active and self.total is None:  # one clock for all ranks: rank 0's
             progress = D.all_sum(self.dist, progress if self.dist.main else 0.0)[0]
-        lr = self.s.lr * self.lr_factor(self.p.step, progress)
+        step = self.p.step
+        if self.total is None and progress >= MAX_WARMUP_SHARE:
+            step = max(step, self.s.warmup)  # a slow machine: the warmup ends with its share
+        lr = self.s.lr * self.lr_factor(step, progress)
         for group in self.opt.param_groups:
             group["lr"] = lr
 
@@ -414,10 +418,6 @@ class Trainer:
         metrics = self.task.evaluate(self.model, "val", full=False)
         self.model.train()
         self.p.last_eval_step = self.p.step
-        if self.s.max_time:  # the next point of a time budget: evaluations stay a small share
-            cost = time.perf_counter() - t0
-            gap = max(self.s.max_time / EVALS_PER_RUN, cost / MAX_EVAL_SHARE)
-            self.p.next_eval_at = self.p.elapsed + gap
         value = metrics[self.task.monitor]
         row = {"step": self.p.step, "epoch": self.p.step / self.n_batches,
                **{f"val_{k}": v for k, v in metrics.items()}}
@@ -435,6 +435,10 @@ class Trainer:
                 self.status = "early_stopped"
         if self.dist.main:
             self.task.on_evaluate(self.model, self.p.step, self.run)
+        if self.s.max_time:  # the next point of a time budget: evaluations stay a small share
+            cost = time.perf_counter() - t0
+            gap = max(self.s.max_time / EVALS_PER_RUN, cost / MAX_EVAL_SHARE)
+            self.p.next_eval_at = self.p.elapsed + gap
         return metrics
 
     def _save_last(self) -> None:
