@@ -51,7 +51,8 @@ def test_load_gives_model_tokenizer_config(run_dir):
 
 def test_a_model_fitted_to_hello_writes_hello(run_dir):
     m = rnnkit.load(run_dir)
-    assert m.generate("h", length=11, temperature=0) == "ello\nhello\n"
+    assert m.generate("h", length=11, temperature=0) == "hello\nhello\n"  # prime included
+    assert m.generate("h", length=11, temperature=0, include_prime=False) == "ello\nhello\n"
     assert m.generate("", length=6, temperature=0) == "hello\n"  # empty prime: after a newline
 
 
@@ -61,7 +62,7 @@ def test_seed_reproduces_and_stream_joins_to_the_same_text(run_dir):
     assert a == m.generate("he", length=60, temperature=2.0, seed=3)
     assert a != m.generate("he", length=60, temperature=2.0, seed=4)
     pieces = list(m.generate("he", length=60, temperature=2.0, seed=3, stream=True))
-    assert len(pieces) == 60 and "".join(pieces) == a
+    assert pieces[0] == "he" and len(pieces) == 1 + 60 and "".join(pieces) == a
 
 
 def test_stream_holds_partial_utf8_until_the_character_is_complete():
@@ -99,3 +100,16 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(rnnkit.api, verbose=False)
     assert result.failed == 0
+
+
+def test_include_prime_adds_the_prime_before_the_same_continuation(run_dir):
+    """``length`` counts generated tokens either way; the continuation does not depend on
+    whether the prime is returned, and the same seed gives the same text."""
+    m = rnnkit.load(run_dir)
+    args = dict(length=30, temperature=1.5, seed=7)
+    full = m.generate("hel", **args)
+    tail = m.generate("hel", include_prime=False, **args)
+    assert full == "hel" + tail and len(tail) == 30
+    assert full == m.generate("hel", **args)
+    assert "".join(m.generate("hel", stream=True, include_prime=False, **args)) == tail
+    assert m.generate("", include_prime=False, **args) == m.generate("", **args)  # nothing to add

@@ -17,7 +17,8 @@ def test_bench_core_quick_writes_every_row(tmp_path, capsys):
     path = tmp_path / "core.json"
     assert main(["bench", "core", "--quick", "--pairs", "1", "--json", str(path)]) == 0
     result = json.loads(path.read_text())
-    assert "targets met" in capsys.readouterr().out
+    out = capsys.readouterr().out  # tiny shapes: no verdict on the goals
+    assert "smoke run (--quick)" in out and "goals met" not in out
     assert result["machine"]["torch"] == torch.__version__
     speed = {(r["cell"], r["H"], r["impl"]) for r in result["speed"]}
     impls = {"torch.nn", "cell loop", "rnnkit auto", "rnnkit native", "rnnkit bptt",

@@ -35,8 +35,19 @@ def test_sample_with_a_seed_is_reproducible_and_matches_the_api(run_dir, capsys)
     first = capsys.readouterr().out
     main(argv)
     assert capsys.readouterr().out == first
-    api = rnnkit.load(run_dir).generate("h", 40, 1.5, 3, 0.95, seed=5)
-    assert first.rstrip("\n") == ("h" + api).rstrip("\n")
+    api = rnnkit.load(run_dir).generate("h", 40, 1.5, 3, 0.95, seed=5)  # prime included
+    assert api.startswith("h") and first.rstrip("\n") == api.rstrip("\n")
+
+
+def test_sample_without_the_prime_prints_the_api_continuation(run_dir, capsys):
+    argv = ["sample", str(run_dir), "--prime", "he", "--length", "25", "--temperature", "1.5",
+            "--seed", "2"]
+    assert main([*argv, "--no-include-prime"]) == 0
+    tail = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == "he" + tail
+    api = rnnkit.load(run_dir).generate("he", 25, 1.5, seed=2, include_prime=False)
+    assert tail.rstrip("\n") == api.rstrip("\n")
 
 
 def test_evaluate_table_and_json_agree_with_the_api(run_dir, hello_file, capsys):

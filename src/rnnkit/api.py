@@ -6,6 +6,7 @@ The same operations as ``rnnkit sample`` and ``rnnkit evaluate``: a trained run 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,12 @@ class Model:
         >>> from rnnkit.models.language_model import LanguageModel
         >>> tok = build_tokenizer("char", "hello\\n")
         >>> m = Model(LanguageModel(tok.vocab_size, hidden=8), tok)
-        >>> len(m.generate("he", length=20, seed=0))
-        20
-        >>> "".join(m.generate("he", length=20, seed=0, stream=True)) == m.generate(
-        ...     "he", length=20, seed=0)
+        >>> text = m.generate("he", length=20, seed=0)   # the prime, then 20 characters
+        >>> text.startswith("he"), len(text)
+        (True, 22)
+        >>> m.generate("he", length=20, seed=0, include_prime=False) == text[2:]
+        True
+        >>> "".join(m.generate("he", length=20, seed=0, stream=True)) == text
         True
         >>> sorted(m.score("hello"))
         ['bpc', 'chars', 'loss', 'perplexity', 'tokens']
@@ -54,20 +57,23 @@ class Model:
 
     def generate(self, prime: str = "", length: int = 200, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                 stream: bool = False) -> str | Iterator[str]:
-        """The text the model writes after ``prime`` (without the prime): ``length`` tokens.
+                 stream: bool = False, include_prime: bool = True) -> str | Iterator[str]:
+        """``prime`` followed by the ``length`` tokens the model writes after it, as
+        ``rnnkit sample`` prints it; ``include_prime=False``: the continuation alone. ``length``
+        counts generated tokens only, either way.
 
-        ``seed`` makes the draw reproducible (None: a fresh random seed). ``stream=True``
-        returns an iterator of text pieces as they are generated; joined they give the same
-        text. Sampling settings: see ``rnnkit.models.generate``. An empty prime starts the
-        text as after a newline.
+        ``seed`` makes the draw reproducible (None: a fresh random seed); the continuation is
+        the same with or without the prime. ``stream=True`` returns an iterator of text pieces
+        as they are generated (the prime first, as one piece); joined they give the same text.
+        Sampling settings: see ``rnnkit.models.generate``. An empty prime starts the text as
+        after a newline.
         """
         check_sampling(length, temperature, top_k, top_p)
-        pieces = self._pieces(prime, length, temperature, top_k, top_p, seed)
+        pieces = self._pieces(prime, length, temperature, top_k, top_p, seed, include_prime)
         return pieces if stream else "".join(pieces)
 
     def _pieces(self, prime: str, length: int, temperature: float, top_k: int, top_p: float,
-                seed: int | None) -> Iterator[str]:
+                seed: int | None, include_prime: bool = True) -> Iterator[str]:
         g = torch.Generator()
         if seed is None:
             g.seed()
@@ -75,7 +81,9 @@ class Model:
             g.manual_seed(seed)
         ids = generate(self.model, self.tokenizer.encode(prime), length, temperature, top_k,
                        top_p, g, start_id=start_token_id(self.tokenizer))
-        return _decode_stream(self.tokenizer, ids)
+        pieces = _decode_stream(self.tokenizer, ids)
+        # the prime as the user wrote it (not re-decoded: a word tokenizer's <unk> would show)
+        return itertools.chain([prime], pieces) if include_prime and prime else pieces
 
     def score(self, text: str) -> dict[str, float | int]:
         """``{tokens, chars, loss, perplexity, bpc}`` of ``text`` (see ``models.scoring``)."""

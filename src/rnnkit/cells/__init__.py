@@ -35,10 +35,21 @@ def cell_class(name: str) -> type[Cell]:
     return _REGISTRY[name]
 
 
+def describe(name: str) -> str:
+    """One line saying what the cell ``name`` is: its ``description``, else the first sentence of
+    its docstring."""
+    cls = cell_class(name)
+    if cls.description:
+        return cls.description
+    first = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(first.split()).split(". ")[0].rstrip(".")
+
+
 def make_cell(name: str, input_size: int, hidden_size: int, bias: bool = True,
               recompute: bool = True) -> Cell:
     """Build the cell ``name`` for the given sizes (``recompute``: see ``Cell``)."""
     return cell_class(name)(input_size, hidden_size, bias, recompute)
 
 
-__all__ = ["Cell", "Params", "State", "available", "cell_class", "make_cell", "register"]
+__all__ = ["Cell", "Params", "State", "available", "cell_class", "describe", "make_cell",
+           "register"]

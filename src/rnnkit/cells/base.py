@@ -47,6 +47,7 @@ class Cell:
     recompute: bool = True
 
     name: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # one line for `rnnkit cells` (else the docstring's)
     gates: ClassVar[int] = 1  # rows of weight_ih / weight_hh, in units of hidden_size
     gate_names: ClassVar[tuple[str, ...]] = ("a",)  # the row blocks of weight_ih, in order
     # (gate, +1 if a high value keeps the old state / -1 if it overwrites): forget_bias, chrono

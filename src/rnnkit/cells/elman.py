@@ -34,6 +34,7 @@ class ElmanTanh(Cell):
     """
 
     name: ClassVar[str] = "rnn_tanh"
+    description: ClassVar[str] = "Elman RNN, tanh activation (torch.nn.RNN)"
     compiled_activation: ClassVar[int] = 0  # f in engine/loops.cpp: tanh, relu, sigmoid
     compiled_loop: ClassVar[bool] = True
     native_mode: ClassVar[str | None] = "RNN_TANH"
@@ -101,6 +102,7 @@ class ElmanReLU(ElmanTanh):
     """a(t) = relu(W_ax x(t) + W_aa a(t-1) + b); with identity W_aa this is the IRNN."""
 
     name: ClassVar[str] = "rnn_relu"
+    description: ClassVar[str] = "Elman RNN, ReLU activation (the IRNN with identity W_hh)"
     compiled_activation: ClassVar[int] = 1
     native_mode: ClassVar[str | None] = "RNN_RELU"
 
@@ -118,6 +120,7 @@ class ElmanSigmoid(ElmanTanh):
     """a(t) = sigmoid(W_ax x(t) + W_aa a(t-1) + b): the neuron whose gradient vanishes fastest."""
 
     name: ClassVar[str] = "rnn_sigmoid"
+    description: ClassVar[str] = "Elman RNN, sigmoid activation (its gradient vanishes fastest)"
     compiled_activation: ClassVar[int] = 2
     native_mode: ClassVar[str | None] = None
 

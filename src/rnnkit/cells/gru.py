@@ -48,6 +48,7 @@ class GRU(Cell):
     """
 
     name: ClassVar[str] = "gru"
+    description: ClassVar[str] = "GRU as torch.nn.GRU and cuDNN compute it (reset gate on W_hn h)"
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", 1.0),)
@@ -216,6 +217,7 @@ class GRUCho(ResetFirstLoops, Cell):
     """
 
     name: ClassVar[str] = "gru_cho"
+    description: ClassVar[str] = "GRU of Cho et al. 2014 as the decks write it (reset gate on h)"
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", 1.0),)

@@ -42,6 +42,7 @@ class LSTM(Cell):
     """
 
     name: ClassVar[str] = "lstm"
+    description: ClassVar[str] = "LSTM, gates i, f, g, o as in torch.nn.LSTM"
     gates: ClassVar[int] = 4
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
     num_states: ClassVar[int] = 2

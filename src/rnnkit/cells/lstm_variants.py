@@ -153,6 +153,7 @@ class LSTMPeephole(_BufferedVariant):
     """
 
     name: ClassVar[str] = "lstm_peephole"
+    description: ClassVar[str] = "LSTM with peephole connections (Gers & Schmidhuber 2000)"
     compiled_variant: ClassVar[int] = 1
     recurrent_extras: ClassVar[tuple[str, ...]] = ("weight_peephole",)
 
@@ -275,6 +276,7 @@ class LSTMCIFG(_ThreeGates):
     """
 
     name: ClassVar[str] = "lstm_cifg"
+    description: ClassVar[str] = "LSTM with a coupled input-forget gate, i = 1 - f"
     compiled_variant: ClassVar[int] = 2
     gate_names: ClassVar[tuple[str, ...]] = ("f", "g", "o")
 
@@ -310,6 +312,7 @@ class LSTMNoForget(_ThreeGates):
     """
 
     name: ClassVar[str] = "lstm_nofg"
+    description: ClassVar[str] = "LSTM without a forget gate, c(t) = c(t-1) + i g"
     kept_back: ClassVar[int] = 1  # o only: its autograd loop keeps less (no f), 0.5x of it
     compiled_variant: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("i", "g", "o")

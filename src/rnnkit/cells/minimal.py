@@ -128,6 +128,7 @@ class MinGRU(MinimalCell):
     """
 
     name: ClassVar[str] = "mingru"
+    description: ClassVar[str] = "minGRU (Feng et al. 2024): gates skip h(t-1), parallel scan"
     compiled_scan: ClassVar[int] = 0  # the cell in engine/loops.cpp's minimal loops
     gates: ClassVar[int] = 2
     gate_names: ClassVar[tuple[str, ...]] = ("z", "h")
@@ -165,6 +166,7 @@ class MinLSTM(MinimalCell):
     """
 
     name: ClassVar[str] = "minlstm"
+    description: ClassVar[str] = "minLSTM (Feng et al. 2024): no output gate, parallel scan"
     compiled_scan: ClassVar[int] = 1
     gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("f", "i", "h")

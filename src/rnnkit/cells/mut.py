@@ -188,6 +188,7 @@ class MUT1(_MUT):
     """
 
     name: ClassVar[str] = "mut1"
+    description: ClassVar[str] = "MUT1 (Jozefowicz et al. 2015): update gate from x alone"
 
     gate_names: ClassVar[tuple[str, ...]] = ("n", "r", "z")
     hh_blocks: ClassVar[int] = 2
@@ -329,6 +330,7 @@ class MUT2(_MUT):
     """
 
     name: ClassVar[str] = "mut2"
+    description: ClassVar[str] = "MUT2 (Jozefowicz et al. 2015): x itself enters the reset gate"
     recompute_keeps: ClassVar[tuple[str, ...]] = ("n",)  # I + 2H floats a step against I + 6H
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
 
@@ -411,6 +413,7 @@ class MUT3(_MUT):
     """
 
     name: ClassVar[str] = "mut3"
+    description: ClassVar[str] = "MUT3 (Jozefowicz et al. 2015): update gate reads tanh(h)"
     recompute_keeps: ClassVar[tuple[str, ...]] = ("z", "n")  # I + 3H a step against I + 7H
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     adds_x: ClassVar[bool] = False

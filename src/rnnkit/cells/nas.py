@@ -60,6 +60,7 @@ class NAS(Cell):
     """
 
     name: ClassVar[str] = "nas"
+    description: ClassVar[str] = "NAS cell, found by architecture search (Zoph & Le 2017)"
     gates: ClassVar[int] = 8
     gate_names: ClassVar[tuple[str, ...]] = tuple(f"a{k}" for k in ORDER)
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = ()

@@ -8,11 +8,13 @@ import importlib
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="run a benchmark (core, lm) and print a side-by-side table",
+    p = sub.add_parser("bench", help="run a benchmark (core, lm, texts): a side-by-side table",
                        description="Run a benchmark: it prints a side-by-side table and writes "
                        "JSON.\n\nexample:\n  rnnkit bench core --quick",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="which benchmark: core, lm")
+    p.add_argument("name", help="which benchmark: core (engine speed and memory), lm (the "
+                   "language model against a plain PyTorch script), texts (the defaults on your "
+                   "texts against the 5-gram)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     p.set_defaults(func=run)
 
@@ -23,5 +25,11 @@ def run(args) -> int:
     try:
         module = importlib.import_module(f"rnnkit.bench.{args.name}")
     except ModuleNotFoundError as exc:
-        raise UserError(f"unknown benchmark {args.name!r}: try 'core' or 'lm'") from exc
+        raise UserError(f"unknown benchmark {args.name!r}: try 'core', 'lm' or 'texts'") from exc
+    if hasattr(module, "build_parser"):  # a mistyped flag of the benchmark, as main does
+        from .flags import unknown_flag
+
+        problem = unknown_flag(module.build_parser(), args.args)
+        if problem:
+            raise UserError(problem)
     return int(module.main(args.args) or 0)

@@ -15,12 +15,16 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "sample", help="generate text from a trained language model",
         description="Generate text from a trained language model (a `rnnkit train` --out "
-        "directory). The prime is printed, then the continuation as it is generated.",
+        "directory). The prime is printed, then the continuation as it is generated (the same "
+        "text as rnnkit.load(RUN_DIR).generate(prime, ...) returns).",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p)
     p.add_argument("--prime", default="", help="text to continue (default: none, the text "
                    "starts as after a newline)")
-    p.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    p.add_argument("--include-prime", action=argparse.BooleanOptionalAction, default=True,
+                   help="print the prime before its continuation (default: on)")
+    p.add_argument("--length", type=int, default=500,
+                   help="tokens to generate after the prime (default 500)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="> 1 more random, < 1 more conservative, 0 greedy (default 1)")
     p.add_argument("--top-k", type=int, default=0,
@@ -46,10 +50,9 @@ def run(args) -> int:
     check_sampling(args.length, args.temperature, args.top_k, args.top_p)  # before loading
     model = load(args.run_dir, args.checkpoint)
     pieces = model.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p,
-                            args.seed, stream=True)
+                            args.seed, stream=True, include_prime=args.include_prime)
     out = sys.stdout
-    out.write(args.prime)
-    last = args.prime[-1:]
+    last = ""
     for piece in pieces:
         out.write(piece)
         out.flush()
