@@ -29,16 +29,16 @@ def test_tiers_grow_with_the_text_and_keep_the_main_job():
     sizes = [size_for(n) for n in (10_000, 100_000, 300_000, 800_000, 1_800_000, 10**8)]
     for small, big in zip(sizes, sizes[1:]):
         assert big["hidden"] >= small["hidden"] and big["dropout"] <= small["dropout"]
-    assert size_for(1_800_000) == {"hidden": 512, "embed": 128, "dropout": 0.1}
+    assert size_for(1_800_000) == {"hidden": 512, "embed": 128, "dropout": 0.1, "lr": 3e-3}
     limits = [limit for limit, _ in TIERS]
     assert limits == sorted(limits) and math.isinf(limits[-1])
 
 
 def test_fill_sizes_fills_only_what_the_user_left_open():
-    s = {"hidden": 100, "embed": None, "dropout": None, "tie_weights": False}
+    s = {"hidden": 100, "embed": None, "dropout": None, "lr": 0.01, "tie_weights": False}
     assert fill_sizes(s, 50_000) == ["embed", "dropout"]
     assert s["hidden"] == 100 and s["dropout"] == size_for(50_000)["dropout"]
-    tied = {"hidden": None, "embed": None, "dropout": 0.0, "tie_weights": True}
+    tied = {"hidden": None, "embed": None, "dropout": 0.0, "lr": 0.01, "tie_weights": True}
     fill_sizes(tied, 50_000)
     assert tied["embed"] == tied["hidden"] == size_for(50_000)["hidden"]  # tying needs equal
     assert all(DEFAULTS[k] is None for k in SIZED)
@@ -51,10 +51,11 @@ def _small_run(out, **kw):
 
 
 def test_config_records_the_sizes_chosen_for_the_text(tmp_path, capsys):
-    summary = run_lm(_small_run(tmp_path / "a", hidden=24))
+    summary = run_lm(_small_run(tmp_path / "a", hidden=24, lr=0.02))
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     expected = size_for(summary["train_chars"])
     assert cfg["hidden"] == 24 and cfg["model"]["hidden"] == 24  # the user's choice stays
+    assert cfg["lr"] == 0.02
     assert (cfg["embed"], cfg["dropout"]) == (expected["embed"], expected["dropout"])
     assert cfg["sized_from_text"] == {"train_chars": summary["train_chars"],
                                       "settings": ["embed", "dropout"]}

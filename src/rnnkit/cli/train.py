@@ -44,12 +44,12 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed", type=int, metavar="N",
                    help="embedding size (default: by the text's size, 64 or 128)")
     g.add_argument("--hidden", type=int, metavar="N",
-                   help="hidden size (default: by the text's size, 256 below 150 k training "
-                   "characters up to 512; config.json records what was chosen)")
+                   help="hidden size (default: by the text's size, 256 below 600 k training "
+                   "characters up to 512 from 1.2 M; config.json records what was chosen)")
     g.add_argument("--layers", type=int, metavar="N", help=f"stacked layers ({d['layers']})")
     g.add_argument("--dropout", type=float, metavar="P",
-                   help="dropout (default: by the text's size, 0.3 for small texts down to 0.1 "
-                   "from 1.2 M characters)")
+                   help="dropout (default: by the text's size, 0.25 for small texts down to "
+                   "0.1 from 1.2 M characters)")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share embedding and output weights (needs --embed == --hidden)")
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
@@ -62,7 +62,9 @@ def _flags(p: argparse.ArgumentParser) -> None:
                    help="independent shuffled windows from a zero state, instead of carrying "
                    "the state along contiguous streams")
     g = p.add_argument_group("training")
-    g.add_argument("--lr", type=float, metavar="X", help=f"learning rate ({d['lr']})")
+    g.add_argument("--lr", type=float, metavar="X",
+                   help="learning rate (default: by the text's size, 5e-3 for small texts down "
+                   "to 3e-3 from 1.2 M characters)")
     g.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd "
                    "with momentum")
     g.add_argument("--weight-decay", type=float, metavar="X")

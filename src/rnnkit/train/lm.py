@@ -47,7 +47,7 @@ from .trainer import Trainer, TrainSettings, resolve_device
 
 # The main job (`rnnkit train`): a character LSTM on the Python standard library's source that
 # ends in about ten minutes: the budget is 570 s of training (the schedule follows the clock),
-# plus corpus, baseline and final evaluation. ``None``: hidden, embed and dropout are chosen
+# plus corpus, baseline and final evaluation. ``None``: hidden, embed, dropout and lr are chosen
 # from the size of the training text (``sizing``); evaluation points from the budget (Trainer).
 DEFAULTS: dict[str, Any] = {
     "task": "lm",
@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     # batches
     "batch_size": 32, "seq_len": 128, "stateless": False,
     # training (rnnkit.train.trainer.TrainSettings)
-    "steps": None, "epochs": None, "max_time": 570.0, "lr": 3e-3, "optimizer": "adamw",
+    "steps": None, "epochs": None, "max_time": 570.0, "lr": None, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
     "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
     "eval_every": None, "eval_tokens": 50_000, "log_every": 10, "checkpoint_every": 50,
@@ -220,7 +220,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     resume = bool(s.get("resume"))
     s["out"] = _shared_out(s.get("out") or default_out(), dist)
     RunDir.check(s["out"], resume)
-    train_settings = TrainSettings.from_dict(s)
+    TrainSettings.from_dict({**s, "lr": 1.0 if s["lr"] is None else s["lr"]})  # fail early
     run = RunDir(s["out"], write=dist.main)
 
     # everything that can fail on the user's input, before anything is written
@@ -229,6 +229,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
                        report=_say if dist.main else None)
     train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
     sized = fill_sizes(s, len(train))  # a resumed run has its sizes already
+    train_settings = TrainSettings.from_dict(s)
     if resume and (run.checkpoints / "tokenizer.json").is_file():
         tokenizer = Tokenizer.load(run.checkpoints)
     else:

@@ -18,12 +18,12 @@ from typing import Any
 
 # (training characters below which the tier applies, settings)
 TIERS: tuple[tuple[float, dict[str, Any]], ...] = (
-    (150_000, {"hidden": 256, "embed": 64, "dropout": 0.3}),
-    (500_000, {"hidden": 384, "embed": 128, "dropout": 0.25}),
-    (1_200_000, {"hidden": 512, "embed": 128, "dropout": 0.2}),
-    (float("inf"), {"hidden": 512, "embed": 128, "dropout": 0.1}),
+    (150_000, {"hidden": 256, "embed": 64, "dropout": 0.25, "lr": 5e-3}),
+    (600_000, {"hidden": 256, "embed": 64, "dropout": 0.15, "lr": 5e-3}),
+    (1_200_000, {"hidden": 384, "embed": 128, "dropout": 0.15, "lr": 4e-3}),
+    (float("inf"), {"hidden": 512, "embed": 128, "dropout": 0.1, "lr": 3e-3}),
 )
-SIZED = ("hidden", "embed", "dropout")
+SIZED = ("hidden", "embed", "dropout", "lr")
 
 
 def size_for(train_chars: int) -> dict[str, Any]:
