@@ -51,7 +51,7 @@ from .state import load_optimizer_state, load_rng_state, optimizer_state, rng_st
 OPTIMIZERS = ("adamw", "sgd")
 CLIP_MODES = ("norm", "value")
 EVALS_PER_RUN = 16  # evaluation points over a budget when --eval-every is not given
-MAX_EVAL_SHARE = 0.1  # periodic evaluations take at most this share of a time budget
+MAX_EVAL_SHARE = 0.05  # periodic evaluations take at most this share of a time budget
 MAX_WARMUP_SHARE = 0.05  # a time budget's warmup ends here even if its steps are not done
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
