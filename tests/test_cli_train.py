@@ -154,12 +154,13 @@ def test_rnnkit_alone_is_the_main_job_with_the_defaults(monkeypatch, capsys):
     """`rnnkit` and `rnnkit train` call run_lm with no settings (all defaults): a character
     LSTM on the default built-in corpus, a time budget that fits about ten minutes."""
     import rnnkit.train.lm as lm
+    from rnnkit.train.config import resolve
 
     calls = []
 
     def fake(given):
         calls.append(given)
-        settings = lm.resolve(lm.DEFAULTS, given)
+        settings = resolve(lm.DEFAULTS, given)
         return {"status": "completed", "out": "runs/x", "steps": 1, "train_seconds": 1.0,
                 "tokens_per_second": 1.0, "val_bpc": 2.0, "test_bpc": 2.0,
                 "val_ngram_bpc": 2.5, "test_ngram_bpc": 2.5, "settings": settings}
@@ -167,7 +168,7 @@ def test_rnnkit_alone_is_the_main_job_with_the_defaults(monkeypatch, capsys):
     monkeypatch.setattr(lm, "run_lm", fake)
     assert main([]) == 0 and main(["train"]) == 0
     assert calls == [{}, {}]
-    d = lm.resolve(lm.DEFAULTS, {})
+    d = resolve(lm.DEFAULTS, {})
     assert (d["tokenizer"], d["cell"], d["dataset"]) == ("char", "lstm", None)
     assert d["max_time"] <= 600 and d["steps"] is None
     assert "rnnkit sample runs/x --prime" in capsys.readouterr().out

@@ -8,6 +8,7 @@ bars, samples and logs to stderr.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import shlex
@@ -15,6 +16,10 @@ import signal
 import sys
 
 from ..errors import UserError
+
+# tasks beside lm, each in cli/train_TASK.py: add_parser(tasks, common), train(given) -> summary,
+# report(summary) -> the lines printed without --json
+OTHER_TASKS: tuple[str, ...] = ()
 
 EXAMPLES = """examples:
   rnnkit train                                   the main job: a char LSTM, about 10 minutes
@@ -61,10 +66,24 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stateless", action=argparse.BooleanOptionalAction,
                    help="independent shuffled windows from a zero state, instead of carrying "
                    "the state along contiguous streams")
+    g = training_flags(p, d, lr_help="learning rate (default: by the text's size, 5e-3 for "
+                       "small texts down to 3e-3 from 1.2 M characters)")
+    g.add_argument("--eval-tokens", type=int, metavar="N",
+                   help="tokens of the validation text the periodic evaluations score (0: all; "
+                   f"{d['eval_tokens']:,}); the final scores read all of it")
+    g = p.add_argument_group("samples")
+    g.add_argument("--prime", metavar="TEXT", help="text the samples start from")
+    g.add_argument("--sample-length", type=int, metavar="N")
+    g.add_argument("--temperature", type=float, metavar="T")
+    run_flags(p, "lm")
+
+
+def training_flags(p: argparse.ArgumentParser, d: dict, lr_help: str | None = None
+                   ) -> argparse._ArgumentGroup:
+    """The Trainer's flags, the same for every task (``d``: the task's DEFAULTS); returns the
+    group, for a task's own additions."""
     g = p.add_argument_group("training")
-    g.add_argument("--lr", type=float, metavar="X",
-                   help="learning rate (default: by the text's size, 5e-3 for small texts down "
-                   "to 3e-3 from 1.2 M characters)")
+    g.add_argument("--lr", type=float, metavar="X", help=lr_help or f"learning rate ({d['lr']:g})")
     g.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd "
                    "with momentum")
     g.add_argument("--weight-decay", type=float, metavar="X")
@@ -84,9 +103,6 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=int, metavar="N",
                    help="evaluate every N steps (default: 16 times over the budget, in steps "
                    "or seconds; the best evaluation's checkpoint is the one kept)")
-    g.add_argument("--eval-tokens", type=int, metavar="N",
-                   help="tokens of the validation text the periodic evaluations score (0: all; "
-                   f"{d['eval_tokens']:,}); the final scores read all of it")
     g.add_argument("--log-every", type=int, metavar="N", help=f"({d['log_every']})")
     g.add_argument("--checkpoint-every", type=int, metavar="N",
                    help=f"resumable checkpoint every N steps ({d['checkpoint_every']})")
@@ -97,13 +113,14 @@ def _flags(p: argparse.ArgumentParser) -> None:
                    "models or on a busy machine)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    help="the progress bar on stderr (on)")
-    g = p.add_argument_group("samples")
-    g.add_argument("--prime", metavar="TEXT", help="text the samples start from")
-    g.add_argument("--sample-length", type=int, metavar="N")
-    g.add_argument("--temperature", type=float, metavar="T")
+    return g
+
+
+def run_flags(p: argparse.ArgumentParser, task: str) -> None:
+    """--config, --out, --resume, --json: the same for every task."""
     g = p.add_argument_group("run")
     g.add_argument("--config", metavar="FILE", help="JSON settings; flags override them")
-    g.add_argument("--out", metavar="DIR", help="run directory (default runs/lm-TIMESTAMP)")
+    g.add_argument("--out", metavar="DIR", help=f"run directory (default runs/{task}-TIMESTAMP)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
@@ -122,16 +139,26 @@ def add_parser(sub) -> None:
                           "stack, output layer) on a built-in corpus or your text.",
                           epilog=EXAMPLES, **common)
     _flags(lm)
+    for name in OTHER_TASKS:
+        importlib.import_module(f"rnnkit.cli.train_{name}").add_parser(tasks, common)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train the task named (lm by default) and report it: the summary as one JSON object
+    (``--json``) or a few lines, and the one-line errors and signals every task shares."""
     from ..train.checkpoint import to_json
-    from ..train.lm import run_lm
 
+    task = getattr(args, "task", None) or "lm"
+    if task == "lm":
+        from ..train.lm import run_lm as train
+        report = _report
+    else:
+        module = importlib.import_module(f"rnnkit.cli.train_{task}")
+        train, report = module.train, module.report
     given = {k: v for k, v in vars(args).items() if k not in ("command", "task", "func")}
     as_json = given.pop("json", False)
-    summary = run_lm(given)
+    summary = train(given)
     if summary["status"] == "nonfinite":
         raise UserError(f"training stopped: {summary['error']}; the last good checkpoint is "
                         f"kept in {summary['out']}/checkpoints; lower --lr or keep --clip on")
@@ -142,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         for line in summary.get("warnings", []):
             print(f"rnnkit: warning: {line}", file=sys.stderr)
     elif summary["status"] != "interrupted":
-        print(_report(summary))
+        print(report(summary))
     if summary["status"] == "interrupted":
         return _interrupted(summary)
     return 0
@@ -152,7 +179,7 @@ def _interrupted(s: dict) -> int:
     """One line on stderr: where the run stopped and the command that continues it; the exit
     status a shell expects after the signal (128 + its number)."""
     print(f"rnnkit: {s['signal']} at step {s['steps']:,}: a resumable checkpoint is in "
-          f"{s['out']}/checkpoints; continue with: rnnkit train lm --resume "
+          f"{s['out']}/checkpoints; continue with: rnnkit train {s['task']} --resume "
           f"{shlex.quote(s['out'])}", file=sys.stderr, flush=True)
     return 128 + int(getattr(signal, s["signal"]))
 

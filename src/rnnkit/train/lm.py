@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,11 +37,11 @@ from ..models.language_model import LanguageModel, detach_state
 from ..models.ngram import CharNGram
 from ..models.scoring import total_nats
 from . import distributed as D
-from .config import resolve, resume_settings
 from .rundir import RunDir
+from .runs import default_out, launch, say, settings_for, shared_out
 from .sizing import fill_sizes
 from .state import seed_everything
-from .trainer import Trainer, TrainSettings, resolve_device
+from .trainer import Trainer, TrainSettings
 
 # The main job (`rnnkit train`): a character LSTM on the Python standard library's source that
 # ends in about ten minutes: the budget is 570 s of training (the schedule follows the clock),
@@ -171,24 +169,6 @@ def sample_text(model: nn.Module, tokenizer: Tokenizer, prime: str, length: int,
     return tokenizer.decode(list(ids))
 
 
-def default_out() -> str:
-    return f"runs/lm-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-
-
-def settings_for(given: dict[str, Any]) -> dict[str, Any]:
-    """The resolved settings of a run: defaults < --config file < ``given``; for ``--resume``
-    the stored ``config.json`` plus the budgets given."""
-    if given.get("resume"):
-        path = Path(given["resume"])
-        if given.get("out") and Path(given["out"]) != path:
-            raise UserError("give either --out (a new run) or --resume (an earlier run's "
-                            "directory), not both")
-        RunDir.check(path, resume=True)
-        stored = RunDir(path).read_json("config.json")
-        return {**resume_settings(stored, given), "out": str(path)}
-    return resolve(DEFAULTS, given)
-
-
 def run_lm(given: dict[str, Any]) -> dict[str, Any]:
     """Train a language model; return the summary (also in ``RUN/summary.json``).
 
@@ -202,23 +182,12 @@ def run_lm(given: dict[str, Any]) -> dict[str, Any]:
         >>> s["val_bpc"] < 0.5                                                  # doctest: +SKIP
         True
     """
-    s = settings_for(given)
-    if s.get("threads"):
-        torch.set_num_threads(s["threads"])
-    device = resolve_device(s["device"])
-    dist = D.setup(str(device))
-    try:
-        if dist.active and device.type == "cuda":
-            device = torch.device("cuda", dist.local_rank)
-            torch.cuda.set_device(device)
-        return _run(s, dist, device)
-    finally:
-        D.teardown(dist)
+    return launch(settings_for(given, DEFAULTS), _run)
 
 
 def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any]:
     resume = bool(s.get("resume"))
-    s["out"] = _shared_out(s.get("out") or default_out(), dist)
+    s["out"] = shared_out(s.get("out") or default_out("lm"), dist)
     RunDir.check(s["out"], resume)
     TrainSettings.from_dict({**s, "lr": 1.0 if s["lr"] is None else s["lr"]})  # fail early
     run = RunDir(s["out"], write=dist.main)
@@ -226,7 +195,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
     text = load_corpus(s["dataset"], s["text"], s["max_chars"],
-                       report=_say if dist.main else None)
+                       report=say if dist.main else None)
     train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
     sized = fill_sizes(s, len(train))  # a resumed run has its sizes already
     train_settings = TrainSettings.from_dict(s)
@@ -255,12 +224,12 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
              "sample_prime": s["prime"] or _first_word(val or train)}
     if dist.main:
         extra.update(_ngram_baseline(train, val, test, s["ngram_order"]))
-        _say(f"{extra['dataset']}: {len(train):,} training characters, {tokenizer.vocab_size} "
+        say(f"{extra['dataset']}: {len(train):,} training characters, {tokenizer.vocab_size} "
              f"tokens ({s['tokenizer']}); {sum(p.numel() for p in model.parameters()):,} "
              f"parameters; {s['ngram_order']}-gram baseline: val bpc "
              f"{extra['val_ngram_bpc']:.3f}")
         if sized:
-            _say("for that much text: " + ", ".join(f"{k} {s[k]}" for k in sized)
+            say("for that much text: " + ", ".join(f"{k} {s[k]}" for k in sized)
                  + " (give --" + " / --".join(sized) + " to choose)")
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
@@ -315,16 +284,3 @@ def _ngram_baseline(train: str, val: str, test: str, order: int) -> dict[str, fl
 def _first_word(text: str) -> str:
     words = text[:200].split()
     return words[0][:20] if words else text[:1]
-
-
-def _shared_out(out: str, dist: D.Dist) -> str:
-    """Rank 0's choice of directory (a default name holds a timestamp that could differ)."""
-    if not dist.active:
-        return out
-    box = [out]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,77 @@
+"""What every task's run does around the Trainer: its settings, its directory, its messages.
+
+A task module (``train/lm.py``, ``train/seq2seq.py`` ...) has a ``DEFAULTS`` dict of settings
+by flag name; ``settings_for`` resolves a run's settings from them, and ``default_out`` names
+its directory ``runs/TASK-TIMESTAMP`` (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from . import distributed as D
+from .config import resolve, resume_settings
+from .rundir import RunDir
+
+
+def default_out(task: str) -> str:
+    """``runs/TASK-YYYYMMDD-HHMMSS`` (UTC)."""
+    return f"runs/{task}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def settings_for(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The resolved settings of a run: defaults < --config file < ``given``; for ``--resume``
+    the stored ``config.json`` plus the budgets given."""
+    if given.get("resume"):
+        path = Path(given["resume"])
+        if given.get("out") and Path(given["out"]) != path:
+            raise UserError("give either --out (a new run) or --resume (an earlier run's "
+                            "directory), not both")
+        RunDir.check(path, resume=True)
+        stored = RunDir(path).read_json("config.json")
+        if stored.get("task", defaults.get("task")) != defaults.get("task"):
+            raise UserError(f"{path} is a {stored.get('task')} run: resume it with rnnkit train "
+                            f"{stored.get('task')} --resume {path}")
+        return {**resume_settings(stored, given), "out": str(path)}
+    return resolve(defaults, given)
+
+
+def launch(s: dict[str, Any],
+           body: Callable[[dict[str, Any], D.Dist, torch.device], dict[str, Any]]
+           ) -> dict[str, Any]:
+    """Run ``body(settings, dist, device)``: threads and device as the settings say, and the
+    process group when started by torchrun (one GPU per process), torn down after."""
+    from .trainer import resolve_device
+
+    if s.get("threads"):
+        torch.set_num_threads(s["threads"])
+    device = resolve_device(s["device"])
+    dist = D.setup(str(device))
+    try:
+        if dist.active and device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
+            torch.cuda.set_device(device)
+        return body(s, dist, device)
+    finally:
+        D.teardown(dist)
+
+
+def shared_out(out: str, dist: D.Dist) -> str:
+    """Rank 0's choice of directory (a default name holds a timestamp that could differ)."""
+    if not dist.active:
+        return out
+    box = [out]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def say(line: str) -> None:
+    """A message for the user while a run prepares or ends: stderr, at once."""
+    print(line, file=sys.stderr, flush=True)
