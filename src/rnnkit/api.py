@@ -110,14 +110,34 @@ def _decode_stream(tokenizer: Any, ids: Iterator[int]) -> Iterator[str]:
         yield tokenizer.decode(held)
 
 
-def load(run_dir: str | Path, which: str = "best") -> Model:
-    """Load a trained run directory (``best`` checkpoint, else ``last``) as a ``Model``.
+def load(run_dir: str | Path, which: str = "best") -> Model | Any:
+    """Load a trained run directory (``best`` checkpoint, else ``last``): a language model's
+    run as a ``Model`` (generate, score), an encoder-decoder's as a
+    ``rnnkit.translation.Translator`` (translate).
 
     Example:
         >>> m = rnnkit.load("runs/lm")                                  # doctest: +SKIP
         >>> print(m.generate("def ", length=100, temperature=0.8))      # doctest: +SKIP
+        >>> text, attention = rnnkit.load("runs/add3").translate("16+535")  # doctest: +SKIP
     """
-    from .train.checkpoint import load_run
+    from .train.checkpoint import load_run, read_task
 
+    if read_task(run_dir) == "seq2seq":
+        from .translation import load_translator
+
+        return load_translator(run_dir, which)
     run = load_run(run_dir, which)
     return Model(run.model, run.tokenizer, run.config, run.path)
+
+
+def load_language_model(run_dir: str | Path, which: str = "best", command: str = "this") -> Model:
+    """``load`` for the commands that need a language model (``sample``, ``evaluate``): another
+    task's run is a ``UserError`` naming the command that uses it."""
+    from .train.checkpoint import read_task
+
+    task = read_task(run_dir)
+    if task not in (None, "lm"):
+        use = {"seq2seq": "rnnkit translate"}.get(task, f"the {task} commands")
+        raise UserError(f"{run_dir} is a {task} run, not a language model: {command} needs a "
+                        f"run of rnnkit train lm; use {use} with it")
+    return load(run_dir, which)

@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..api import load
+    from ..api import load_language_model
     from ..data import load_corpus, split_corpus
     from ..errors import UserError
     from ..train.checkpoint import to_json
@@ -53,7 +53,7 @@ def run(args) -> int:
     own = args.text is None and args.dataset is None  # the run's own corpus
     if args.text is not None:
         load_corpus(text=args.text, max_chars=1)  # a bad path fails before a model is loaded
-    model = load(args.run_dir, args.checkpoint)
+    model = load_language_model(args.run_dir, args.checkpoint, "rnnkit evaluate")
     cfg = model.config
     split = args.split or ("test" if own else "all")
     if own:

@@ -44,11 +44,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..api import load
+    from ..api import load_language_model
     from ..models.generate import check_sampling
 
     check_sampling(args.length, args.temperature, args.top_k, args.top_p)  # before loading
-    model = load(args.run_dir, args.checkpoint)
+    model = load_language_model(args.run_dir, args.checkpoint, "rnnkit sample")
     pieces = model.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p,
                             args.seed, stream=True, include_prime=args.include_prime)
     out = sys.stdout

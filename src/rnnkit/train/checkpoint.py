@@ -35,8 +35,9 @@ os.umask(_UMASK)
 def model_classes() -> dict[str, type[nn.Module]]:
     """The model classes a checkpoint may name (imported lazily: models import nothing here)."""
     from ..models.language_model import LanguageModel
+    from ..models.seq2seq import Seq2Seq
 
-    return {"LanguageModel": LanguageModel}
+    return {"LanguageModel": LanguageModel, "Seq2Seq": Seq2Seq}
 
 
 # ---- JSON that other programs can read --------------------------------------------------
@@ -207,6 +208,16 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
         raise UserError(f"{run_dir} has no {which} checkpoint ({path} is missing); the run "
                         "stopped before saving one: train again or --resume it")
     return path
+
+
+def read_task(run_dir: str | Path) -> str | None:
+    """The task a run directory was trained for (``config.json``'s task; None if unreadable:
+    ``load_run`` then names the problem)."""
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return config.get("task") if isinstance(config, dict) else None
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:

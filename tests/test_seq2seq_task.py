@@ -1,0 +1,179 @@
+"""`rnnkit train seq2seq`, `rnnkit translate` and `rnnkit.load` on a seq2seq run: the run
+directory, resume, the filter contract, and every bad input as one line with exit status 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cli.main import main
+from rnnkit.errors import UserError
+from rnnkit.train import trainer as trainer_mod
+from rnnkit.train.checkpoint import load_checkpoint
+from rnnkit.train.seq2seq import run_seq2seq
+
+TINY = {"hidden": 24, "embed": 8, "batch_size": 16, "warmup": 5, "lr": 0.01,
+        "eval_examples": 40, "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _tiny_models_on_one_thread(one_thread):
+    pass
+
+
+def _tsv(path: Path, n: int = 120) -> Path:
+    """Pairs a model can learn in a few steps: a word and the word reversed."""
+    g = torch.Generator().manual_seed(0)
+    letters = "abcdef"
+    lines = []
+    for _ in range(n):
+        word = "".join(letters[int(i)] for i in torch.randint(6, (int(torch.randint(2, 5, (1,),
+                                                                                      generator=g)),),
+                                                                generator=g))
+        lines.append(f"{word}\t{word[::-1]}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small run shared by the tests that only read it."""
+    d = tmp_path_factory.mktemp("s2s")
+    summary = run_seq2seq({**TINY, "tsv": str(_tsv(d / "pairs.tsv", 300)), "steps": 200,
+                           "eval_every": 100, "out": str(d / "run"), "attention": "bahdanau"})
+    return d / "run", summary
+
+
+def test_the_run_directory_holds_what_every_task_writes(trained):
+    run, summary = trained
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["task"] == "seq2seq" and on_disk["status"] == "completed"
+    for key in ("val_loss", "val_exact", "val_accuracy", "test_exact", "test_loss",
+                "examples_per_second", "train_examples", "source_vocab", "target_vocab"):
+        assert key in on_disk, key
+    assert 0 <= on_disk["test_exact"] <= 1
+    assert on_disk["val_exact"] > 0.5  # reversing 2-4 letters is learnt in 200 steps
+    for name in ("config.json", "metrics.jsonl", "samples.txt", "loss.png", "attention.png",
+                 "checkpoints/best.safetensors", "checkpoints/last.safetensors",
+                 "checkpoints/vocab.json"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"] == "seq2seq" and config["model"]["attention"] == "bahdanau"
+
+
+def test_load_translates_with_its_attention(trained):
+    run, _ = trained
+    t = rnnkit.load(run)
+    out = t.translate("abcd")
+    text, attention = out
+    assert isinstance(text, str) and attention.shape == (len(out.output_tokens), 4)
+    assert torch.allclose(attention.sum(-1), torch.ones(len(attention)))
+    assert t.translate("abcd", beam=4).score >= out.score - 1e-6
+    with pytest.raises(UserError, match="not in the source vocabulary"):
+        t.translate("abz")
+
+
+def test_translate_cli_one_text_stdin_filter_and_json(trained, capsys, monkeypatch):
+    import io
+
+    run, _ = trained
+    expected = rnnkit.load(run).translate("fed").text
+    assert main(["translate", str(run), "fed"]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO("fed\n\nab\nazz\ncab\n"))
+    assert main(["translate", str(run)]) == 2  # one line could not be read
+    captured = capsys.readouterr()
+    lines = captured.out.split("\n")
+    assert len(lines) == 6 and lines[-1] == ""  # exactly one output line per input line
+    assert lines[0] == expected and lines[1] == "" and lines[3] == ""
+    assert "line 4" in captured.err and "'z'" in captured.err
+    assert main(["translate", str(run), "fed", "--json", "--beam", "3"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["input"] == "fed" and len(obj["attention"][0]) == 3
+    assert main(["translate", str(run), "fed", "--show-attention"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == expected and len(out) == 2 + len(expected) + 1  # header, rows, </s>
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    tsv = _tsv(tmp_path / "p.tsv", 80)
+    settings = {**TINY, "tsv": str(tsv), "steps": 24, "checkpoint_every": 4,
+                "eval_every": 8, "log_every": 3, "dropout": 0.2}
+    run_seq2seq({**settings, "out": str(tmp_path / "ref")})
+
+    original = trainer_mod.Trainer._after_step
+
+    class Crash(Exception):
+        pass
+
+    def crashing(self, bar):
+        original(self, bar)
+        if self.p.step in (6, 13):  # 6: mid-epoch (80 pairs are 5 batches), 13: before a save
+            raise Crash
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_after_step", crashing)
+    out = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        run_seq2seq({**settings, "out": str(out)})
+    with pytest.raises(Crash):
+        run_seq2seq({"resume": str(out)})
+    monkeypatch.setattr(trainer_mod.Trainer, "_after_step", original)
+    run_seq2seq({"resume": str(out)})
+    a = load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.safetensors").model_state
+    b = load_checkpoint(out / "checkpoints" / "last.safetensors").model_state
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    volatile = ("elapsed", "examples_per_second", "train_seconds", "out")
+    ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    got = json.loads((out / "summary.json").read_text())
+    assert {k: v for k, v in ref.items() if k not in volatile} == \
+        {k: v for k, v in got.items() if k not in volatile}
+
+
+def _fails(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnkit: error: ") and words in err[0], err
+    return err[0]
+
+
+def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, trained):
+    out = ["--out", str(tmp_path / "never"), "--steps", "2", "--no-progress"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\nno tab here\n")
+    _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "line 2")
+    bad.write_text("a\tb\nc\t \n")
+    _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "empty")
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
+    _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "UTF-8")
+    long = _tsv(tmp_path / "long.tsv", 40)
+    _fails(capsys, ["train", "seq2seq", "--tsv", str(long), "--max-length", "3", *out],
+           "--max-length")
+    _fails(capsys, ["train", "seq2seq", "--dataset", "nope", *out], "addition")
+    _fails(capsys, ["train", "seq2seq", "--attention", "luong", *out], "bahdanau")
+    assert not (tmp_path / "never").exists()  # nothing written for a refused run
+    run, _ = trained
+    _fails(capsys, ["translate", str(run), "fez"], "'z' is not in the source vocabulary")
+    _fails(capsys, ["translate", str(run), "fed", "--beam", "0"], "--beam")
+    _fails(capsys, ["sample", str(run)], "rnnkit translate")
+    _fails(capsys, ["translate", str(tmp_path)], "not an rnnkit run directory")
+
+
+def test_resume_says_which_task_a_run_is(tmp_path, capsys, trained):
+    run, _ = trained
+    _fails(capsys, ["train", "lm", "--resume", str(run)], "rnnkit train seq2seq --resume")
+
+
+def test_a_reversed_run_reads_the_input_reversed(tmp_path):
+    """--reverse (the Keras addition trick): translate reverses the input as training did, and
+    shows the attention in the order the user wrote the source."""
+    out = tmp_path / "rev"
+    run_seq2seq({**TINY, "dataset": "addition", "digits": 2, "reverse": True, "steps": 3,
+                 "out": str(out)})
+    t = rnnkit.load(out)
+    result = t.translate("12+3")
+    ids = t.source.encode("3+21")
+    outs, maps = t.model.greedy(torch.tensor(ids)[:, None], torch.tensor([len(ids)]))
+    assert result.text == t.target.decode(outs[0])
+    assert torch.allclose(result.attention, maps[0].flip(-1), atol=1e-6)
