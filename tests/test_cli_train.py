@@ -172,3 +172,20 @@ def test_rnnkit_alone_is_the_main_job_with_the_defaults(monkeypatch, capsys):
     assert (d["tokenizer"], d["cell"], d["dataset"]) == ("char", "lstm", None)
     assert d["max_time"] <= 600 and d["steps"] is None
     assert "rnnkit sample runs/x --prime" in capsys.readouterr().out
+
+
+def test_steps_or_epochs_alone_are_the_whole_budget(tmp_path):
+    """The task's default --max-time stands in only when no budget is given: --epochs 33 runs
+    33 epochs, not as many as the default clock allows."""
+    from rnnkit.train.lm import DEFAULTS as LM
+    from rnnkit.train.runs import settings_for
+    from rnnkit.train.seq2seq import DEFAULTS as S2S
+
+    for defaults in (LM, S2S):
+        assert settings_for({}, defaults)["max_time"] == defaults["max_time"]
+        assert settings_for({"steps": 10}, defaults)["max_time"] is None
+        assert settings_for({"epochs": 3}, defaults)["max_time"] is None
+        assert settings_for({"epochs": 3, "max_time": 5.0}, defaults)["max_time"] == 5.0
+        cfg = tmp_path / "c.json"
+        cfg.write_text(json.dumps({"max_time": 7}))
+        assert settings_for({"epochs": 3, "config": str(cfg)}, defaults)["max_time"] == 7

@@ -19,7 +19,7 @@ from ..errors import UserError
 
 # tasks beside lm, each in cli/train_TASK.py: add_parser(tasks, common), train(given) -> summary,
 # report(summary) -> the lines printed without --json
-OTHER_TASKS: tuple[str, ...] = ("seq2seq",)
+OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic")
 
 EXAMPLES = """examples:
   rnnkit train                                   the main job: a char LSTM, about 10 minutes
@@ -99,7 +99,8 @@ def training_flags(p: argparse.ArgumentParser, d: dict, lr_help: str | None = No
     g.add_argument("--epochs", type=int, metavar="N", help="budget in epochs")
     g.add_argument("--steps", type=int, metavar="N", help="budget in steps")
     g.add_argument("--max-time", type=float, metavar="SECONDS",
-                   help=f"budget in seconds ({d['max_time']:g})")
+                   help=f"budget in seconds (default {d['max_time']:g} when neither --steps "
+                   "nor --epochs is given; with them, whichever ends first)")
     g.add_argument("--eval-every", type=int, metavar="N",
                    help="evaluate every N steps (default: 16 times over the budget, in steps "
                    "or seconds; the best evaluation's checkpoint is the one kept)")

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import UserError
 from . import distributed as D
-from .config import resolve, resume_settings
+from .config import read_config_file, resolve, resume_settings
 from .rundir import RunDir
 
 
@@ -40,7 +40,13 @@ def settings_for(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, A
             raise UserError(f"{path} is a {stored.get('task')} run: resume it with rnnkit train "
                             f"{stored.get('task')} --resume {path}")
         return {**resume_settings(stored, given), "out": str(path)}
-    return resolve(defaults, given)
+    s = resolve(defaults, given)
+    # the task's default time budget stands in for a budget not given: --steps or --epochs
+    # alone is the whole budget (not cut short by a clock the user never set)
+    chosen = {**(read_config_file(given["config"]) if given.get("config") else {}), **given}
+    if "max_time" not in chosen and (s.get("steps") is not None or s.get("epochs") is not None):
+        s["max_time"] = None
+    return s
 
 
 def launch(s: dict[str, Any],
