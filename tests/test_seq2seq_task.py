@@ -177,3 +177,19 @@ def test_a_reversed_run_reads_the_input_reversed(tmp_path):
     outs, maps = t.model.greedy(torch.tensor(ids)[:, None], torch.tensor([len(ids)]))
     assert result.text == t.target.decode(outs[0])
     assert torch.allclose(result.attention, maps[0].flip(-1), atol=1e-6)
+
+
+def test_word_tokens_map_words_and_refuse_unseen_ones(tmp_path):
+    tsv = tmp_path / "w.tsv"
+    tsv.write_text("".join(f"the {a} cat\tle chat {b}\n" for a, b in
+                           [("big", "grand"), ("small", "petit"), ("black", "noir")] * 10))
+    out = tmp_path / "words"
+    summary = run_seq2seq({**TINY, "tsv": str(tsv), "tokens": "word", "steps": 3,
+                           "out": str(out)})
+    assert summary["source_vocab"] == 4 + 5 and summary["target_vocab"] == 4 + 5
+    t = rnnkit.load(out)
+    result = t.translate("the big cat")
+    assert result.source_tokens == ["the", "big", "cat"] and result.attention.shape[1] == 3
+    assert all(w in t.target.tokens for w in result.text.split())
+    with pytest.raises(UserError, match="'dog' is not in the source vocabulary"):
+        t.translate("the big dog")

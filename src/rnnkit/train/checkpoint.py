@@ -36,8 +36,9 @@ def model_classes() -> dict[str, type[nn.Module]]:
     """The model classes a checkpoint may name (imported lazily: models import nothing here)."""
     from ..models.language_model import LanguageModel
     from ..models.seq2seq import Seq2Seq
+    from ..models.synced import SyncedRNN
 
-    return {"LanguageModel": LanguageModel, "Seq2Seq": Seq2Seq}
+    return {"LanguageModel": LanguageModel, "Seq2Seq": Seq2Seq, "SyncedRNN": SyncedRNN}
 
 
 # ---- JSON that other programs can read --------------------------------------------------
