@@ -137,6 +137,30 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
     assert load_checkpoint(run.checkpoints / "best.safetensors").metadata["step"] == 10
 
 
+class Tied(Toy):
+    """Validation error reaches 0 and stays there while the loss still moves."""
+
+    monitor, tie_break = "error", "loss"
+
+    def __init__(self, evals):
+        super().__init__()
+        self.evals = evals
+
+    def evaluate(self, model, split, full=True):
+        if split == "val" and self.evals:
+            error, loss = self.evals.pop(0)
+            return {"error": error, "loss": loss}
+        return {"error": 0.0, "loss": 0.1}
+
+
+def test_a_tie_in_the_monitored_metric_goes_to_the_lower_tie_break(tmp_path):
+    task = Tied([(0.5, 1.0), (0.0, 0.5), (0.0, 0.2), (0.0, 0.4)])  # evaluations at 5 ... 20
+    _, summary, _ = _fit(tmp_path, task)
+    assert summary["best_step"] == 15  # not 10, the first 0 error: 15 has the lower loss
+    _, summary, _ = _fit(tmp_path, Toy(val_losses=[3.0, 2.0, 2.0, 2.0]), name="no-tie")
+    assert summary["best_step"] == 10  # without a tie-break the first of equals stays
+
+
 def test_time_budget(tmp_path):
     """The clock stops a run planned in steps: status "budget"; a run planned in seconds
     alone that uses them up has completed."""

@@ -9,7 +9,7 @@ seed and the epoch), with pairs of similar length put together so little of a ba
 The loss is the cross-entropy of every target token and the final ``</s>`` under teacher
 forcing. Validation scores the loss, the token accuracy, and what a user cares about: the
 share of outputs that greedy decoding gets exactly right (``exact``); the best checkpoint is
-the one with the fewest wrong outputs (``error = 1 - exact``).
+the one with the fewest wrong outputs (``error = 1 - exact``), the lower loss among equals.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Seq2SeqTask:
     """Sequence-to-sequence pairs for the Trainer (see ``trainer.Task``)."""
 
     name, unit, monitor = "seq2seq", "examples", "error"
+    tie_break = "loss"  # an easy task is 100 % exact at many evaluations: keep the surest
 
     def __init__(self, pairs: Pairs, source: Vocab, target: Vocab, settings: dict[str, Any],
                  dist: D.Dist, device: torch.device):

@@ -62,6 +62,8 @@ class Task(Protocol):
     name: str  # "lm", "classifier" ... (summary.json's task)
     unit: str  # what throughput counts: "tokens" or "examples"
     monitor: str  # the validation metric for best checkpoint and early stopping, e.g. "loss"
+    # optional: ``tie_break``, a second metric ("lower is better") that decides between equal
+    # values of ``monitor`` (seq2seq: 100 % exact twice, the lower loss is the better model)
 
     def batches_per_epoch(self) -> int: ...
     def start_epoch(self, epoch: int) -> None: ...
@@ -132,6 +134,7 @@ class Progress:
     step: int = 0
     best: float | None = None
     best_step: int | None = None
+    best_tie: float | None = None  # the tie-break metric at the best evaluation
     bad_evals: int = 0
     last_eval_step: int = -1
     next_eval_at: float = 0.0  # seconds: the next evaluation point of a time-only budget
@@ -423,8 +426,14 @@ class Trainer:
                **{f"val_{k}": v for k, v in metrics.items()}}
         if self.dist.main:
             self.run.log_metrics(row)
-        if self.p.best is None or value < self.p.best:
+        tie_name = getattr(self.task, "tie_break", None)
+        tie = metrics.get(tie_name) if tie_name else None
+        better = self.p.best is None or value < self.p.best or (
+            value == self.p.best and tie is not None and self.p.best_tie is not None
+            and tie < self.p.best_tie)
+        if better:
             self.p.best, self.p.best_step, self.p.bad_evals = value, self.p.step, 0
+            self.p.best_tie = tie
             if self.dist.main:
                 save_checkpoint(self.run.checkpoints / "best.safetensors", self.model, None,
                                 {"kind": "best", "step": self.p.step, f"val_{self.task.monitor}":
