@@ -98,9 +98,10 @@ def training_flags(p: argparse.ArgumentParser, d: dict, lr_help: str | None = No
                    help="early stopping after N evaluations without improvement (0: off)")
     g.add_argument("--epochs", type=int, metavar="N", help="budget in epochs")
     g.add_argument("--steps", type=int, metavar="N", help="budget in steps")
-    g.add_argument("--max-time", type=float, metavar="SECONDS",
-                   help=f"budget in seconds (default {d['max_time']:g} when neither --steps "
-                   "nor --epochs is given; with them, whichever ends first)")
+    clock = ("budget in seconds (default: by the data set, see below)" if d["max_time"] is None
+             else f"budget in seconds (default {d['max_time']:g} when neither --steps nor "
+             "--epochs is given; with them, whichever ends first)")
+    g.add_argument("--max-time", type=float, metavar="SECONDS", help=clock)
     g.add_argument("--eval-every", type=int, metavar="N",
                    help="evaluate every N steps (default: 16 times over the budget, in steps "
                    "or seconds; the best evaluation's checkpoint is the one kept)")

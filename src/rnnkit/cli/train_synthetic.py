@@ -61,8 +61,7 @@ def add_parser(tasks, common: dict) -> None:
     g = p.add_argument_group("batches")
     g.add_argument("--batch-size", type=int, metavar="N", help="examples a step, drawn fresh "
                    f"({PER_DATASET['adding']['batch_size']})")
-    training_flags(p, {**d, "max_time": PER_DATASET["adding"]["max_time"]},
-                   lr_help="learning rate (0.01 for the bit tasks, 0.002 for adding, 0.005 "
+    training_flags(p, d, lr_help="learning rate (0.01 for the bit tasks, 0.002 for adding, 0.005 "
                    "for copy)")
     run_flags(p, "synthetic")
 
