@@ -38,7 +38,7 @@ from ..models.ngram import CharNGram
 from ..models.scoring import total_nats
 from . import distributed as D
 from .rundir import RunDir
-from .runs import default_out, launch, say, settings_for, shared_out
+from .runs import launch, open_run, say, settings_for
 from .sizing import fill_sizes
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
@@ -186,11 +186,8 @@ def run_lm(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any]:
-    resume = bool(s.get("resume"))
-    s["out"] = shared_out(s.get("out") or default_out("lm"), dist)
-    RunDir.check(s["out"], resume)
+    run, resume = open_run(s, "lm", dist)
     TrainSettings.from_dict({**s, "lr": 1.0 if s["lr"] is None else s["lr"]})  # fail early
-    run = RunDir(s["out"], write=dist.main)
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])

@@ -69,6 +69,16 @@ def launch(s: dict[str, Any],
         D.teardown(dist)
 
 
+def open_run(s: dict[str, Any], task: str, dist: D.Dist) -> tuple[RunDir, bool]:
+    """The run's directory (``--out``, else ``runs/TASK-TIMESTAMP``; ``--resume``'s when
+    resuming), checked before anything is written, and whether the run resumes. Sets
+    ``s["out"]``."""
+    resume = bool(s.get("resume"))
+    s["out"] = shared_out(s.get("out") or default_out(task), dist)
+    RunDir.check(s["out"], resume)
+    return RunDir(s["out"], write=dist.main), resume
+
+
 def shared_out(out: str, dist: D.Dist) -> str:
     """Rank 0's choice of directory (a default name holds a timestamp that could differ)."""
     if not dist.active:

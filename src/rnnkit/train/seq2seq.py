@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..models.seq2seq import Seq2Seq, describe
 from . import distributed as D
 from .rundir import RunDir
-from .runs import default_out, launch, say, settings_for, shared_out
+from .runs import launch, open_run, say, settings_for
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -208,11 +208,8 @@ def run_seq2seq(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any]:
-    resume = bool(s.get("resume"))
-    s["out"] = shared_out(s.get("out") or default_out("seq2seq"), dist)
-    RunDir.check(s["out"], resume)
+    run, resume = open_run(s, "seq2seq", dist)
     train_settings = TrainSettings.from_dict(s)
-    run = RunDir(s["out"], write=dist.main)
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])

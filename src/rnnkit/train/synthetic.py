@@ -43,7 +43,7 @@ from ..models.feedforward import BitMLP
 from ..models.synced import SyncedRNN
 from . import distributed as D
 from .rundir import RunDir
-from .runs import default_out, launch, say, settings_for, shared_out
+from .runs import launch, open_run, say, settings_for
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -267,10 +267,7 @@ def run_synthetic(given: dict[str, Any]) -> dict[str, Any]:
 
 def _run(s: dict[str, Any], dist: D.Dist, device: torch.device,
          chosen: list[str]) -> dict[str, Any]:
-    resume = bool(s.get("resume"))
-    s["out"] = shared_out(s.get("out") or default_out("synthetic"), dist)
-    RunDir.check(s["out"], resume)
-    run = RunDir(s["out"], write=dist.main)
+    run, resume = open_run(s, "synthetic", dist)
 
     # everything that can fail on the user's input, before anything is written
     train_settings = TrainSettings.from_dict(s)
