@@ -113,19 +113,27 @@ def _decode_stream(tokenizer: Any, ids: Iterator[int]) -> Iterator[str]:
 def load(run_dir: str | Path, which: str = "best") -> Model | Any:
     """Load a trained run directory (``best`` checkpoint, else ``last``): a language model's
     run as a ``Model`` (generate, score), an encoder-decoder's as a
-    ``rnnkit.translation.Translator`` (translate).
+    ``rnnkit.translation.Translator`` (translate), a classifier's as a
+    ``rnnkit.classification.Predictor`` (predict, probabilities).
 
     Example:
         >>> m = rnnkit.load("runs/lm")                                  # doctest: +SKIP
         >>> print(m.generate("def ", length=100, temperature=0.8))      # doctest: +SKIP
         >>> text, attention = rnnkit.load("runs/add3").translate("16+535")  # doctest: +SKIP
+        >>> rnnkit.load("runs/sentiment").predict(["what a day"])  # doctest: +SKIP
+        [('positive', 0.71)]
     """
     from .train.checkpoint import load_run, read_task
 
-    if read_task(run_dir) == "seq2seq":
+    task = read_task(run_dir)
+    if task == "seq2seq":
         from .translation import load_translator
 
         return load_translator(run_dir, which)
+    if task == "classifier":
+        from .classification import load_predictor
+
+        return load_predictor(run_dir, which)
     run = load_run(run_dir, which)
     return Model(run.model, run.tokenizer, run.config, run.path)
 
@@ -137,7 +145,8 @@ def load_language_model(run_dir: str | Path, which: str = "best", command: str =
 
     task = read_task(run_dir)
     if task not in (None, "lm"):
-        use = {"seq2seq": "rnnkit translate"}.get(task, f"the {task} commands")
+        use = {"seq2seq": "rnnkit translate", "classifier": "rnnkit predict"}.get(
+            task, f"the {task} commands")
         raise UserError(f"{run_dir} is a {task} run, not a language model: {command} needs a "
                         f"run of rnnkit train lm; use {use} with it")
     return load(run_dir, which)

@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..api import load_language_model
-    from ..data import load_corpus, split_corpus
+    from ..data import load_corpus
     from ..errors import UserError
     from ..train.checkpoint import to_json
 
@@ -61,27 +61,20 @@ def run(args) -> int:
             raise UserError(f"{args.run_dir}/config.json does not say which text the run was "
                             "trained on; give --text PATH or --dataset NAME")
         dataset, text = cfg.get("dataset"), cfg.get("text")
-        if text is not None and not _exists(str(text)):
-            raise UserError(_moved(str(text), cfg, split))
+        for key in ("text",) if split == "all" else ("text", "val", "test"):
+            if cfg.get(key) is not None and not _exists(str(cfg[key])):
+                raise UserError(_moved(f"--{key}", str(cfg[key]), cfg, split))
     else:
         dataset, text = args.dataset, args.text
     max_chars = args.max_chars
     same = own or _is_training_corpus(args, cfg)
     if max_chars is None and same:
         max_chars = cfg.get("max_chars")  # read it as training did: the same splits
-    corpus = load_corpus(dataset, text, max_chars, report=_say)
-    if split != "all":
-        parts = split_corpus(corpus, cfg.get("val_fraction", 0.05),
-                             cfg.get("test_fraction", 0.05))
-        trained = (cfg.get("sized_from_text") or {}).get("train_chars")
-        if same and args.max_chars is None and trained not in (None, len(parts[0])):
-            _say(f"note: the training split has {len(parts[0]):,} characters now, "
-                 f"{trained:,} when the run trained: the text changed since, so this {split} "
-                 "split is not quite the run's")
-        corpus = parts[SPLITS.index(split) - 1]
-        if not corpus:
-            raise UserError(f"the run has no {split} split ({split}_fraction 0); choose "
-                            "another --split")
+    if split == "all":
+        corpus = load_corpus(dataset, text, max_chars, report=_say)
+    else:
+        corpus = _split(cfg, split, same, {"dataset": dataset, "text": text,
+                                           "max_chars": max_chars})
     result = model.score(corpus)
     if args.json:
         print(to_json(result))  # always valid JSON: a non-finite number is null
@@ -90,6 +83,32 @@ def run(args) -> int:
             value = result[name]
             print(f"{name:<11} {value:.4f}" if isinstance(value, float) else f"{name:<11} {value}")
     return 0
+
+
+def _split(cfg: dict, split: str, same: bool, data: dict) -> str:
+    """``split`` of ``data`` cut as the run cut its text; ``same`` (the run's own corpus): with
+    the run's --val and --test files, and, read as training read it, checked against the sizes
+    the run recorded."""
+    from ..errors import UserError
+    from ..train.lm import lm_splits
+
+    held = {k: cfg.get(k) if same else None for k in ("val", "test")}
+    parts = lm_splits({**cfg, **data, **held}, report=_say)
+    corpus = getattr(parts, split)
+    # a run from before split_chars recorded its training characters only
+    recorded = cfg.get("split_chars") or {
+        "train_chars": (cfg.get("sized_from_text") or {}).get("train_chars")}
+    now = parts.chars()
+    changed = [k for k, n in recorded.items() if n is not None and now.get(k) != n]
+    if same and data["max_chars"] == cfg.get("max_chars") and changed:
+        k = changed[0]
+        _say(f"note: the {k.removesuffix('_chars')} split has {now[k]:,} characters now, "
+             f"{recorded[k]:,} when the run trained: the text changed since, so this {split} "
+             "split is not quite the run's")
+    if not corpus:
+        raise UserError(f"the run has no {split} split ({split}_fraction 0); choose "
+                        "another --split")
+    return corpus
 
 
 def _say(line: str) -> None:
@@ -104,15 +123,17 @@ def _exists(spec: str) -> bool:
     return any(ch in spec for ch in "*?[") and bool(glob.glob(path, recursive=True))
 
 
-def _moved(text: str, cfg: dict, split: str) -> str:
-    """The one-line error for a run whose --text is not where training read it."""
-    where = "" if os.path.isabs(os.path.expanduser(text)) else (
+def _moved(flag: str, path: str, cfg: dict, split: str) -> str:
+    """The one-line error for a run whose --text (or --val, --test) is not where training read
+    it."""
+    where = "" if os.path.isabs(os.path.expanduser(path)) else (
         " (a path relative to the directory training ran in)")
     max_chars = cfg.get("max_chars")
     keep = f" --max-chars {max_chars}" if max_chars else ""
-    return (f"the run was trained on --text {text}, which is not found from {os.getcwd()}"
-            f"{where}; run this from that directory, or give its present path: --text PATH"
-            f"{keep} --split {split}")
+    fix = (f"give its present path: --text PATH{keep} --split {split}" if flag == "--text" else
+           "score that text by its present path: --text PATH")
+    return (f"the run was trained on {flag} {path}, which is not found from {os.getcwd()}"
+            f"{where}; run this from that directory, or {fix}")
 
 
 def _is_training_corpus(args, cfg: dict) -> bool:

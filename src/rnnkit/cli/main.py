@@ -13,7 +13,7 @@ from ..errors import UserError
 from .flags import asks_cell_list, unknown_flag
 
 # sub-command modules, in the order ``rnnkit --help`` lists them
-COMMANDS = ("train", "sample", "evaluate", "translate", "cells", "bench")
+COMMANDS = ("train", "sample", "evaluate", "translate", "predict", "cells", "bench")
 
 EPILOG = """examples:
   rnnkit train                       train a character LSTM on the built-in corpus (~10 min),

@@ -19,7 +19,7 @@ from ..errors import UserError
 
 # tasks beside lm, each in cli/train_TASK.py: add_parser(tasks, common), train(given) -> summary,
 # report(summary) -> the lines printed without --json
-OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic")
+OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic", "classifier")
 
 EXAMPLES = """examples:
   rnnkit train                                   the main job: a char LSTM, about 10 minutes
@@ -42,6 +42,15 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text", metavar="PATH", help="your own text: a file, directory or glob")
     g.add_argument("--max-chars", type=int, metavar="N",
                    help=f"use at most N leading characters (default {d['max_chars']:,})")
+    g.add_argument("--val", metavar="PATH", help="held-out text for validation, read as --text "
+                   "is, all of it (default: cut --val-fraction from --text)")
+    g.add_argument("--test", metavar="PATH", help="held-out text for the test scores "
+                   "(default: cut --test-fraction from --text)")
+    g.add_argument("--val-fraction", type=float, metavar="F",
+                   help="of the text, without --val: the last files of a directory or glob of "
+                   f"3 or more, else the tail ({d['val_fraction']})")
+    g.add_argument("--test-fraction", type=float, metavar="F",
+                   help=f"of the text, without --test, cut the same way ({d['test_fraction']})")
     g.add_argument("--tokenizer", choices=KINDS, help="char (default), word or bpe")
     g.add_argument("--vocab-size", type=int, metavar="N", help="for word and bpe tokenizers")
     g = p.add_argument_group("model")

@@ -31,6 +31,11 @@ are skipped, so that pointing ``--text`` at a project does not train on its tool
 and a few names), e.g. ``--text proj: read 1,204 files (1.8 M characters: .py 1,100, .txt 80,
 other 24); skipped 310: binary 300 (e.g. lib/x.so, ...); left out 1 directory: virtual
 environment 1 (e.g. venv)``.
+
+A language model's splits (``load_splits``): the ``--val`` / ``--test`` texts when given; else a
+built-in corpus or one file is cut at its tail (``split_corpus``), and a directory or glob by
+whole files, its last ones held out (the tail of the joined text when there are too few files,
+or files too unequal, for that).
 """
 
 from __future__ import annotations
@@ -62,12 +67,13 @@ _MAGIC = "*?["
 
 def load_corpus(dataset: str | None = None, text: str | Path | None = None,
                 max_chars: int | None = None,
-                report: Callable[[str], None] | None = None) -> str:
+                report: Callable[[str], None] | None = None, flag: str = "--text") -> str:
     """The text of a built-in ``dataset`` or of the user's ``text`` path (file, dir or glob).
 
     ``max_chars`` keeps at most that many leading characters, cut after a newline when one
     lies in the second half. Neither given: ``DEFAULT_DATASET``. ``report`` (e.g. a print to
     stderr) gets one line saying which files a directory or glob gave and which it skipped.
+    ``flag`` names the option ``text`` came from in messages (``--val``, ``--test``).
 
     Example:
         >>> load_corpus("hello", max_chars=12)
@@ -75,20 +81,41 @@ def load_corpus(dataset: str | None = None, text: str | Path | None = None,
         >>> len(load_corpus("python-docs")) > 400_000
         True
     """
+    return "".join(part for _, part in _load_files(dataset, text, max_chars, report, flag))
+
+
+def _load_files(dataset: str | None, text: str | Path | None, max_chars: int | None,
+                report: Callable[[str], None] | None, flag: str) -> list[tuple[str, str]]:
+    """``load_corpus``'s text as (name, text) per file read, in order; a built-in corpus or a
+    single file is one part."""
     if max_chars is not None and max_chars < 1:
         raise UserError(f"max_chars must be a positive number of characters, got {max_chars}")
     if dataset is not None and text is not None:
         raise UserError("give either a built-in dataset (--dataset) or your own text (--text), "
                         "not both")
-    found = None
-    if text is not None:
-        corpus, found = _read_user_text(text, max_chars)
-    else:
-        corpus = _builtin(dataset or DEFAULT_DATASET, max_chars)
-    corpus = corpus if max_chars is None else _truncate(corpus, max_chars)
+    if text is None:
+        name = dataset or DEFAULT_DATASET
+        corpus = _builtin(name, max_chars)
+        return [(name, corpus if max_chars is None else _truncate(corpus, max_chars))]
+    files, found = _read_user_text(text, max_chars, flag)
+    files = _clip(files, max_chars)
     if report is not None and found is not None:
-        report(found.summary(f"--text {text}", len(corpus), max_chars))
-    return corpus
+        report(found.summary(f"{flag} {text}", sum(len(t) for _, t in files), max_chars))
+    return files
+
+
+def _clip(files: list[tuple[str, str]], max_chars: int | None) -> list[tuple[str, str]]:
+    """The files cut where ``_truncate`` cuts their joined text."""
+    if max_chars is None:
+        return files
+    left = len(_truncate("".join(t for _, t in files), max_chars))
+    kept = []
+    for name, t in files:
+        if left <= 0:
+            break
+        kept.append((name, t[:left]))
+        left -= len(t)
+    return kept
 
 
 def split_corpus(text: str, val_fraction: float = 0.05,
@@ -136,6 +163,135 @@ def _truncate(text: str, max_chars: int) -> str:
     head = text[:max_chars]
     cut = head.rfind("\n")
     return head[: cut + 1] if cut >= max_chars // 2 else head
+
+
+# ---- a language model's train / validation / test text ---------------------------------
+
+@dataclass
+class TextSplits:
+    """The three texts of a language-model run and how they were made (``summary.json``'s
+    ``split``): ``"tail"`` (cut at the end of one text, or of a built-in corpus), ``"by-file"``
+    (the last whole files of a directory or glob) or ``"files"`` (``--val`` / ``--test``)."""
+
+    train: str
+    val: str
+    test: str
+    kind: str
+
+    def chars(self) -> dict[str, int]:
+        return {f"{k}_chars": len(getattr(self, k)) for k in ("train", "val", "test")}
+
+
+def load_splits(dataset: str | None = None, text: str | Path | None = None,
+                max_chars: int | None = None, *, val: str | Path | None = None,
+                test: str | Path | None = None, val_fraction: float = 0.05,
+                test_fraction: float = 0.05,
+                report: Callable[[str], None] | None = None) -> TextSplits:
+    """The train, validation and test text of ``load_corpus(dataset, text, max_chars)``.
+
+    ``val`` / ``test``: held-out paths, read as ``text`` is (in full: ``max_chars`` is the
+    training text's); the part not given is cut from ``text`` by its fraction. A built-in
+    corpus or one file is cut at its tail (``split_corpus``); a directory or glob by whole
+    files, its last ones (in the sorted order) going to validation and test until each has its
+    fraction of the characters, one file at least. With too few files for that, or files so
+    unequal that training would keep under half of what the fractions leave it, the joined
+    text is cut at its tail, and ``report`` is told.
+
+    Example:
+        >>> s = load_splits("hello", max_chars=200, val_fraction=0.1, test_fraction=0.1)
+        >>> len(s.train), len(s.val), len(s.test), s.kind
+        (160, 20, 20, 'tail')
+    """
+    vf = 0.0 if val is not None else val_fraction
+    tf = 0.0 if test is not None else test_fraction
+    _check_fractions(vf, tf)
+    if text is None and (val is not None or test is not None):
+        raise UserError(f"--val and --test go with --text; the built-in corpus "
+                        f"{dataset or DEFAULT_DATASET} keeps its own split (the tail of its text, "
+                        "--val-fraction and --test-fraction): drop them, or give your text as "
+                        "--text PATH")
+    files = _load_files(dataset, text, max_chars, report, "--text")
+    held = {k: load_corpus(text=path, report=report, flag=f"--{k}")
+            for k, path in (("val", val), ("test", test)) if path is not None}
+    several = text is not None and not Path(os.path.expanduser(str(text))).is_file()
+    train, cut_val, cut_test, kind = _cut(files, vf, tf, f"--text {text}" if several else None,
+                                          report)
+    return TextSplits(train, held.get("val", cut_val), held.get("test", cut_test),
+                      "files" if held else kind)
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, f in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise UserError(f"{name} must be at least 0 and below 1, got {f}; e.g. 0.05")
+    if val_fraction + test_fraction >= 1:
+        raise UserError(f"--val-fraction {val_fraction} and --test-fraction {test_fraction} "
+                        "leave no training text; keep their sum below 1, e.g. 0.05 each")
+
+
+def _cut(files: list[tuple[str, str]], vf: float, tf: float, what: str | None,
+         report: Callable[[str], None] | None) -> tuple[str, str, str, str]:
+    """(train, val, test, kind): a directory or glob (``what`` names it) by whole files where
+    there are enough of them, else the tail."""
+    if what is not None and (vf or tf):
+        counts, why = _file_counts([len(t) for _, t in files], vf, tf)
+        if counts is not None:
+            return (*_by_file(files, *counts, what, report), "by-file")
+        if report is not None:
+            report(f"{what}: {why}: validation and test are cut from the tail of the joined "
+                   "text instead")
+    return (*split_corpus("".join(t for _, t in files), vf, tf), "tail")
+
+
+def _file_counts(sizes: list[int], vf: float, tf: float
+                 ) -> tuple[tuple[int, int] | None, str]:
+    """How many of the last files go to (validation, test), or None and why not."""
+    n, total = len(sizes), sum(sizes)
+    parts = (vf > 0) + (tf > 0)
+    if n < parts + 1:
+        return None, f"too few files to split by whole files ({n}; {parts + 1} needed)"
+    n_test = _files_at_end(sizes, tf * total, most=n - parts)
+    n_val = _files_at_end(sizes[:n - n_test], vf * total, most=n - n_test - 1)
+    kept = sum(sizes[:n - n_val - n_test])
+    if kept < total * (1 - vf - tf) / 2:
+        return None, (f"whole files would leave training {kept:,} of its {total:,} characters "
+                      "(the last files are large)")
+    return (n_val, n_test), ""
+
+
+def _files_at_end(sizes: list[int], goal: float, most: int) -> int:
+    """How many of the last ``sizes`` reach ``goal`` characters: at least one, at most
+    ``most``; none for no goal."""
+    k = got = 0
+    while goal > 0 and k < most and got < goal:
+        k += 1
+        got += sizes[-k]
+    return k
+
+
+def _by_file(files: list[tuple[str, str]], n_val: int, n_test: int, what: str,
+             report: Callable[[str], None] | None) -> tuple[str, str, str]:
+    val_at, test_at = len(files) - n_val - n_test, len(files) - n_test
+    groups = {"training": files[:val_at], "validation": files[val_at:test_at],
+              "test": files[test_at:]}
+    if report is not None:
+        shown = [_group_line(label, g) for label, g in groups.items() if g]
+        report(f"{what}: split by whole files: {', '.join(shown)} (--val and --test choose "
+               "your own)")
+    train, val, test = ("".join(t for _, t in g) for g in groups.values())
+    return train, val, test
+
+
+def _group_line(label: str, files: list[tuple[str, str]]) -> str:
+    """``validation 2 files (5,120 characters: a.txt, b.txt)``; training's names left out."""
+    n, chars = len(files), sum(len(t) for _, t in files)
+    names = "" if label == "training" else ": " + _some([name for name, _ in files])
+    return f"{label} {n:,} file{'' if n == 1 else 's'} ({chars:,} characters{names})"
+
+
+def _some(names: list[str]) -> str:
+    """The first three names, and ``...`` for more."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 # ---- built-in corpora ---------------------------------------------------------------------
@@ -216,8 +372,8 @@ class _Found:
             return str(path)
 
     def _counts(self, groups: dict[str, list[Path]]) -> str:
-        return ", ".join(f"{why} {len(ps):,} (e.g. {', '.join(self.name(p) for p in ps[:3])}"
-                         f"{', ...' if len(ps) > 3 else ''})" for why, ps in groups.items() if ps)
+        return ", ".join(f"{why} {len(ps):,} (e.g. {_some([self.name(p) for p in ps])})"
+                         for why, ps in groups.items() if ps)
 
     def problems(self) -> str:
         """``skipped 3: binary 2 (e.g. a.so, b.so), ...; left out 1 directory: ...``"""
@@ -247,10 +403,11 @@ class _Found:
         return line
 
 
-def _read_user_text(spec: str | Path, max_chars: int | None) -> tuple[str, _Found | None]:
+def _read_user_text(spec: str | Path, max_chars: int | None,
+                    flag: str) -> tuple[list[tuple[str, str]], _Found | None]:
     path = Path(os.path.expanduser(str(spec)))
     if path.is_file():
-        return _decode(path, path.read_bytes()), None
+        return [(str(path), _decode(path, path.read_bytes()))], None
     if path.is_dir():
         found = _Found(path)
         files = _walk(path, found, prune=not _asked_for(path))
@@ -272,8 +429,8 @@ def _read_user_text(spec: str | Path, max_chars: int | None) -> tuple[str, _Foun
             files += _walk(m, found, prune) if m.is_dir() else [m]
         where = f"pattern {spec}"
     else:
-        raise UserError(f"no such file or directory: {path}; check the path given to --text")
-    return _join_text_files(files, found, where, max_chars), found
+        raise UserError(f"no such file or directory: {path}; check the path given to {flag}")
+    return _join_text_files(files, found, where, max_chars, flag), found
 
 
 def _fixed_part(pattern: str) -> Path:
@@ -341,8 +498,9 @@ def _walk(root: Path, found: _Found, prune: bool) -> list[Path]:
     return sorted(files)
 
 
-def _join_text_files(files: list[Path], found: _Found, where: str,
-                     max_chars: int | None) -> str:
+def _join_text_files(files: list[Path], found: _Found, where: str, max_chars: int | None,
+                     flag: str) -> list[tuple[str, str]]:
+    """(name, text) of each text file, in order, until ``max_chars`` is reached."""
     ordered = list(_files_in_order(files))
 
     def texts() -> Iterator[str]:
@@ -359,8 +517,8 @@ def _join_text_files(files: list[Path], found: _Found, where: str,
     found.unread = len(ordered) - len(found.read) - sum(map(len, found.skipped.values()))
     if not parts:
         raise UserError(f"the {where} holds no UTF-8 text files ({found.problems() or 'no files'}"
-                        "); point --text at text files")
-    return "".join(parts)
+                        f"); point {flag} at text files")
+    return list(zip((found.name(p) for p in found.read), parts))
 
 
 def _files_in_order(files: list[Path]) -> Iterator[Path]:

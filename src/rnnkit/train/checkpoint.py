@@ -34,11 +34,13 @@ os.umask(_UMASK)
 
 def model_classes() -> dict[str, type[nn.Module]]:
     """The model classes a checkpoint may name (imported lazily: models import nothing here)."""
+    from ..models.classifier import SequenceClassifier
     from ..models.language_model import LanguageModel
     from ..models.seq2seq import Seq2Seq
     from ..models.synced import SyncedRNN
 
-    return {"LanguageModel": LanguageModel, "Seq2Seq": Seq2Seq, "SyncedRNN": SyncedRNN}
+    return {"LanguageModel": LanguageModel, "Seq2Seq": Seq2Seq, "SyncedRNN": SyncedRNN,
+            "SequenceClassifier": SequenceClassifier}
 
 
 # ---- JSON that other programs can read --------------------------------------------------

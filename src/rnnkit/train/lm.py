@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,12 +25,12 @@ from ..data import (
     DEFAULT_DATASET,
     IGNORE_INDEX,
     StreamBatches,
+    TextSplits,
     Tokenizer,
     WindowBatches,
     build_tokenizer,
     count_chars,
-    load_corpus,
-    split_corpus,
+    load_splits,
 )
 from ..errors import UserError
 from ..models.generate import generate, start_token_id
@@ -50,8 +51,8 @@ from .trainer import Trainer, TrainSettings
 DEFAULTS: dict[str, Any] = {
     "task": "lm",
     # data
-    "dataset": None, "text": None, "max_chars": 2_000_000, "val_fraction": 0.05,
-    "test_fraction": 0.05, "tokenizer": "char", "vocab_size": None,
+    "dataset": None, "text": None, "val": None, "test": None, "max_chars": 2_000_000,
+    "val_fraction": 0.05, "test_fraction": 0.05, "tokenizer": "char", "vocab_size": None,
     # model
     "cell": "lstm", "embed": None, "hidden": None, "layers": 1, "dropout": None,
     "tie_weights": False, "backend": "auto",
@@ -191,9 +192,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
-    text = load_corpus(s["dataset"], s["text"], s["max_chars"],
-                       report=say if dist.main else None)
-    train, val, test = split_corpus(text, s["val_fraction"], s["test_fraction"])
+    parts = lm_splits(s, report=say if dist.main else None)
+    train, val, test = parts.train, parts.val, parts.test
     sized = fill_sizes(s, len(train))  # a resumed run has its sizes already
     train_settings = TrainSettings.from_dict(s)
     if resume and (run.checkpoints / "tokenizer.json").is_file():
@@ -214,14 +214,16 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         if dist.main:
             tokenizer.save(run.checkpoints)
         run.write_json("config.json", {**s, "resume": None, "model": model.config,
+                                        "split": parts.kind, "split_chars": parts.chars(),
                                         "sized_from_text": {"train_chars": len(train),
                                                             "settings": sized}})
     extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
-             "cell": s["cell"], "train_chars": len(train), "out": s["out"],
+             "cell": s["cell"], "split": parts.kind, **parts.chars(), "out": s["out"],
              "sample_prime": s["prime"] or _first_word(val or train)}
     if dist.main:
         extra.update(_ngram_baseline(train, val, test, s["ngram_order"]))
-        say(f"{extra['dataset']}: {len(train):,} training characters, {tokenizer.vocab_size} "
+        say(f"{extra['dataset']}: {len(train):,} training characters ({len(val):,} validation, "
+             f"{len(test):,} test: {parts.kind} split), {tokenizer.vocab_size} "
              f"tokens ({s['tokenizer']}); {sum(p.numel() for p in model.parameters()):,} "
              f"parameters; {s['ngram_order']}-gram baseline: val bpc "
              f"{extra['val_ngram_bpc']:.3f}")
@@ -235,6 +237,17 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         summary["warnings"] = warnings
         run.write_json("summary.json", summary)
     return summary
+
+
+def lm_splits(s: dict[str, Any], report: Callable[[str], None] | None = None) -> TextSplits:
+    """The run's train, validation and test text from its settings (``DEFAULTS``' names): what
+    training reads, and what ``rnnkit evaluate`` reads again. A run from before ``--val`` and
+    ``--test`` has neither in its config."""
+    return load_splits(s.get("dataset"), s.get("text"), s.get("max_chars"), val=s.get("val"),
+                       test=s.get("test"),
+                       val_fraction=s.get("val_fraction", DEFAULTS["val_fraction"]),
+                       test_fraction=s.get("test_fraction", DEFAULTS["test_fraction"]),
+                       report=report)
 
 
 def closing_warnings(summary: dict[str, Any], metrics: list[dict[str, Any]],
