@@ -89,12 +89,10 @@ class Predictor:
 
 def load_predictor(run_dir: str | Path, which: str = "best") -> Predictor:
     """A classifier run directory's model, tokenizer and classes (see ``rnnkit.load``)."""
-    from .train.checkpoint import load_run
+    from .train.checkpoint import load_task_run
 
-    run = load_run(run_dir, which)
-    if not isinstance(run.model, SequenceClassifier):
-        raise UserError(f"{run_dir} holds a {type(run.model).__name__}, not a sequence "
-                        "classifier; predict needs a run of rnnkit train classifier")
+    run = load_task_run(run_dir, which, SequenceClassifier, "a sequence classifier",
+                        "classifier")
     if run.tokenizer is None or not run.config.get("classes"):
         raise UserError(f"{run_dir} lacks its tokenizer (checkpoints/tokenizer.json) or its "
                         "classes (config.json); restore them from a copy or train again")

@@ -111,11 +111,8 @@ class Translator:
 def load_translator(run_dir: str | Path, which: str = "best") -> Translator:
     """A seq2seq run directory's model and vocabularies (see ``rnnkit.load``)."""
     from .data.vocab import load_vocabs
-    from .train.checkpoint import load_run
+    from .train.checkpoint import load_task_run
 
-    run = load_run(run_dir, which)
-    if not isinstance(run.model, Seq2Seq):
-        raise UserError(f"{run_dir} holds a {type(run.model).__name__}, not an encoder-decoder; "
-                        "translate needs a run of rnnkit train seq2seq")
+    run = load_task_run(run_dir, which, Seq2Seq, "an encoder-decoder", "seq2seq")
     source, target = load_vocabs(Path(run_dir) / "checkpoints")
     return Translator(run.model, source, target, run.config, run.path)

@@ -255,6 +255,17 @@ def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
     return LoadedRun(model, tokenizer, config, path)
 
 
+def load_task_run(run_dir: str | Path, which: str, model_class: type[nn.Module], what: str,
+                  task: str) -> LoadedRun:
+    """``load_run`` for a command that needs one kind of model (``what``, trained by
+    ``rnnkit train task``); another kind is a ``UserError`` saying so."""
+    run = load_run(run_dir, which)
+    if not isinstance(run.model, model_class):
+        raise UserError(f"{run_dir} holds a {type(run.model).__name__}, not {what}; this needs "
+                        f"a run of rnnkit train {task}")
+    return run
+
+
 def _check_belongs(path: Path, model_config: dict[str, Any] | None, config: dict[str, Any],
                    tokenizer: Any) -> None:
     """Refuse a checkpoint that is not this run's (copied from another run): its model must be
