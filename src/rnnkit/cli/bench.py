@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("core", "lm", "texts", "seq2seq", "pairs", "memory")
+BENCHMARKS = ("core", "lm", "texts", "seq2seq", "pairs", "memory", "gpu")
 
 
 def add_parser(sub) -> None:
@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
                    "language model against a plain PyTorch script), texts (the defaults on your "
                    "texts against the 5-gram), seq2seq (the encoder-decoder's training step "
                    "against a plain PyTorch script), pairs (the seq2seq defaults on TSV pairs), "
-                   "memory (which cell learns the adding and copy tasks at which length)")
+                   "memory (which cell learns the adding and copy tasks at which length), gpu (the "
+                   "engines and the parallel scan on a CUDA GPU)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     p.set_defaults(func=run)
 
