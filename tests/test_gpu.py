@@ -63,7 +63,8 @@ def test_every_engine_on_cuda_matches_the_cpu_reference(cell_name, backend, dtyp
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_drop_in_layers_match_cudnn(kind, bidirectional):
+def test_drop_in_layers_match_cudnn(kind, bidirectional, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # cuDNN's RNNs round to TF32
     torch.manual_seed(0)
     ref = getattr(nn, kind)(7, 16, num_layers=2, bidirectional=bidirectional).to(CUDA)
     ours = getattr(rnnkit, kind)(7, 16, num_layers=2, bidirectional=bidirectional,
@@ -87,6 +88,16 @@ def test_auto_takes_cudnn_on_cuda_and_the_scan_runs_in_parallel():
     par = run_sequence(cell, x.to(CUDA), tuple(s.to(CUDA) for s in state),
                        {k: v.to(CUDA) for k, v in p.items()}, "scan")[0]
     torch.testing.assert_close(par.cpu(), seq, atol=1e-9, rtol=1e-9)
+
+
+def test_more_processes_than_gpus_is_one_clear_error(monkeypatch):
+    from rnnkit.errors import UserError
+    from rnnkit.train.distributed import check_gpus
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(torch.cuda.device_count() + 1))
+    with pytest.raises(UserError, match="one process per GPU"):
+        check_gpus(CUDA)
+    check_gpus(torch.device("cpu"))  # CPU processes: as many as wanted
 
 
 def _text(tmp_path):

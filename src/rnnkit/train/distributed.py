@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -40,6 +42,18 @@ def setup(device: str) -> Dist:
         dist.init_process_group(backend)
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
                 dist.get_backend())
+
+
+def check_gpus(device: torch.device) -> None:
+    """torchrun gives each process of a machine the GPU of its local rank: more processes than
+    GPUs cannot run (the extra ranks would name a device that does not exist), so every rank
+    says so before any of them joins the group and waits for the others."""
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device.type == "cuda" and per_machine > torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise UserError(f"torchrun started {per_machine} processes on this machine but it has "
+                        f"{gpus} GPU{'s' * (gpus != 1)}: one process per GPU; use "
+                        f"--nproc_per_node {gpus}, or --device cpu for CPU processes")
 
 
 def teardown(d: Dist) -> None:

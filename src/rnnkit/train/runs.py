@@ -59,6 +59,7 @@ def launch(s: dict[str, Any],
     if s.get("threads"):
         torch.set_num_threads(s["threads"])
     device = resolve_device(s["device"])
+    D.check_gpus(device)
     dist = D.setup(str(device))
     try:
         if dist.active and device.type == "cuda":
