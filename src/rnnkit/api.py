@@ -134,6 +134,10 @@ def load(run_dir: str | Path, which: str = "best") -> Model | Any:
         from .classification import load_predictor
 
         return load_predictor(run_dir, which)
+    if task == "generator":
+        from .generation import load_generator
+
+        return load_generator(run_dir, which)
     run = load_run(run_dir, which)
     return Model(run.model, run.tokenizer, run.config, run.path)
 
@@ -145,7 +149,8 @@ def load_language_model(run_dir: str | Path, which: str = "best", command: str =
 
     task = read_task(run_dir)
     if task not in (None, "lm"):
-        use = {"seq2seq": "rnnkit translate", "classifier": "rnnkit predict"}.get(
+        use = {"seq2seq": "rnnkit translate", "classifier": "rnnkit predict",
+               "generator": "rnnkit sample --label"}.get(
             task, f"the {task} commands")
         raise UserError(f"{run_dir} is a {task} run, not a language model: {command} needs a "
                         f"run of rnnkit train lm; use {use} with it")

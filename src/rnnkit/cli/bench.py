@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("core", "lm", "texts", "seq2seq", "pairs", "memory", "gpu")
+BENCHMARKS = ("core", "lm", "texts", "seq2seq", "pairs", "memory", "gpu", "classifier")
 
 
 def add_parser(sub) -> None:
@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
                    "texts against the 5-gram), seq2seq (the encoder-decoder's training step "
                    "against a plain PyTorch script), pairs (the seq2seq defaults on TSV pairs), "
                    "memory (which cell learns the adding and copy tasks at which length), gpu (the "
-                   "engines and the parallel scan on a CUDA GPU)")
+                   "engines and the parallel scan on a CUDA GPU), classifier (the sentiment "
+                   "classifier against a plain PyTorch script; --table: deck 003's table)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     p.set_defaults(func=run)
 

@@ -19,7 +19,7 @@ from ..errors import UserError
 
 # tasks beside lm, each in cli/train_TASK.py: add_parser(tasks, common), train(given) -> summary,
 # report(summary) -> the lines printed without --json
-OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic", "classifier")
+OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic", "classifier", "generator")
 
 EXAMPLES = """examples:
   rnnkit train                                   the main job: a char LSTM, about 10 minutes
