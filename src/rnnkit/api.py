@@ -138,6 +138,18 @@ def load(run_dir: str | Path, which: str = "best") -> Model | Any:
         from .generation import load_generator
 
         return load_generator(run_dir, which)
+    if task == "tagger":
+        from .tagging import load_tagger
+
+        return load_tagger(run_dir, which)
+    if task == "word2vec":
+        from .embeddings import load_embeddings
+
+        return load_embeddings(run_dir, which)
+    if task == "forecaster":
+        from .forecasting import load_forecaster
+
+        return load_forecaster(run_dir, which)
     run = load_run(run_dir, which)
     return Model(run.model, run.tokenizer, run.config, run.path)
 
@@ -150,7 +162,8 @@ def load_language_model(run_dir: str | Path, which: str = "best", command: str =
     task = read_task(run_dir)
     if task not in (None, "lm"):
         use = {"seq2seq": "rnnkit translate", "classifier": "rnnkit predict",
-               "generator": "rnnkit sample --label"}.get(
+               "generator": "rnnkit sample --label", "tagger": "rnnkit predict",
+               "word2vec": "rnnkit embed", "forecaster": "rnnkit forecast"}.get(
             task, f"the {task} commands")
         raise UserError(f"{run_dir} is a {task} run, not a language model: {command} needs a "
                         f"run of rnnkit train lm; use {use} with it")

@@ -1,11 +1,14 @@
 """Using a trained sequence classifier from Python: ``rnnkit.load(RUN_DIR).predict(texts)``.
 
 The same operation as ``rnnkit predict``: a classifier run directory (``rnnkit train
-classifier --out DIR``) in, a label and its probability per text out.
+classifier --out DIR``) in, a label and its probability per text out. A run on scores
+(``--dataset music-genre``) has no tokenizer: its inputs are score files (any format music21
+reads) or piano rolls (T, 88), read as training read them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,13 @@ class Predictor:
         >>> p.predict([""])                                             # doctest: +ELLIPSIS
         Traceback (most recent call last):
         rnnkit.errors.UserError: text 1 is empty: ...
+
+    A model of feature sequences (``tokenizer`` None) reads piano rolls or score files:
+
+        >>> m = SequenceClassifier(None, 3, input_features=88, hidden=8)
+        >>> p = Predictor(m, None, ["baroque", "folk", "renaissance"], {"input": "piano-roll"})
+        >>> p.probabilities([torch.zeros(16, 88), torch.ones(5, 88)]).shape
+        torch.Size([2, 3])
     """
 
     def __init__(self, model: SequenceClassifier, tokenizer: Any, classes: Sequence[str],
@@ -50,6 +60,24 @@ class Predictor:
                             f"classes but the run names {len(self.classes)}; the checkpoint is "
                             "from another run: restore the run's own or train again")
         self.max_length = self.config.get("max_length") or None
+
+    def features(self, item: str | os.PathLike | Tensor, number: int = 1) -> Tensor:
+        """The (T, F) features a feature model reads: a piano roll as given (its first
+        ``max_length`` rows), or a score file's piano roll, as in training."""
+        from .data import music
+
+        F = self.model.config["input_features"]
+        if isinstance(item, Tensor):
+            x = item.float()
+            if x.dim() != 2 or x.shape[1] != F or not len(x):
+                raise UserError(f"input {number} is a tensor of shape {tuple(x.shape)}; give a "
+                                f"piano roll of shape (steps, {F}) with at least one step")
+        else:
+            roll = self.config.get("roll") or {}
+            x = music.piano_roll(music.read_score(item), step=roll.get("step", music.STEP),
+                                 max_steps=None, low=roll.get("low", music.LOW),
+                                 high=roll.get("high", music.HIGH))
+        return x[:self.max_length]
 
     def encode(self, text: str, number: int = 1) -> list[int]:
         """The token ids the model reads for ``text`` (the first ``max_length``); an empty
@@ -64,9 +92,10 @@ class Predictor:
         """p(class | text): (N, C), a row per text, the columns in ``classes``' order."""
         from .train.classifier import pad
 
-        if isinstance(texts, str):
+        if isinstance(texts, (str, os.PathLike, Tensor)):
             texts = [texts]
-        ids = [self.encode(t, i) for i, t in enumerate(texts, 1)]
+        ids = [self.features(t, i) if self.tokenizer is None else self.encode(t, i)
+               for i, t in enumerate(texts, 1)]
         out = torch.empty(len(ids), len(self.classes))
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # little padding
         for start in range(0, len(ids), BATCH):
@@ -77,7 +106,8 @@ class Predictor:
         return out
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
-        """The most probable label of each text with its probability."""
+        """The most probable label of each text (or score file, or piano roll) with its
+        probability."""
         p, best = self.probabilities(texts).max(-1)
         return [(self.classes[i], v) for i, v in zip(best.tolist(), p.tolist())]
 
@@ -93,7 +123,8 @@ def load_predictor(run_dir: str | Path, which: str = "best") -> Predictor:
 
     run = load_task_run(run_dir, which, SequenceClassifier, "a sequence classifier",
                         "classifier")
-    if run.tokenizer is None or not run.config.get("classes"):
+    features = run.model.config.get("vocab_size") is None  # piano rolls: no tokenizer
+    if (run.tokenizer is None and not features) or not run.config.get("classes"):
         raise UserError(f"{run_dir} lacks its tokenizer (checkpoints/tokenizer.json) or its "
                         "classes (config.json); restore them from a copy or train again")
     return Predictor(run.model, run.tokenizer, run.config["classes"], run.config, run.path)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("core", "lm", "texts", "seq2seq", "pairs", "memory", "gpu", "classifier")
+BENCHMARKS = ("core", "lm", "texts", "seq2seq", "pairs", "memory", "gpu", "classifier", "word2vec",
+              "forecast")
 
 
 def add_parser(sub) -> None:
@@ -21,7 +22,10 @@ def add_parser(sub) -> None:
                    "against a plain PyTorch script), pairs (the seq2seq defaults on TSV pairs), "
                    "memory (which cell learns the adding and copy tasks at which length), gpu (the "
                    "engines and the parallel scan on a CUDA GPU), classifier (the sentiment "
-                   "classifier against a plain PyTorch script; --table: deck 003's table)")
+                   "classifier against a plain PyTorch script; --table: deck 003's table), "
+                   "word2vec (word vectors beside gensim's: words/s and the similarity "
+                   "scores), forecast (the forecaster against ARIMA over seeds, stateful "
+                   "against stateless)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options of that benchmark")
     p.set_defaults(func=run)
 

@@ -13,7 +13,8 @@ from ..errors import UserError
 from .flags import asks_cell_list, unknown_flag
 
 # sub-command modules, in the order ``rnnkit --help`` lists them
-COMMANDS = ("train", "sample", "evaluate", "translate", "predict", "cells", "bench")
+COMMANDS = ("train", "sample", "evaluate", "translate", "predict", "embed", "analyze", "report",
+            "cells", "forecast", "bench")
 
 EPILOG = """examples:
   rnnkit train                       train a character LSTM on the built-in corpus (~10 min),

@@ -64,13 +64,13 @@ def run(args) -> int:
     task = read_task(args.run_dir)
     if task == "generator":
         return run_generator(args)
+    model = load_language_model(args.run_dir, args.checkpoint, "rnnkit sample")
     given = [f for f, v in (("--label", args.label), ("--count", args.count), ("--out", args.out))
              if v is not None]
     if given:
         raise UserError(f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with a run "
-                        f"of rnnkit train generator; {args.run_dir} is a {task or 'lm'} run: "
+                        f"of rnnkit train generator; {args.run_dir} is a language model's run: "
                         f"sample it without {' and '.join(given)}")
-    model = load_language_model(args.run_dir, args.checkpoint, "rnnkit sample")
     pieces = model.generate(args.prime, args.length, args.temperature, args.top_k, args.top_p,
                             args.seed, stream=True, include_prime=args.include_prime)
     out = sys.stdout

@@ -19,7 +19,8 @@ from ..errors import UserError
 
 # tasks beside lm, each in cli/train_TASK.py: add_parser(tasks, common), train(given) -> summary,
 # report(summary) -> the lines printed without --json
-OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic", "classifier", "generator")
+OTHER_TASKS: tuple[str, ...] = ("seq2seq", "synthetic", "classifier", "generator", "word2vec",
+                                 "tagger", "forecaster")
 
 EXAMPLES = """examples:
   rnnkit train                                   the main job: a char LSTM, about 10 minutes
@@ -66,6 +67,11 @@ def _flags(p: argparse.ArgumentParser) -> None:
                    "0.1 from 1.2 M characters)")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share embedding and output weights (needs --embed == --hidden)")
+    g.add_argument("--embeddings", metavar="PATH", help="start the embedding from pretrained "
+                   "word vectors (word2vec text format, e.g. rnnkit embed RUN --export; with "
+                   "--tokenizer word)")
+    g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction,
+                   help="keep the pretrained vectors as they are (off: fine-tune them)")
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
     g = p.add_argument_group("batches")
     g.add_argument("--batch-size", type=int, metavar="N",

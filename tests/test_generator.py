@@ -1,0 +1,311 @@
+"""Generation from one input: the conditioned language model (the label's initial state reaches
+the output, its gradient reaches the label), `rnnkit train generator` on a corpus where each label
+has its own alphabet, own- against wrong-label bits per character, `rnnkit sample --label`, the
+Python API, errors and resume."""
+
+import csv
+import json
+import random
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rnnkit
+from rnnkit.cli.main import main
+from rnnkit.data.labelled import load_labelled
+from rnnkit.data.tokenizers import build_tokenizer
+from rnnkit.generation import Generator
+from rnnkit.models.conditioned import ConditionedLM
+from rnnkit.models.generate import generate
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.scoring import total_nats
+from rnnkit.train import trainer as trainer_mod
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.train.generator import run_generator
+
+TINY = {"hidden": 32, "embed": 16, "batch_size": 16, "warmup": 5, "lr": 0.02,
+        "progress": False, "threads": 1}
+ALPHABETS = {"A": "abcd", "B": "wxyz"}
+
+
+@pytest.fixture(autouse=True)
+def _tiny_models_on_one_thread(one_thread):
+    pass
+
+
+def _csv(path: Path, n: int = 200, seed: int = 0) -> Path:
+    """Texts of short words, each label with its own letters (A: abcd, B: wxyz)."""
+    rng = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(n):
+            label = "AB"[i % 2]
+            words = ["".join(rng.choice(ALPHABETS[label]) for _ in range(rng.randint(2, 5)))
+                     for _ in range(rng.randint(2, 4))]
+            w.writerow([" ".join(words), label])
+    return path
+
+
+# ---- the model ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "mingru"])
+@pytest.mark.parametrize("every_step", [False, True])
+def test_the_labels_initial_state_reaches_the_output(cell, every_step):
+    """Untrained, fixed seed: each label gives its own next-token distributions; without
+    every_step the model is exactly the language model run from the label's state."""
+    torch.manual_seed(0)
+    m = ConditionedLM(12, num_labels=3, cell=cell, embed=8, hidden=16, layers=2,
+                      every_step=every_step).eval()
+    x = torch.randint(12, (6, 1)).expand(6, 3)  # the same text under labels 0, 1, 2
+    labels = torch.tensor([0, 1, 2])
+    logits, _ = m(x, labels=labels)
+    p = logits.softmax(-1)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert (p[0, a] - p[0, b]).abs().max() > 1e-4  # the very first prediction differs
+    state = m.initial_state(labels)
+    for s in (state if isinstance(state, tuple) else (state,)):
+        assert s.shape == (2, 3, 16)  # every layer starts from the label
+    if not every_step:
+        reference, _ = LanguageModel.forward(m, x, state)
+        assert torch.equal(logits, reference)
+    else:  # the label also enters every step: from one shared state, outputs still differ
+        shared = tuple(s[:, :1].expand_as(s).contiguous() for s in state) \
+            if isinstance(state, tuple) else state[:, :1].expand_as(state).contiguous()
+        later, _ = m(x, shared, labels)
+        assert (later[0, 0] - later[0, 1]).abs().max() > 1e-4
+
+
+def test_the_initial_state_is_the_documented_map_of_the_label_embedding():
+    torch.manual_seed(1)
+    m = ConditionedLM(10, num_labels=4, cell="lstm", hidden=8, layers=2)
+    v = m.condition.weight[2]
+    z = (m.to_state.weight @ v + m.to_state.bias).view(2, 2, 8)  # (h or c, layer, H)
+    h, c = m.initial_state(torch.tensor([2]))
+    torch.testing.assert_close(h[:, 0], torch.tanh(z[0]))
+    torch.testing.assert_close(c[:, 0], z[1])
+
+
+@pytest.mark.parametrize("every_step", [False, True])
+def test_the_gradient_reaches_the_labels_that_were_used(every_step):
+    """d loss / d label embedding: nonzero for the labels in the batch, zero for the others,
+    and the same as a finite difference."""
+    torch.manual_seed(2)
+    m = ConditionedLM(9, num_labels=4, cell="gru", hidden=8, every_step=every_step).double()
+    x, t = torch.randint(9, (5, 3)), torch.randint(9, (5, 3))
+    labels = torch.tensor([0, 2, 2])
+
+    def loss():
+        logits, _ = m(x, labels=labels)
+        return F.cross_entropy(logits.flatten(0, 1), t.flatten())
+
+    loss().backward()
+    g = m.condition.weight.grad
+    assert g[0].abs().sum() > 0 and g[2].abs().sum() > 0
+    assert g[1].abs().sum() == 0 and g[3].abs().sum() == 0
+    with torch.no_grad():
+        eps, w = 1e-6, m.condition.weight
+        w[2, 3] += eps
+        up = loss()
+        w[2, 3] -= 2 * eps
+        down = loss()
+        w[2, 3] += eps
+    assert float((up - down) / (2 * eps)) == pytest.approx(float(g[2, 3]), rel=1e-5)
+
+
+def test_a_feature_vector_conditions_the_model_too():
+    torch.manual_seed(3)
+    m = ConditionedLM(7, features=5, cell="lstm", hidden=8)
+    feats = torch.randn(2, 5, requires_grad=True)
+    logits, _ = m(torch.randint(7, (4, 2)), labels=feats)
+    assert (logits[0, 0] - logits[0, 1]).abs().max() > 1e-5
+    logits.sum().backward()
+    assert m.condition.weight.grad.abs().sum() > 0 and feats.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="features must be"):
+        m(torch.randint(7, (4, 2)), labels=torch.randn(2, 3))
+
+
+def test_bound_condition_drives_generate_and_scoring():
+    """``given(label)`` is the plain ``model(x, state)`` interface: scoring a text through it
+    equals the cross-entropy of one batched forward, and generation is seeded."""
+    torch.manual_seed(4)
+    m = ConditionedLM(6, num_labels=2, hidden=8).eval()
+    ids = [1, 4, 2, 5, 3]
+    given = m.given(torch.tensor([1]))
+    with torch.no_grad():
+        logits, _ = m(torch.tensor([0, *ids[:-1]]).unsqueeze(1), labels=torch.tensor([1]))
+    want = float(F.cross_entropy(logits[:, 0], torch.tensor(ids), reduction="sum"))
+    assert total_nats(given, ids, start_id=0, chunk=2) == pytest.approx(want, rel=1e-5)
+    a = list(generate(given, [0], 20, generator=torch.Generator().manual_seed(5)))
+    b = list(generate(given, [0], 20, generator=torch.Generator().manual_seed(5)))
+    assert a == b and len(a) == 20
+
+
+# ---- training on labels with their own alphabets --------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gen")
+    summary = run_generator({**TINY, "csv": str(_csv(d / "rows.csv")), "steps": 150,
+                             "eval_every": 50, "out": str(d / "run")})
+    return d / "run", summary
+
+
+def test_each_label_writes_with_its_own_letters(trained):
+    run, summary = trained
+    g = rnnkit.load(run)
+    assert isinstance(g, Generator) and g.labels == ["A", "B"]
+    for label, letters in ALPHABETS.items():
+        texts = g.samples(label, 8, length=40, temperature=0.5, seed=0)
+        used = set("".join(texts)) - {" "}
+        assert used and used <= set(letters), (label, texts)
+    for label in ("A", "B"):  # the samples the run wrote are in samples.txt and the summary
+        assert f"--- {label} ---" in (run / "samples.txt").read_text()
+        assert set(summary[f"sample_label_{label}"]) <= set(ALPHABETS[label] + " ")
+
+
+def test_held_out_texts_are_likelier_under_their_own_label(trained):
+    run, summary = trained
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk["task"] == "generator" and on_disk["status"] == "completed"
+    assert on_disk["test_own_label_bpc"] < on_disk["test_wrong_label_bpc"] - 2
+    assert on_disk["test_label_accuracy"] == 1.0
+    assert on_disk["test_bpc"] == pytest.approx(on_disk["test_own_label_bpc"])
+    # the batched, padded evaluation is each text scored alone (Generator.score: total nats
+    # over characters, each text's end one more), under its own label and under the other
+    g, split = rnnkit.load(run), load_labelled(csv_path=run.parent / "rows.csv", seed=0)
+    for key, which in (("own_label_bpc", lambda y: y), ("wrong_label_bpc", "AB".replace)):
+        nats = chars = 0.0
+        for text, label in split.test:
+            other = which(label) if key.startswith("own") else which(label, "")
+            s = g.score(text, other)
+            nats, chars = nats + s["bpc"] * s["chars"], chars + s["chars"]
+            assert s["chars"] == len(text) + 1
+        assert on_disk[f"test_{key}"] == pytest.approx(nats / chars, rel=1e-4)
+    for part in ("val", "test"):  # the overall bpc lies between the labels' own
+        per_label = [on_disk[f"{part}_bpc_label_{k}"] for k in "AB"]
+        assert min(per_label) <= on_disk[f"{part}_bpc"] <= max(per_label)
+    for name in ("config.json", "metrics.jsonl", "samples.txt", "checkpoints/best.safetensors",
+                 "checkpoints/tokenizer.json"):
+        assert (run / name).is_file(), name
+
+
+def test_sample_cli_writes_label_texts_as_the_api_does(trained, capsys):
+    run, _ = trained
+    assert main(["sample", str(run), "--label", "B", "--count", "3", "--seed", "7",
+                 "--temperature", "0.5", "--length", "40"]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    assert len(lines) == 4 and lines[-1] == ""
+    want = rnnkit.load(run).samples("B", 3, length=40, temperature=0.5, seed=7)
+    assert lines[:3] == want
+    assert main(["sample", str(run), "--label", "A", "--prime", "ab", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ab") and out == rnnkit.load(run).generate(
+        label="A", prime="ab", length=500, seed=1) + "\n"
+
+
+def test_sample_errors_are_one_line_and_exit_2(trained, tmp_path, capsys):
+    run, _ = trained
+    assert main(["sample", str(run), "--label", "C"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown label 'C'" in err[0] and "A, B" in err[0]
+    assert main(["sample", str(run)]) == 2
+    assert "give --label" in capsys.readouterr().err
+    assert main(["sample", str(run), "--label", "A", "--out", str(tmp_path / "x.mid")]) == 2
+    assert "drop --out" in capsys.readouterr().err and not (tmp_path / "x.mid").exists()
+    assert main(["evaluate", str(run), "--text", str(run.parent / "rows.csv")]) == 2
+    assert "rnnkit sample --label" in capsys.readouterr().err
+    # a plain language model's run: --label is an error that says so; without it, as before
+    lm_run = tmp_path / "lm"
+    tok = build_tokenizer("char", "hello\n")
+    save_checkpoint(lm_run / "checkpoints" / "best.safetensors",
+                    LanguageModel(tok.vocab_size, hidden=8), None, {"step": 0})
+    tok.save(lm_run / "checkpoints")
+    (lm_run / "config.json").write_text(json.dumps({"task": "lm", "tokenizer": "char"}))
+    assert main(["sample", str(lm_run), "--label", "A"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--label" in err[0] and "rnnkit train generator" in err[0]
+    assert main(["sample", str(lm_run), "--length", "10", "--seed", "3", "--prime", "he"]) == 0
+    assert capsys.readouterr().out == rnnkit.load(lm_run).generate("he", 10, seed=3) + "\n"
+
+
+def test_a_damaged_or_foreign_checkpoint_is_one_line(trained, tmp_path, capsys):
+    import shutil
+
+    run, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    best = copy / "checkpoints" / "best.safetensors"
+    ck = load_checkpoint(best)
+    model = ConditionedLM(**ck.metadata["model_config"])
+    model.load_state_dict(ck.model_state)
+    with torch.no_grad():
+        model.condition.weight[0, 0] = float("nan")
+    save_checkpoint(best, model, None, {"step": 1})
+    assert main(["sample", str(copy), "--label", "A"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged" in err[0] and "condition.weight" in err[0]
+    wider = ConditionedLM(**{**ck.metadata["model_config"], "hidden": 40})
+    save_checkpoint(best, wider, None, {"step": 1})
+    assert main(["sample", str(copy), "--label", "A"]) == 2
+    assert "not this run's model" in capsys.readouterr().err
+
+
+def test_train_generator_cli_json_and_bad_input(tmp_path, capsys):
+    rows = _csv(tmp_path / "rows.csv", 60)
+    argv = ["train", "generator", "--csv", str(rows), "--hidden", "8", "--embed", "4",
+            "--steps", "3", "--no-progress", "--samples-per-label", "1", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["task"] == "generator" and s["labels"] == ["A", "B"] and "test_bpc_label_A" in s
+    assert main([*argv, "--label-column", "mood", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no column 'mood'" in err[0]
+    assert not (tmp_path / "bad").exists()  # nothing written for a run that could not start
+
+
+def test_a_killed_then_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """Killed after step 6 (two steps after a checkpoint), resumed, stopped by SIGTERM after
+    step 11, resumed to the end: the weights, metrics lines and summary of one run."""
+    volatile = ("elapsed", "tokens_per_second", "train_seconds", "out", "samples")
+
+    class Killed(Exception):
+        pass
+
+    def outcome(out):
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        kept = [{k: v for k, v in json.loads(x).items() if k not in volatile} for x in lines]
+        summary = json.loads((out / "summary.json").read_text())
+        return (load_checkpoint(out / "checkpoints" / "last.safetensors").model_state, kept,
+                {k: v for k, v in summary.items() if k not in volatile},
+                (out / "samples.txt").read_text())
+
+    settings = {**TINY, "csv": str(_csv(tmp_path / "r.csv", 100)), "steps": 16,
+                "checkpoint_every": 4, "eval_every": 8, "log_every": 3, "dropout": 0.2,
+                "samples_per_label": 2}
+    run_generator({**settings, "out": str(tmp_path / "ref")})
+    original = trainer_mod.Trainer._after_step
+    stops = {6: "kill", 11: "term"}  # once each; 80 rows are 5 batches: both mid-epoch
+
+    def interrupting(self, bar):
+        original(self, bar)
+        how = stops.pop(self.p.step, None)
+        if how == "kill":
+            raise Killed
+        if how == "term":
+            self.stop_signal = signal.SIGTERM
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_after_step", interrupting)
+    out = tmp_path / "resumed"
+    with pytest.raises(Killed):
+        run_generator({**settings, "out": str(out)})
+    assert run_generator({"resume": str(out)})["status"] == "interrupted"
+    monkeypatch.undo()
+    assert run_generator({"resume": str(out)})["status"] == "completed"
+    (want, *want_rest), (got, *got_rest) = outcome(tmp_path / "ref"), outcome(out)
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert want_rest == got_rest
