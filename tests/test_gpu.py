@@ -136,3 +136,35 @@ def test_classifier_and_seq2seq_train_on_cuda(tmp_path):
                  str(tmp_path / "s2s")]) == 0
     s = json.loads((tmp_path / "s2s" / "summary.json").read_text())
     assert s["device"].startswith("cuda") and s["status"] in ("completed", "budget")
+
+
+def _new_tasks_train_on(device: str, tmp_path) -> None:
+    """The tagger, the generator from a label, the forecaster and word2vec (its torch engine)
+    train on ``device``, and each run loads back on the CPU."""
+    from rnnkit.cli.main import main
+
+    conll = tmp_path / "tags.conll"
+    sent = "the DT\ncat NN\nsat VB\n\na DT\ndog NN\nran VB\n\n"
+    conll.write_text(sent * 100)
+    csv = tmp_path / "rows.csv"
+    csv.write_text("text,label\n" + "".join(f"good good day {i},pos\nbad bad night {i},neg\n"
+                                           for i in range(100)))
+    runs = {
+        "tagger": ["--conll", str(conll), "--hidden", "32", "--steps", "30"],
+        "generator": ["--csv", str(csv), "--hidden", "32", "--steps", "30"],
+        "forecaster": ["--dataset", "sunspots", "--hidden", "16", "--steps", "30"],
+        "word2vec": ["--text", str(_text(tmp_path)), "--engine", "torch", "--min-count", "1",
+                     "--embed", "16", "--epochs", "1"],
+    }
+    for task, args in runs.items():
+        out = tmp_path / task
+        assert main(["train", task, *args, "--device", device, "--no-progress",
+                     "--out", str(out)]) == 0, task
+        s = json.loads((out / "summary.json").read_text())
+        assert s["device"].startswith(device), (task, s["device"])
+        assert s["status"] in ("completed", "budget"), (task, s["status"])
+        assert rnnkit.load(out) is not None
+
+
+def test_tagger_generator_forecaster_and_word2vec_train_on_cuda(tmp_path):
+    _new_tasks_train_on("cuda", tmp_path)
