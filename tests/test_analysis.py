@@ -13,15 +13,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import rnnkit
 from rnnkit.analysis.features import text_features
 from rnnkit.analysis.gradients import gradient_flow, hidden_gradients
 from rnnkit.analysis.probes import correlations, probe, unit_activations
-from rnnkit.analysis.spectra import block_spectrum, forward_signal, gate_blocks, spectra
+from rnnkit.analysis.spectra import (
+    block_spectrum,
+    forward_signal,
+    gate_blocks,
+    spectra,
+    spectral_radii,
+)
 from rnnkit.cli.main import main
 from rnnkit.data.tokenizers import CharTokenizer
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.models.synced import SyncedRNN
 from rnnkit.train.checkpoint import save_checkpoint
+from rnnkit.train.rundir import RunDir
 
 TORCH_CELLS = {"rnn_tanh": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
@@ -340,3 +348,56 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
     (classifier / "config.json").write_text(json.dumps({"task": "classifier"}))
     assert main(["analyze", "gradients", str(classifier)]) == 2
     assert "rnnkit train classifier" in _error_line(capsys)
+
+
+def test_the_spectral_radius_is_logged_at_each_evaluation_and_drawn(tmp_path, capsys):
+    text = tmp_path / "code.txt"
+    text.write_text(_code_text(400, seed=6))
+    run = tmp_path / "lm"
+    assert main(["train", "lm", "--text", str(text), "--cell", "lstm", "--hidden", "12",
+                 "--embed", "8", "--layers", "2", "--steps", "30", "--eval-every", "10",
+                 "--seq-len", "32", "--batch-size", "8", "--no-progress", "--out",
+                 str(run)]) == 0
+    capsys.readouterr()
+    evals = [r for r in RunDir(run, write=False).metrics() if "val_loss" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30]
+    assert all(sorted(r["spectral_radius"]) == [f"{k}.{g}" for k in (0, 1) for g in "fgio"]
+               for r in evals)
+    last = rnnkit.load(run, "last").model  # written at step 30, the last evaluation
+    assert evals[-1]["spectral_radius"] == pytest.approx(spectral_radii(last), rel=1e-6)
+    w = last.rnn.weight_hh_l1[12:24].detach().double().numpy()  # layer 1's forget block
+    assert evals[-1]["spectral_radius"]["1.f"] == pytest.approx(
+        np.abs(np.linalg.eigvals(w)).max(), rel=1e-5)
+    assert all("grad_norm" in r for r in RunDir(run, write=False).metrics() if "loss" in r)
+
+    assert main(["analyze", "spectra", str(run), "--batch", "2", "--length", "10",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["over_training"] == [{"step": r["step"], "radii": r["spectral_radius"]}
+                                       for r in evals]
+    assert spectral_radii(SyncedRNN(2, 1, cell="mingru", hidden=4)) == {}  # no square W_hh
+
+
+def test_compared_runs_show_the_gradient_norm_with_and_without_clipping(tmp_path, capsys):
+    """A tanh RNN on the adding task with --clip 0 and --clip 0.5: the comparison carries each
+    run's logged gradient norms (before clipping) and its threshold, drawn beside the flows."""
+    runs = []
+    for clip in ("0", "0.5"):
+        out = tmp_path / f"clip{clip}"
+        assert main(["train", "synthetic", "--dataset", "adding", "--length", "20",
+                     "--cell", "rnn_tanh", "--hidden", "16", "--steps", "12", "--clip", clip,
+                     "--no-progress", "--out", str(out)]) == 0
+        runs.append(out)
+    capsys.readouterr()
+    assert main(["analyze", "gradients", str(runs[0]), "--compare", str(runs[1]),
+                 "--batch", "4", "--length", "20"]) == 0
+    compared = json.loads((runs[0] / "analysis" / "gradients_compare.json").read_text())
+    training = [r["training"] for r in compared["runs"]]
+    assert [t["clip"] for t in training] == [0.0, 0.5]
+    for run, t in zip(runs, training):
+        rows = [r for r in RunDir(run, write=False).metrics() if "loss" in r]
+        assert t["grad_norm"] == [[r["step"], r["grad_norm"]] for r in rows] and rows
+    png = runs[0] / "analysis" / "gradients_compare.png"
+    from PIL import Image
+
+    assert Image.open(png).size[0] > 1100  # two panels (one is ~700 wide): flows, norms

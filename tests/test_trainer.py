@@ -81,7 +81,8 @@ def _fit(tmp_path, task=None, name="run", **kw):
 def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
     """Same seed, same steps: the Trainer's weights equal a hand-written torch loop's, bit for
     bit (optimizer, warmup + cosine schedule, clipping)."""
-    model, summary, _ = _fit(tmp_path, optimizer=opt, clip=0.5, clip_mode=clip_mode, lr=0.05)
+    model, summary, run = _fit(tmp_path, optimizer=opt, clip=0.5, clip_mode=clip_mode,
+                               lr=0.05)
     torch.manual_seed(0)
     ref = nn.Linear(3, 1)
     if opt == "sgd":
@@ -89,7 +90,7 @@ def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
     else:
         o = torch.optim.AdamW(ref.parameters(), lr=0.05, weight_decay=0.01, fused=True)
     factor = lr_factor("cosine", 3, 0.1)
-    task = Toy()
+    task, norms = Toy(), []
     for step in range(20):
         for g in o.param_groups:
             g["lr"] = 0.05 * factor(step, step_progress(step, 3, 20))
@@ -97,6 +98,7 @@ def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
         loss = F.mse_loss(ref(x), y)
         o.zero_grad()
         loss.backward()
+        norms.append(float(torch.cat([p.grad.flatten() for p in ref.parameters()]).norm()))
         if clip_mode == "norm":
             torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
         else:
@@ -104,6 +106,10 @@ def test_matches_a_plain_torch_loop(tmp_path, opt, clip_mode):
         o.step()
     assert torch.equal(model.weight, ref.weight) and torch.equal(model.bias, ref.bias)
     assert summary["status"] == "completed" and summary["steps"] == 20
+    # each metrics line: the largest gradient norm before clipping since the line before
+    logged = [r["grad_norm"] for r in run.metrics() if "loss" in r]
+    assert logged == pytest.approx([max(norms[i:i + 2]) for i in range(0, 20, 2)], rel=1e-5)
+    assert max(logged) > 0.5  # what clipping cut, still visible
 
 
 def test_run_directory_contents(tmp_path):

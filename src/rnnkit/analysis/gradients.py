@@ -166,13 +166,28 @@ def _run_result(run_dir, which, batch, length, loss) -> dict[str, Any]:
         flow = gradient_flow(loaded.model, data.inputs, data.targets, loss)
         result[name] = {"norms": flow.norms, "falloff": flow.falloff(span),
                         "forget_bias": forget_bias(loaded.model)}
+    result["training"] = training_norms(run_dir, trained.config)
     return result
+
+
+def training_norms(run_dir: str | Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The gradient norm before clipping over training, as the Trainer logged it (the
+    largest since each metrics line), with the run's clipping: the exploding case, with and
+    without ``--clip``, side by side when runs are compared."""
+    from ..train.rundir import RunDir
+
+    rows = RunDir(Path(run_dir), write=False).metrics()
+    return {"clip": config.get("clip"), "clip_mode": config.get("clip_mode", "norm"),
+            "grad_norm": [[r["step"], r["grad_norm"]] for r in rows if "grad_norm" in r]}
 
 
 def plot_flows(results: list[dict[str, Any]], path: Path) -> Path:
     """||dL/dh|| against steps back, log scale: solid after training, dashed at init."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=100)
+    logged = any(r.get("training", {}).get("grad_norm") for r in results)
+    fig, axes = plt.subplots(1, 1 + logged, figsize=(7.5 * (1 + logged), 4.5), dpi=100,
+                             squeeze=False)
+    ax = axes[0, 0]
     for i, r in enumerate(results):
         color = f"C{i}"
         for name, style in (("trained", "-"), ("init", "--")):
@@ -187,4 +202,27 @@ def plot_flows(results: list[dict[str, Any]], path: Path) -> Path:
     ax.set_title("gradient flow through time")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
+    if logged:
+        _plot_training_norms(axes[0, 1], results)
     return save_figure(fig, path)
+
+
+def _plot_training_norms(ax, results: list[dict[str, Any]]) -> None:
+    """||dL/dtheta|| before clipping over the training steps, one line per run, the clip
+    threshold dotted."""
+    for i, r in enumerate(results):
+        t = r.get("training") or {}
+        if not t.get("grad_norm"):
+            continue
+        clip = t["clip"] if t.get("clip") and t.get("clip_mode") == "norm" else None
+        steps, norms = zip(*t["grad_norm"])
+        ax.plot(steps, norms, color=f"C{i}",
+                label=f"{r['label']}, " + (f"clipped at {clip:g}" if clip else "no norm clip"))
+        if clip:
+            ax.axhline(clip, color=f"C{i}", ls=":", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("gradient norm before clipping")
+    ax.set_title("exploding gradients and clipping during training")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)

@@ -67,6 +67,25 @@ def block_spectrum(w: Tensor) -> dict[str, Any]:
             "singular_values": sv.tolist()}
 
 
+def spectral_radii(model: nn.Module) -> dict[str, float]:
+    """The spectral radius of every W_hh gate block, keyed ``"LAYER.GATE"`` (the Trainer logs
+    them at each evaluation); empty for a model without one square recurrent matrix per gate
+    (no recurrent stack, a bidirectional one, minGRU ...).
+
+    Example:
+        >>> from rnnkit.models.synced import SyncedRNN
+        >>> sorted(spectral_radii(SyncedRNN(2, 1, cell="gru", hidden=4)))
+        ['0.n', '0.r', '0.z']
+    """
+    try:
+        rnn = recurrent_of(model)
+        blocks = [gate_blocks(model, k) for k in range(rnn.num_layers)]
+    except UserError:
+        return {}
+    return {f"{k}.{gate}": float(torch.linalg.eigvals(w).abs().max())
+            for k, layer in enumerate(blocks) for gate, w in layer.items()}
+
+
 def spectra(model: nn.Module) -> list[dict[str, dict[str, Any]]]:
     """Per layer, per gate block: ``block_spectrum``."""
     rnn = recurrent_of(model)
@@ -128,12 +147,22 @@ def run_spectra(run_dir: str | Path, which: str = "best", batch: int = 2,
     data = run_batch(trained, batch, length)
     result = {"run": str(run_dir), "label": run_label(trained),
               "cell": trained.model.config["cell"], "checkpoint": trained.path.stem,
-              "checkpoints": checkpoints, "length": int(data.inputs.shape[0]),
+              "checkpoints": checkpoints, "over_training": logged_radii(run_dir),
+              "length": int(data.inputs.shape[0]),
               "forward_signal": {"init": forward_signal(init.model, data.inputs),
                                  "trained": forward_signal(trained.model, data.inputs)}}
     write_json(run_dir, "spectra.json", result)
     plot_spectra(result, analysis_dir(run_dir) / "spectra.png")
     return result
+
+
+def logged_radii(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The spectral radii the Trainer logged at each evaluation: ``{"step", "radii"}`` rows
+    (empty for a run trained before it logged them)."""
+    from ..train.rundir import RunDir
+
+    return [{"step": r["step"], "radii": r["spectral_radius"]}
+            for r in RunDir(Path(run_dir), write=False).metrics() if "spectral_radius" in r]
 
 
 def plot_spectra(result: dict[str, Any], path: Path) -> Path:
@@ -153,13 +182,22 @@ def plot_spectra(result: dict[str, Any], path: Path) -> Path:
     ax_eig.set_title("eigenvalues of W_hh blocks, layer 0 (x: init)")
     ax_eig.legend(fontsize=7)
     steps = [c["step"] or 0 for c in result["checkpoints"]]
+    logged = result.get("over_training") or []
     for layer in range(len(last["layers"])):
         for i, gate in enumerate(last["layers"][layer]):
-            ax_rad.plot(steps, [c["layers"][layer][gate]["spectral_radius"]
-                                for c in result["checkpoints"]], "o-", color=f"C{i}",
-                        label=f"layer {layer} {gate}")
+            style = dict(color=f"C{i}", alpha=1.0 if layer == 0 else 0.5,
+                         label=f"layer {layer} {gate}")
+            saved = [(step, c["layers"][layer][gate]["spectral_radius"])
+                     for step, c in zip(steps, result["checkpoints"])]
+            key = f"{layer}.{gate}"
+            evals = [(row["step"], row["radii"][key]) for row in logged if key in row["radii"]]
+            if evals:  # a line through every evaluation, from init; dots at the checkpoints
+                ax_rad.plot(*zip(*saved), "o", color=style["color"], alpha=style["alpha"])
+                ax_rad.plot(*zip(*sorted(saved[:1] + evals)), "-", **style)
+            else:
+                ax_rad.plot(*zip(*saved), "o-", **style)
     ax_rad.axhline(1.0, color="grey", lw=0.8)
-    ax_rad.set_xlabel("step (checkpoints: init, best, last)")
+    ax_rad.set_xlabel("step (lines: each evaluation; dots: init, best, last)")
     ax_rad.set_title("spectral radius over training")
     ax_rad.legend(fontsize=7)
     for name, style in (("trained", "-"), ("init", "--")):

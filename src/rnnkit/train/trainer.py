@@ -143,6 +143,7 @@ class Progress:
     units: int = 0  # tokens or examples trained on, all ranks
     log_loss: float = 0.0  # sum of loss * units since the last metrics line (this rank)
     log_units: int = 0
+    log_grad_norm: float = 0.0  # the largest gradient norm (before clipping) since that line
 
 
 def resolve_device(name: str) -> torch.device:
@@ -343,6 +344,7 @@ class Trainer:
         self.p.units += units * self.dist.world
         self.p.log_loss += value * units
         self.p.log_units += units
+        self.p.log_grad_norm = max(self.p.log_grad_norm, norm)
         self.p.step_seconds += time.perf_counter() - t0
         bar.update(1)
 
@@ -363,11 +365,13 @@ class Trainer:
             group["lr"] = lr
 
     def _clip(self) -> float:
+        """Clip the gradients; return their norm before clipping (what explodes)."""
         params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.s.clip if self.s.clip and self.s.clip_mode == "norm" else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         if self.s.clip and self.s.clip_mode == "value":
             torch.nn.utils.clip_grad_value_(params, self.s.clip)
-        max_norm = self.s.clip if self.s.clip and self.s.clip_mode == "norm" else math.inf
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        return norm
 
     def _nonfinite(self, what: str) -> None:
         self.status = "nonfinite"
@@ -403,6 +407,7 @@ class Trainer:
         rate = self.p.units / max(self.p.step_seconds, 1e-9)
         row = {"step": self.p.step, "epoch": self.p.step / self.n_batches, "loss": loss,
                "lr": self.opt.param_groups[0]["lr"],
+               "grad_norm": self.p.log_grad_norm,  # the same on every rank (all-reduced)
                f"{self.task.unit}_per_second": rate, "elapsed": self.p.elapsed}
         if self.dist.main:
             self.run.log_metrics(row)
@@ -413,7 +418,7 @@ class Trainer:
                 left = f", {secs // 60}:{secs % 60:02d} left"
             bar.set_postfix_str(f"loss {loss:.3f}, {rate:,.0f} {self.task.unit}/s{left}",
                                 refresh=False)
-        self.p.log_loss, self.p.log_units = 0.0, 0
+        self.p.log_loss, self.p.log_units, self.p.log_grad_norm = 0.0, 0, 0.0
 
     def _evaluate(self) -> dict[str, float]:
         """Validation metrics now; keeps the best checkpoint and counts for early stopping."""
@@ -425,7 +430,10 @@ class Trainer:
         row = {"step": self.p.step, "epoch": self.p.step / self.n_batches,
                **{f"val_{k}": v for k, v in metrics.items()}}
         if self.dist.main:
-            self.run.log_metrics(row)
+            from ..analysis.spectra import spectral_radii
+
+            radii = spectral_radii(self.model)  # deck 002: above 1, signals can explode
+            self.run.log_metrics({**row, "spectral_radius": radii} if radii else row)
         tie_name = getattr(self.task, "tie_break", None)
         tie = metrics.get(tie_name) if tie_name else None
         better = self.p.best is None or value < self.p.best or (
