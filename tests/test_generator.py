@@ -6,6 +6,7 @@ Python API, errors and resume."""
 import csv
 import json
 import random
+import re
 import signal
 from pathlib import Path
 
@@ -309,3 +310,52 @@ def test_a_killed_then_stopped_run_resumes_to_the_uninterrupted_result(tmp_path,
     (want, *want_rest), (got, *got_rest) = outcome(tmp_path / "ref"), outcome(out)
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
     assert want_rest == got_rest
+
+
+def test_music_in_a_chosen_genre_is_written_as_midi(tmp_path, capsys):
+    """--dataset music-genre: each piece's melody as note-event words; a sample for a genre
+    written with --out is a MIDI file whose notes are the sampled events."""
+    from rnnkit.data import music
+    from rnnkit.data.tokenizers import NoteTokenizer
+
+    out = tmp_path / "tunes"
+    assert main(["train", "generator", "--dataset", "music-genre", "--max-pieces", "3",
+                 "--hidden", "16", "--embed", "8", "--steps", "20", "--no-progress",
+                 "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["labels"] == list(music.GENRES) and summary["tokenizer"] == "notes"
+    gen = rnnkit.load(out)
+    assert isinstance(gen.tokenizer, NoteTokenizer)
+    melody = music.events_text(load_labelled_music_piece())
+    assert gen.tokenizer.decode(gen.tokenizer.encode(melody)) == melody  # training's words
+
+    tune = tmp_path / "tune.mid"
+    for seed in range(20):  # a model this small may end a piece at once: the next seed
+        status = main(["sample", str(out), "--label", "folk", "--out", str(tune), "--seed",
+                       str(seed), "--length", "30"])
+        if status == 0:
+            break
+        assert "ended before its first note" in capsys.readouterr().err
+    assert status == 0 and capsys.readouterr().out.strip() == str(tune)
+    assert main(["sample", str(out), "--label", "folk", "--seed", str(seed), "--length",
+                 "30"]) == 0
+    words = " ".join(w for w in capsys.readouterr().out.split() if w != "<unk>")
+    words = re.sub(r"^(r:\S+ )+|( r:\S+)+$", "", words).split()  # no silence at either end
+    assert words and music.note_events(music.read_score(tune)) == [
+        music.parse_event(w) for w in words]
+
+    for argv, words in ((["--tokenizer", "word"], "drop --tokenizer"),
+                        (["--max-pieces", "0"], "--max-pieces")):
+        assert main(["train", "generator", "--dataset", "music-genre", *argv, "--out",
+                     str(tmp_path / "bad")]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["train", "generator", "--dataset", "sentiment", "--max-pieces", "3",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "goes with --dataset music-genre" in capsys.readouterr().err
+
+
+def load_labelled_music_piece():
+    from rnnkit.data.labelled import load_music_genre
+
+    d = load_music_genre(3)
+    return d.notes[d.train[0][0]]

@@ -12,6 +12,8 @@ EXAMPLES = """examples:
   rnnkit train generator --csv quotes.csv --text-column quote --label-column author
   rnnkit train generator --dataset sentiment --cell gru --no-every-step --max-time 600
   rnnkit sample runs/tweets --label positive --count 5 --temperature 0.8   then write some
+  rnnkit train generator --dataset music-genre --out runs/tunes   melodies of three genres
+  rnnkit sample runs/tunes --label folk --out tune.mid             a folk tune as MIDI
 """
 
 
@@ -32,7 +34,11 @@ def add_parser(tasks, common: dict) -> None:
                          epilog=EXAMPLES, **common)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help=f"built-in rows: {', '.join(LABELLED_DATASETS)} (3-class "
-                   "tweets, fixed split; the default when no --csv)")
+                   "tweets, fixed split; the default when no --csv) or music-genre (the "
+                   "melodies of music21's Bach chorales, folk tunes and Renaissance pieces as "
+                   "note events; sample one as MIDI with rnnkit sample --out)")
+    g.add_argument("--max-pieces", type=int, metavar="N", help="music-genre: pieces a genre "
+                   "(200; the first run parses them, about 1-2 minutes, then they are cached)")
     g.add_argument("--csv", metavar="PATH", help="your rows: a CSV or TSV file with a header "
                    "row (comma, tab, semicolon or bar, as the header shows; .tsv: tab)")
     g.add_argument("--text-column", metavar="C", help=f"({d['text_column']})")

@@ -301,6 +301,36 @@ def note_events(notes: list[Note], grid: float = 0.25) -> list[Event]:
     return out
 
 
+def event_word(event: Event) -> str:
+    """One event as a word of the generator's vocabulary: ``PITCH:QUARTERS``, a rest
+    ``r:QUARTERS``.
+
+    Example:
+        >>> event_word((60, 1.0)), event_word((REST, 0.25)), parse_event("r:0.25")
+        ('60:1', 'r:0.25', (-1, 0.25))
+    """
+    pitch, duration = event
+    return f"{'r' if pitch == REST else pitch}:{duration:g}"
+
+
+def parse_event(word: str) -> Event:
+    """``event_word``'s inverse; a word that is not one is a ``UserError``."""
+    pitch, _, duration = word.partition(":")
+    try:
+        event = (REST if pitch == "r" else int(pitch), float(duration))
+    except ValueError:
+        raise UserError(f"{word!r} is not a note event (PITCH:QUARTERS or r:QUARTERS)") from None
+    if not event[1] > 0:
+        raise UserError(f"{word!r} is not a note event: its duration must be above 0")
+    return event
+
+
+def events_text(notes: list[Note]) -> str:
+    """A piece's melody (``note_events``) as one line of event words: what the generator
+    reads."""
+    return " ".join(event_word(e) for e in note_events(notes))
+
+
 def _snap(duration: float, grid: float) -> float:
     return max(grid, round(duration / grid) * grid)
 

@@ -298,7 +298,55 @@ def _chunks(text: str, size: int = 1 << 15) -> list[str]:
     return pieces
 
 
-_CLASSES: dict[str, type] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
+class NoteTokenizer(_VocabTokenizer):
+    """Note events as words (``data.music.event_word``: ``PITCH:QUARTERS``, a rest
+    ``r:QUARTERS``), separated by spaces, a newline ending a piece: the vocabulary of music
+    generation (deck 003's music demo). ``write`` turns a sample into a MIDI file, which is what
+    ``rnnkit sample --out tune.mid`` calls. Not a ``--tokenizer`` choice: the music data set
+    brings it.
+
+    Example:
+        >>> tok = NoteTokenizer.train("60:1 62:0.5 r:0.5\\n67:2\\n")
+        >>> tok.decode(tok.encode("62:0.5 60:1\\n67:2"))
+        '62:0.5 60:1\\n67:2'
+    """
+
+    kind = "notes"
+    pattern = re.compile(r"\n|[^\s]+")
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int | None = None) -> NoteTokenizer:
+        """Every event word of ``text`` and the newline (the ``vocab_size - 1`` most frequent
+        when given)."""
+        counts = Counter(cls.pattern.findall(text))
+        kept = sorted(counts, key=lambda t: (-counts[t], t))
+        return cls([UNK, *(kept if vocab_size is None else kept[:vocab_size - 1])])
+
+    def encode(self, text: str) -> list[int]:
+        get = self.stoi.get
+        return [get(t, 0) for t in self.pattern.findall(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return re.sub(r" ?\n ?", "\n", " ".join(self.vocab[i] for i in ids))
+
+    def write(self, ids: Sequence[int], path: str | Path) -> Path:
+        """The events of ``ids`` (unknown tokens, piece ends and the rests before the first
+        note and after the last left out) as a MIDI file."""
+        from . import music
+
+        words = [self.vocab[i] for i in ids if i != self.unk_id and self.vocab[i] != "\n"]
+        while words and words[0].startswith("r:"):  # silence before the first note or after
+            words.pop(0)                             # the last is not in a MIDI file
+        while words and words[-1].startswith("r:"):
+            words.pop()
+        if not words:
+            raise UserError(f"the sample ended before its first note, so there is nothing to "
+                            f"write to {path}; draw another (a different --seed) or train longer")
+        return music.write_midi([music.parse_event(w) for w in words], path)
+
+
+_CLASSES: dict[str, type] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer,
+                             "notes": NoteTokenizer}
 
 
 def build_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Tokenizer:

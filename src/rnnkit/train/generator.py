@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.labelled import Labelled, Row, load_labelled
-from ..data.tokenizers import Tokenizer, build_tokenizer
+from ..data.labelled import MUSIC_DATASET, Labelled, Row, load_labelled, load_music_genre
+from ..data.tokenizers import NoteTokenizer, Tokenizer, build_tokenizer
 from ..errors import UserError
 from ..generation import Codec, Generator, end_id
 from ..models.conditioned import ConditionedLM
@@ -45,6 +45,7 @@ from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
 DEFAULT_DATASET = "sentiment"
+MUSIC_PIECES = 200  # --dataset music-genre: pieces a genre (the classifier's default)
 EVAL_BATCH = 256
 IGNORE = -100  # a padded target: no loss
 
@@ -53,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     # data
     "dataset": None, "csv": None, "text_column": "text", "label_column": "label",
     "encoding": "utf-8", "val": None, "test": None, "val_fraction": 0.1, "test_fraction": 0.1,
-    "tokenizer": "char", "vocab_size": None, "max_length": 400,
+    "tokenizer": "char", "vocab_size": None, "max_length": 400, "max_pieces": None,
     # model
     "cell": "lstm", "embed": 64, "hidden": 256, "layers": 1, "dropout": 0.1,
     "every_step": True, "backend": "auto",
@@ -265,15 +266,13 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         if not isinstance(s[name], int) or s[name] < (1 if name == "max_length" else 0):
             raise UserError(f"--{name.replace('_', '-')} must be a whole number "
                             f"{'>= 1' if name == 'max_length' else '>= 0'}, got {s[name]!r}")
-    data = _one_line(load_labelled(
-        s["dataset"], s["csv"], text_column=s["text_column"], label_column=s["label_column"],
-        encoding=s["encoding"], val_path=s["val"], test_path=s["test"],
-        val_fraction=s["val_fraction"], test_fraction=s["test_fraction"], seed=s["seed"]))
+    data = _labelled(s)
     if resume and (run.checkpoints / "tokenizer.json").is_file():
         tokenizer = Tokenizer.load(run.checkpoints)
     else:  # texts one a line: the newline is in the vocabulary, the end-of-text token
-        tokenizer = build_tokenizer(s["tokenizer"], "".join(t + "\n" for t, _ in data.train),
-                                    s["vocab_size"])
+        train_text = "".join(t + "\n" for t, _ in data.train)
+        tokenizer = (NoteTokenizer.train(train_text, s["vocab_size"]) if s["tokenizer"] == "notes"
+                     else build_tokenizer(s["tokenizer"], train_text, s["vocab_size"]))
     model = ConditionedLM(tokenizer.vocab_size, num_labels=len(data.classes), cell=s["cell"],
                           embed=s["embed"], hidden=s["hidden"], layers=s["layers"],
                           dropout=s["dropout"], every_step=s["every_step"],
@@ -309,6 +308,31 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         summary.update(write_samples(run, gen, s))
         run.write_json("summary.json", summary)
     return summary
+
+
+def _labelled(s: dict[str, Any]) -> Labelled:
+    """The run's (text, label) rows: a built-in data set or ``--csv``; ``--dataset
+    music-genre``: each piece's melody as note-event words (its tokenizer ``notes``)."""
+    if s["dataset"] == MUSIC_DATASET and not s["csv"]:
+        if s["tokenizer"] not in ("char", "notes") or s["vocab_size"] is not None:
+            raise UserError(f"--dataset {MUSIC_DATASET} reads note events, its own vocabulary: "
+                            "drop --tokenizer and --vocab-size")
+        s["tokenizer"] = "notes"
+        pieces = MUSIC_PIECES if s["max_pieces"] is None else s["max_pieces"]
+        if not isinstance(pieces, int) or pieces < 1:
+            raise UserError(f"--max-pieces must be a whole number >= 1, got {pieces!r}")
+        from ..data import music
+
+        d = load_music_genre(pieces)
+        rows = {name: [(music.events_text(d.notes[piece]), genre) for piece, genre in part]
+                for name, part in (("train", d.train), ("val", d.val), ("test", d.test))}
+        return Labelled(rows["train"], rows["val"], rows["test"], d.classes, d.source, d.split)
+    if s["max_pieces"] is not None:
+        raise UserError(f"--max-pieces goes with --dataset {MUSIC_DATASET}; drop it")
+    return _one_line(load_labelled(
+        s["dataset"], s["csv"], text_column=s["text_column"], label_column=s["label_column"],
+        encoding=s["encoding"], val_path=s["val"], test_path=s["test"],
+        val_fraction=s["val_fraction"], test_fraction=s["test_fraction"], seed=s["seed"]))
 
 
 def _one_line(data: Labelled) -> Labelled:
