@@ -41,7 +41,7 @@ from ..models.classifier import SequenceClassifier, describe
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
 from .rundir import RunDir
-from .runs import launch, open_run, say, settings_for
+from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
@@ -381,20 +381,13 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         weights, coverage = pretrained_embedding(tokenizer.vocab, *vectors,
                                                  model.input.weight.detach())
         model.input.weight.data.copy_(weights)
-    if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     encoded = {split: Encoded.from_texts(getattr(data, split), tokenizer, data.classes,
                                          s["max_length"]) for split in ("train", "val", "test")}
     task = ClassifierTask(encoded, data.classes, s, dist, device)
 
-    if dist.active:
-        torch.distributed.barrier()
-    run.make()
-    if not resume:
-        if dist.main:
-            tokenizer.save(run.checkpoints)
-        run.write_json("config.json", {**s, "resume": None, "classes": data.classes,
-                                       "model": model.config})
+    write_run_files(run, resume, dist, {**s, "resume": None, "classes": data.classes,
+                                        "model": model.config}, tokenizer.save)
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "classes": data.classes,
         "train_examples": len(data.train), "val_examples": len(data.val),
@@ -433,21 +426,16 @@ def _run_music(s: dict[str, Any], dist: D.Dist, device: torch.device, run: RunDi
                                cell=s["cell"], embed=s["embed"], hidden=s["hidden"],
                                layers=s["layers"], bidirectional=s["bidirectional"],
                                dropout=s["dropout"], readout=s["readout"], backend=s["backend"])
-    if dist.active:
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     encoded = {split: Encoded.from_rolls(getattr(data, split), data.notes, data.classes,
                                          s["max_length"]) for split in ("train", "val", "test")}
     task = ClassifierTask(encoded, data.classes, s, dist, device)
     roll = {"step": music.STEP, "low": music.LOW, "high": music.HIGH,
             "max_steps": s["max_length"]}
 
-    if dist.active:
-        torch.distributed.barrier()
-    run.make()
-    if not resume:
-        run.write_json("config.json", {**s, "resume": None, "classes": data.classes,
-                                       "model": model.config, "input": "piano-roll",
-                                       "roll": roll})
+    write_run_files(run, resume, dist, {**s, "resume": None, "classes": data.classes,
+                                        "model": model.config, "input": "piano-roll",
+                                        "roll": roll})
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "classes": data.classes,
         "train_examples": len(data.train), "val_examples": len(data.val),

@@ -39,7 +39,7 @@ from ..models.conditioned import ConditionedLM
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
 from .rundir import RunDir
-from .runs import launch, open_run, say, settings_for
+from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
@@ -277,20 +277,13 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
                           embed=s["embed"], hidden=s["hidden"], layers=s["layers"],
                           dropout=s["dropout"], every_step=s["every_step"],
                           backend=s["backend"])
-    if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     encoded = {split: Encoded.from_rows(getattr(data, split), tokenizer, data.classes,
                                         s["max_length"]) for split in ("train", "val", "test")}
     task = GeneratorTask(encoded, data.classes, s, dist, device)
 
-    if dist.active:
-        torch.distributed.barrier()
-    run.make()
-    if not resume:
-        if dist.main:
-            tokenizer.save(run.checkpoints)
-        run.write_json("config.json", {**s, "resume": None, "labels": data.classes,
-                                       "model": model.config})
+    write_run_files(run, resume, dist, {**s, "resume": None, "labels": data.classes,
+                                        "model": model.config}, tokenizer.save)
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "labels": data.classes,
         "train_examples": len(data.train), "val_examples": len(data.val),

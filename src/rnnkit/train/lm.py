@@ -39,7 +39,7 @@ from ..models.ngram import CharNGram
 from ..models.scoring import total_nats
 from . import distributed as D
 from .rundir import RunDir
-from .runs import launch, open_run, say, settings_for
+from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .sizing import fill_sizes
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
@@ -205,20 +205,13 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
                           tie_weights=s["tie_weights"], backend=s["backend"])
     coverage = use_pretrained(model, tokenizer, vectors, s)
-    if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     task = LMTask(tokenizer, train, val, test, s, dist, device)
 
-    if dist.active:
-        torch.distributed.barrier()  # every rank has checked the directory before rank 0 writes
-    run.make()
-    if not resume:
-        if dist.main:
-            tokenizer.save(run.checkpoints)
-        run.write_json("config.json", {**s, "resume": None, "model": model.config,
-                                        "split": parts.kind, "split_chars": parts.chars(),
-                                        "sized_from_text": {"train_chars": len(train),
-                                                            "settings": sized}})
+    write_run_files(run, resume, dist, {
+        **s, "resume": None, "model": model.config, "split": parts.kind,
+        "split_chars": parts.chars(),
+        "sized_from_text": {"train_chars": len(train), "settings": sized}}, tokenizer.save)
     extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
              "cell": s["cell"], "split": parts.kind, **parts.chars(), "out": s["out"],
              "sample_prime": s["prime"] or _first_word(val or train)}

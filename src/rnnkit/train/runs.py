@@ -80,6 +80,27 @@ def open_run(s: dict[str, Any], task: str, dist: D.Dist) -> tuple[RunDir, bool]:
     return RunDir(s["out"], write=dist.main), resume
 
 
+def own_dropout(dist: D.Dist, seed: int) -> None:
+    """Call after building the model: every rank starts from the same weights (DDP also
+    broadcasts them) and draws its own dropout masks from here on."""
+    if dist.active:
+        torch.manual_seed(seed + 7919 * dist.rank)
+
+
+def write_run_files(run: RunDir, resume: bool, dist: D.Dist, config: dict[str, Any],
+                    save_vocab: Callable[[Path], Any] | None = None) -> None:
+    """Create the run directory once every rank has checked its input and the directory;
+    a fresh run then writes its vocabulary (rank 0, ``save_vocab(run.checkpoints)``) and
+    ``config.json``. Nothing is written before every check has passed."""
+    if dist.active:
+        torch.distributed.barrier()
+    run.make()
+    if not resume:
+        if dist.main and save_vocab is not None:
+            save_vocab(run.checkpoints)
+        run.write_json("config.json", config)
+
+
 def shared_out(out: str, dist: D.Dist) -> str:
     """Rank 0's choice of directory (a default name holds a timestamp that could differ)."""
     if not dist.active:

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..models.seq2seq import Seq2Seq, describe
 from . import distributed as D
 from .rundir import RunDir
-from .runs import launch, open_run, say, settings_for
+from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -230,17 +230,11 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
                     hidden=s["hidden"], layers=s["layers"], bidirectional=s["bidirectional"],
                     residual=s["residual"], attention=s["attention"], dropout=s["dropout"],
                     max_length=s["max_length"], backend=s["backend"])
-    if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     task = Seq2SeqTask(pairs, source, target, s, dist, device)
 
-    if dist.active:
-        torch.distributed.barrier()
-    run.make()
-    if not resume:
-        if dist.main:
-            save_vocabs(run.checkpoints, source, target)
-        run.write_json("config.json", {**s, "resume": None, "model": model.config})
+    write_run_files(run, resume, dist, {**s, "resume": None, "model": model.config},
+                    lambda d: save_vocabs(d, source, target))
     extra = {"dataset": pairs.source, "split": pairs.split, "train_examples": len(pairs.train),
              "val_examples": len(pairs.val), "test_examples": len(pairs.test),
              "source_vocab": len(source), "target_vocab": len(target),

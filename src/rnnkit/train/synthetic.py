@@ -43,7 +43,7 @@ from ..models.feedforward import BitMLP
 from ..models.synced import SyncedRNN
 from . import distributed as D
 from .rundir import RunDir
-from .runs import launch, open_run, say, settings_for
+from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -273,16 +273,11 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device,
     train_settings = TrainSettings.from_dict(s)
     seed_everything(s["seed"])
     model = build_model(s)
-    if dist.active:  # same initial weights everywhere (DDP also broadcasts them)
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     data = Synthetic(s["dataset"], length=s["length"], bits=s["bits"], seed=s["seed"])
     task = SyntheticTask(data, s, dist, device)
 
-    if dist.active:
-        torch.distributed.barrier()  # every rank has checked the directory before rank 0 writes
-    run.make()
-    if not resume:
-        run.write_json("config.json", {**s, "resume": None, "model": model.config,
+    write_run_files(run, resume, dist, {**s, "resume": None, "model": model.config,
                                         "chosen_for_dataset": chosen})
     extra: dict[str, Any] = {"dataset": s["dataset"], "cell": s["cell"], "out": s["out"]}
     if dist.main:

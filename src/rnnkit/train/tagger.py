@@ -36,7 +36,7 @@ from . import distributed as D
 from .checkpoint import atomic_write_bytes
 from .classifier import classification_scores, confusion_matrix, confusion_text, plot_confusion
 from .rundir import RunDir
-from .runs import launch, open_run, say, settings_for
+from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
@@ -237,20 +237,14 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         weights, coverage = pretrained_embedding(vocab.tokens, *vectors,
                                                  model.input.weight.detach())
         model.input.weight.data.copy_(weights)
-    if dist.active:  # same initial weights everywhere (DDP also broadcasts them); own dropout
-        torch.manual_seed(s["seed"] + 7919 * dist.rank)
+    own_dropout(dist, s["seed"])
     encoded = {split: Encoded(getattr(data, split), vocab, data.tags)
                for split in ("train", "val", "test")}
     task = TaggerTask(encoded, data.tags, vocab, s, dist, device)
 
-    if dist.active:
-        torch.distributed.barrier()
-    run.make()
-    if not resume:
-        if dist.main:
-            save_vocab(run.checkpoints, vocab)
-        run.write_json("config.json", {**s, "resume": None, "tags": data.tags,
-                                       "token_kind": data.kind, "model": model.config})
+    write_run_files(run, resume, dist, {**s, "resume": None, "tags": data.tags,
+                                        "token_kind": data.kind, "model": model.config},
+                    lambda d: save_vocab(d, vocab))
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "tags": data.tags, "token_kind": data.kind,
         "train_sequences": len(data.train), "val_sequences": len(data.val),
