@@ -45,6 +45,8 @@ class Model:
         True
         >>> sorted(m.score("hello"))
         ['bpc', 'chars', 'loss', 'perplexity', 'tokens']
+        >>> m.stream().feed("hel").shape                # p(next character) after "hel"
+        torch.Size([6])
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, config: dict[str, Any] | None = None,
@@ -88,6 +90,13 @@ class Model:
     def score(self, text: str) -> dict[str, float | int]:
         """``{tokens, chars, loss, perplexity, bpc}`` of ``text`` (see ``models.scoring``)."""
         return score(self.model, self.tokenizer, text)
+
+    def stream(self):
+        """A ``streaming.TextStream``: feed text as it arrives, get p(next token) after each
+        piece, the state carried between pieces."""
+        from .streaming import TextStream
+
+        return TextStream(self.model, self.tokenizer)
 
     def __repr__(self) -> str:
         cfg = getattr(self.model, "config", {})
