@@ -43,7 +43,9 @@ def one_series(values, season=None) -> SeriesSet:
                                 dict(window=None, head="student", lags=5),
                                 dict(window=12, mode="autoregressive", lags=4),
                                 dict(window=12, mode="autoregressive", relative=True),
-                                dict(window=None, relative=True)])
+                                dict(window=None, relative=True),
+                                dict(window=12, mode="autoregressive", members=3),
+                                dict(window=None, head="student", members=2)])
 def test_a_spike_after_the_origin_changes_no_forecast_before_it(kw):
     torch.manual_seed(0)
     m = Forecaster(1, horizon=4, hidden=8, **{"lags": 12, **kw})
@@ -84,6 +86,28 @@ def test_scaling_baselines_and_validation_read_the_past_only(monkeypatch):
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u[:15], v[:15])  # origins up to 184
         assert not np.allclose(u[15:], v[15:])
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_training_and_the_refit_never_read_the_test_tail(tmp_path, stateful):
+    from rnnkit.train.checkpoint import load_checkpoint
+
+    y = np.sin(np.arange(160) / 3) * 5 + 20 + np.random.default_rng(1).normal(size=160)
+    spiked = y.copy()
+    spiked[-16:] += 500.0  # the test tail only
+    weights, runs = [], []
+    for k, v in enumerate((y, spiked)):
+        f = tmp_path / f"s{k}.csv"
+        f.write_text("y\n" + "".join(f"{x}\n" for x in v))
+        out = tmp_path / f"run{k}"
+        runs.append(run_forecaster({"csv": str(f), "column": "y", "horizon": 3, "hidden": 4,
+                                    "members": 2, "steps": 40, "samples": 10, "arima": False,
+                                    "stateful": stateful, "out": str(out), "progress": False}))
+        weights.append(load_checkpoint(out / "checkpoints" / "best.safetensors").model_state)
+    assert runs[0]["refit"] and runs[0]["refit_steps"] == runs[1]["refit_steps"] >= 1
+    assert runs[0]["val_rmse"] == runs[1]["val_rmse"]
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
 
 
 # ---- rolling-origin scores -------------------------------------------------------------------
@@ -204,6 +228,64 @@ def test_autoregressive_samples_cover_their_own_distribution():
     assert float(s_up) == pytest.approx(float(c_up), abs=0.1)
 
 
+# ---- deep ensembles ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [dict(), dict(head="student"), dict(head="point"),
+                                dict(mode="autoregressive"),
+                                dict(mode="autoregressive", head="point"),
+                                dict(window=None, mode="autoregressive", relative=True)])
+def test_an_ensemble_forecasts_the_mixture_of_its_members(kw):
+    torch.manual_seed(0)
+    kw = {"hidden": 6, "window": 8, "lags": 3, **kw}
+    m = Forecaster(1, 3, members=3, **kw)
+    x = torch.randn(40, 1)
+    origins = [9, 20, 39]
+    mean, lower, upper = m.forecast(x, origins, 3, level=0.8, samples=300, seed=5)
+    each = [k.forecast(x, origins, 3, level=0.8, samples=300, seed=5 + 1000 * i)
+            for i, k in enumerate(m.members)]
+    torch.testing.assert_close(mean, torch.stack([e[0] for e in each]).mean(0))
+    if kw.get("head") == "point":  # no distribution: the task's residual interval
+        assert torch.equal(lower, mean) and torch.equal(upper, mean)
+        return
+    assert bool((lower < mean).all() and (mean < upper).all())
+    lows, ups = torch.stack([e[1] for e in each]), torch.stack([e[2] for e in each])
+    tol = 0.05 if kw.get("mode") == "autoregressive" else 1e-5  # sampled quantiles
+    assert bool((lows.min(0).values - tol <= lower).all() and
+                (lower <= lows.max(0).values + tol).all())
+    assert bool((ups.min(0).values - tol <= upper).all() and
+                (upper <= ups.max(0).values + tol).all())
+    if kw.get("mode") != "autoregressive":  # the mixture's CDF is 0.1 and 0.9 at the bounds
+        with torch.no_grad():
+            p = torch.stack([k.eval()._predict(x, origins, 3, 1, 0)["params"]
+                             for k in m.members])
+        d = m.distribution(p.double())
+        loc, scale = d.loc.numpy(), d.scale.numpy()
+        cdf = (lambda v: stats.norm.cdf(v, loc, scale)) if kw.get("head") is None else \
+            (lambda v: stats.t.cdf(v, d.df.numpy(), loc, scale))
+        np.testing.assert_allclose(cdf(lower.double().numpy()[None]).mean(0), 0.1, atol=1e-4)
+        np.testing.assert_allclose(cdf(upper.double().numpy()[None]).mean(0), 0.9, atol=1e-4)
+
+
+def test_an_ensemble_trains_its_members_side_by_side():
+    torch.manual_seed(0)
+    m = Forecaster(1, 2, hidden=5, window=6, members=3, lags=2)
+    x, y, mask = torch.randn(6, 4, 1), torch.randn(6, 4, 2), torch.ones(6, 4, 2)
+    p, state = m(x)
+    assert p.shape == (3, 6, 4, 2, 2) and len(state) == 3
+    for k, member in enumerate(m.members):
+        torch.testing.assert_close(p[k], member(x)[0])
+    assert float(m.loss(p, y, mask).detach()) == pytest.approx(
+        float(np.mean([float(k.loss(q, y, mask).detach()) for k, q in zip(m.members, p)])),
+        rel=1e-6)
+    starts = [k.head.weight.detach().clone() for k in m.members]
+    assert not torch.equal(starts[0], starts[1])  # different random starts
+    rebuilt = Forecaster(**m.config)
+    rebuilt.load_state_dict(m.state_dict())
+    history = torch.randn(20, 1)
+    for u, v in zip(m.forecast(history, [9, 19], 2), rebuilt.forecast(history, [9, 19], 2)):
+        assert torch.equal(u, v)
+
+
 # ---- the run, end to end ---------------------------------------------------------------------
 
 def write_sine(path, n=240, ids=("a",), exog=False):
@@ -225,7 +307,10 @@ def test_run_forecast_and_load_end_to_end(tmp_path, capsys):
     s = run_forecaster({"csv": str(f), "column": "y", "time_column": "t", "season": 12,
                         "horizon": 6, "hidden": 16, "steps": 150, "out": str(out),
                         "arima": False, "progress": False})
-    assert s["status"] == "completed" and s["window"] == 24  # two seasons
+    assert s["status"] in ("completed", "early_stopped") and s["window"] == 24  # two seasons
+    # the default: an ensemble, refit on training + validation for the epochs validation chose
+    assert s["members"] == DEFAULTS["members"] > 1 and s["refit"] and s["refit_steps"] >= 1
+    assert math.isfinite(s["test_unrefit_rmse_h1"]) and s["val_rmse"] == s["val_rmse"]
     for h in range(1, 7):
         for k in ("rmse", "mae", "mase", "coverage"):
             assert math.isfinite(s[f"test_{k}_h{h}"])
@@ -237,7 +322,9 @@ def test_run_forecast_and_load_end_to_end(tmp_path, capsys):
     assert code == 0 and [r["step"] for r in rows] == ["1", "2", "3", "4", "5", "6"]
     assert [r["time"] for r in rows] == [str(t) for t in range(240, 246)]
     history = read_series(f, "y").series[0].values
-    fc = rnnkit.load(out).forecast(history, 6)
+    loaded = rnnkit.load(out)
+    assert len(loaded.model.members) == DEFAULTS["members"]
+    fc = loaded.forecast(history, 6)
     np.testing.assert_allclose([float(r["mean"]) for r in rows], fc.mean, rtol=1e-5)
     assert all(float(r["lower"]) < float(r["mean"]) < float(r["upper"]) for r in rows)
     assert main(["forecast", str(out), "--csv", str(f), "--horizon", "9"]) == 0  # fed back
@@ -272,9 +359,10 @@ def test_bench_quick_prints_the_table(tmp_path, capsys):
     from rnnkit.bench.forecast import main as bench
 
     assert bench(["--quick", "--seeds", "2", "--datasets", "sunspots", "--no-hindsight",
-                  "--json", str(tmp_path / "b.json")]) == 0
+                  "--compare", "--json", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
-    assert "rnn, stateless" in out and "rnn, stateful" in out and "ARIMA(9,0,0) (AIC)" in out
+    assert "rnn, default (stateful)" in out and "rnn, stateless" in out
+    assert "before the refit" in out and "ARIMA(9,0,0) (AIC)" in out
     rows = json.loads((tmp_path / "b.json").read_text())["datasets"]["sunspots"]["table"]
     assert rows["arima"]["rmse_h1"][0] == pytest.approx(17.3, abs=0.05)  # issue 13's number
     assert rows["naive"]["rmse_h1"][0] == pytest.approx(32.5, abs=0.05)

@@ -105,7 +105,7 @@ class ForecastModel:
     def __repr__(self) -> str:
         c = self.model.config
         return (f"ForecastModel(cell={c['cell']!r}, hidden={c['hidden']}, head={c['head']!r}, "
-                f"mode={c['mode']!r}, horizon={c['horizon']})")
+                f"mode={c['mode']!r}, horizon={c['horizon']}, members={c.get('members', 1)})")
 
 
 def load_forecaster(run_dir: str | Path, which: str = "best") -> ForecastModel:

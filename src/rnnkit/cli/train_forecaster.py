@@ -57,7 +57,8 @@ def add_parser(tasks, common: dict) -> None:
                    "an eighth of the training part, at least two seasons, 16-64)")
     g.add_argument("--stateful", action=argparse.BooleanOptionalAction,
                    help="carry the state along each series while training and read the whole "
-                   "history to forecast (off: independent windows from a zero state)")
+                   "history to forecast (off: independent windows from a zero state; default: "
+                   "on for a series with no season and no unit root, as sunspots)")
     g = p.add_argument_group("forecasts and baselines")
     g.add_argument("--mode", choices=MODES, help="autoregressive: one step, fed back, sampled "
                    "paths for the intervals (default, as DeepAR); direct: all H steps at once "
@@ -69,6 +70,11 @@ def add_parser(tasks, common: dict) -> None:
                    f"autoregressive ({d['samples']})")
     g.add_argument("--arima", action=argparse.BooleanOptionalAction,
                    help="fit the ARIMA baseline (on)")
+    g.add_argument("--refit", action=argparse.BooleanOptionalAction,
+                   help="after validation has chosen the training length, train again on the "
+                   "training and validation parts together and forecast the test tail (and "
+                   "the future) with that model, as ARIMA is fitted on all before the test tail "
+                   "(on)")
     g.add_argument("--hindsight", action=argparse.BooleanOptionalAction,
                    help="also report the ARIMA order with the best test RMSE, the baseline's "
                    "best case (off; slower)")
@@ -77,6 +83,10 @@ def add_parser(tasks, common: dict) -> None:
     g.add_argument("--hidden", type=int, metavar="N", help=f"hidden size ({d['hidden']})")
     g.add_argument("--layers", type=int, metavar="N", help=f"stacked layers ({d['layers']})")
     g.add_argument("--dropout", type=float, metavar="P", help=f"({d['dropout']})")
+    g.add_argument("--members", type=int, metavar="K", help="a deep ensemble of K forecasters "
+                   "from different random starts, trained side by side; its forecast is their "
+                   f"mixture (their mean, and the mixture's interval) ({d['members']}; 1: one "
+                   "model)")
     g.add_argument("--relative", action=argparse.BooleanOptionalAction,
                    help="read each window relative to its first value, for a series with a "
                    "trend (default: when the ADF test finds a unit root in the training part)")
@@ -103,14 +113,18 @@ def report(s: dict) -> str:
     rows = [("model", "")]
     rows += [(key, "") for key in ("naive", "snaive", "arima", "arima_hindsight")
              if f"test_{key}_rmse_h1" in s]
-    names = {"model": f"{s['cell']} ({s['head']}, {s['mode']})", "naive": "naive",
+    kind = f"{s['head']}, {s['mode']}" + (", stateful" if s.get("stateful") else "")
+    members = s.get("members") or 1
+    names = {"model": f"{s['cell']}{f' x{members}' if members > 1 else ''} ({kind})",
+             "naive": "naive",
              "snaive": "seasonal naive", "arima": f"{s.get('arima_order')} (AIC)",
              "arima_hindsight": f"{s.get('arima_hindsight_order')} (hindsight)"}
     width = max(len(names[k]) for k, _ in rows) + 2
     head = f"{'test, rolling origins':<{width}}" + "".join(f"{'RMSE h' + str(h):>11}"
                                                              for h in hs)
     head += f"{'MASE':>8}{'cover':>8}"
-    lines = [f"run:        {s['out']}  ({s['status']}, {s['steps']} steps, "
+    refit = f", refit on train + val {s['refit_steps']} steps" if s.get("refit_steps") else ""
+    lines = [f"run:        {s['out']}  ({s['status']}, {s['steps']} steps{refit}, "
              f"{s['train_seconds']:.0f} s)", "", head]
     for key, _ in rows:
         prefix = "test_" if key == "model" else f"test_{key}_"

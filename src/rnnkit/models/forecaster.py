@@ -25,6 +25,13 @@ saw; the first value is in every step's past, so no step reads its future).
 A model reads either the last ``window`` steps before the forecast origin from a zero state
 (stateless), or, with ``window=None`` (stateful), the whole history from its first step.
 Layout: time-major, x (T, B, F).
+
+With ``members`` K > 1 the model is a deep ensemble (Lakshminarayanan et al. 2017): K forecasters
+of the same shape from different random starts, trained side by side on the same batches (the
+loss is the mean of theirs). Its forecast is the mixture of theirs with equal weights: the mean is
+the mean of the members' means, the interval the central interval of the mixture (pooled sampled
+paths, or the mixture's quantiles solved from its distribution function). A small series gives
+each random start a different forecast; their mean varies far less from seed to seed.
 """
 
 from __future__ import annotations
@@ -61,27 +68,40 @@ class Forecaster(nn.Module):
     def __init__(self, input_features: int = 1, horizon: int = 1, *, mode: str = "direct",
                  head: str = "gaussian", cell: str = "lstm", hidden: int = 64,
                  layers: int = 1, dropout: float = 0.0, window: int | None = 32,
-                 lags: int = 0, relative: bool = False, backend: str = "auto"):
+                 lags: int = 0, relative: bool = False, backend: str = "auto",
+                 members: int = 1):
         super().__init__()
         _check(input_features, horizon, mode, head, cell, hidden, layers, dropout, window, lags)
+        if not isinstance(members, int) or members < 1:
+            raise UserError(f"--members must be a positive integer, got {members}")
         self.config = {"input_features": input_features, "horizon": horizon, "mode": mode,
                        "head": head, "cell": cell, "hidden": hidden, "layers": layers,
                        "dropout": float(dropout), "window": window, "lags": lags,
-                       "relative": relative, "backend": backend}
+                       "relative": relative, "backend": backend, "members": members}
         self.mode, self.head_kind, self.window = mode, head, window
         self.outputs = horizon if mode == "direct" else 1
+        self.lags, self.relative = lags, relative
+        self.members: nn.ModuleList | None = None
+        if members > 1:  # a deep ensemble: K forecasters, one each random start
+            one = {**self.config, "members": 1}
+            self.members = nn.ModuleList(Forecaster(**one) for _ in range(members))
+            return
         self.rnn = Recurrent(cell, input_features, hidden, layers, dropout=dropout,
                              backend=backend)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, self.outputs * PARAMS[head])
-        self.lags, self.relative = lags, relative
         if lags:  # y_{t+h} += sum_k a_hk z_{t-k} + b_h: a causal convolution over the values
             self.linear = nn.Conv1d(1, self.outputs, lags)
 
     def forward(self, x: Tensor, state=None, lengths: Tensor | None = None,
                 before: Tensor | None = None):
         """x (T, B, F) -> (parameters (T, B, outputs, P), final state). ``before``: the
-        ``lags - 1`` inputs before x (T', B, F), for the linear part (default: zeros)."""
+        ``lags - 1`` inputs before x (T', B, F), for the linear part (default: zeros). An
+        ensemble: parameters (K, T, B, outputs, P) and a list of the K members' states."""
+        if self.members is not None:
+            states = state if state is not None else [None] * len(self.members)
+            out = [m(x, s, lengths, before) for m, s in zip(self.members, states)]
+            return torch.stack([p for p, _ in out]), [s for _, s in out]
         h, state = self.rnn(x, state, lengths=lengths)
         p = self.head(self.drop(h))
         p = p.view(*p.shape[:2], self.outputs, -1)
@@ -107,7 +127,9 @@ class Forecaster(nn.Module):
 
     def loss(self, p: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         """Mean negative log-likelihood (squared error for a point head) over the unmasked
-        targets."""
+        targets (an ensemble: the mean of its members' losses)."""
+        if self.members is not None:
+            return torch.stack([m.loss(q, target, mask) for m, q in zip(self.members, p)]).mean()
         dist = self.distribution(p.float())
         each = (p[..., 0].float() - target) ** 2 if dist is None else -dist.log_prob(target)
         return (each * mask).sum() / mask.sum().clamp(min=1)
@@ -120,32 +142,91 @@ class Forecaster(nn.Module):
         last ``window`` of it, or all of it when stateful), the mean and the central
         ``level`` interval of z[o+1 .. o+horizon]: three (len(origins), horizon) tensors (a
         point head's interval is the mean itself: see ``train.forecaster`` for its own).
-        Autoregressive forecasts draw ``samples`` paths (``seed`` fixes them)."""
+        Autoregressive forecasts draw ``samples`` paths (``seed`` fixes them; an ensemble's
+        member k draws its own ``samples`` with seed ``seed + 1000 k``); the mean one step ahead
+        is the head's own, not the draws'. An ensemble: the members' mixture (module doc)."""
         was = self.training
         self.eval()
         try:
-            inputs, lengths = self._histories(x, origins, horizon)
-            base = inputs[0, :, 0].clone() if self.relative else torch.zeros(len(origins))
-            inputs[..., 0] -= base
-            x = x.unsqueeze(1).repeat(1, len(origins), 1)
-            x[..., 0] -= base  # the values the linear part reads below, on the same base
-            p, state = self(inputs, None, lengths)
-            last = p[lengths - 1, torch.arange(len(origins))]  # (n, outputs, P)
-            # the values before each origin's next step, for an autoregressive linear part
-            recent = torch.stack([x[max(0, o + 2 - self.lags):o + 1, i, :1]
-                                  for i, o in enumerate(origins)], 1) \
-                if self.lags > 1 and all(o + 2 >= self.lags for o in origins) else None
-            if self.mode == "direct":
-                if horizon > self.outputs:
-                    raise UserError(f"this model forecasts {self.outputs} steps ahead (its "
-                                    f"--horizon); ask for at most {self.outputs}, or train with "
-                                    f"--horizon {horizon}")
-                out = self._interval(last[:, :horizon], level)
-            else:
-                out = self._paths(last[:, 0], state, horizon, level, samples, seed, recent)
-            return tuple(t + base[:, None] for t in out)
+            members = [self] if self.members is None else list(self.members)
+            return self._combine([m._predict(x, origins, horizon, samples, seed + 1000 * k)
+                                  for k, m in enumerate(members)], level)
         finally:
             self.train(was)
+
+    def _predict(self, x: Tensor, origins: list[int], horizon: int, samples: int, seed: int
+                 ) -> dict[str, Tensor]:
+        """One forecaster's predictive distribution from each origin, in the units of ``x``:
+        ``params`` (n, horizon, P) (direct), or ``paths`` (n, paths, horizon) drawn and
+        ``first`` (n,), the mean one step ahead (autoregressive)."""
+        inputs, lengths = self._histories(x, origins, horizon)
+        base = inputs[0, :, 0].clone() if self.relative else torch.zeros(len(origins))
+        inputs[..., 0] -= base
+        x = x.unsqueeze(1).repeat(1, len(origins), 1)
+        x[..., 0] -= base  # the values the linear part reads below, on the same base
+        p, state = self(inputs, None, lengths)
+        last = p[lengths - 1, torch.arange(len(origins))]  # (n, outputs, P)
+        # the values before each origin's next step, for an autoregressive linear part
+        recent = torch.stack([x[max(0, o + 2 - self.lags):o + 1, i, :1]
+                              for i, o in enumerate(origins)], 1) \
+            if self.lags > 1 and all(o + 2 >= self.lags for o in origins) else None
+        if self.mode == "direct":
+            if horizon > self.outputs:
+                raise UserError(f"this model forecasts {self.outputs} steps ahead (its "
+                                f"--horizon); ask for at most {self.outputs}, or train with "
+                                f"--horizon {horizon}")
+            params = last[:, :horizon].clone()
+            params[..., 0] += base[:, None]  # a location: the scale is the same either way
+            return {"params": params}
+        z = self._paths(last[:, 0], state, horizon, samples, seed, recent)
+        return {"paths": z + base[:, None, None], "first": last[:, 0, 0] + base}
+
+    def _combine(self, preds: list[dict[str, Tensor]], level: float
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+        """The mean and central ``level`` interval of the equal-weight mixture of ``preds``
+        (one forecaster's: its own distribution)."""
+        q = ((1 - level) / 2, (1 + level) / 2)
+        if "paths" in preds[0]:
+            mean = torch.stack([p["paths"].mean(1) for p in preds]).mean(0)
+            mean[:, 0] = torch.stack([p["first"] for p in preds]).mean(0)
+            if self.head_kind == "point":
+                return mean, mean, mean
+            pooled = torch.cat([p["paths"] for p in preds], 1)
+            lower, upper = torch.quantile(pooled, torch.tensor(q, dtype=pooled.dtype), dim=1)
+            return mean, lower, upper
+        params = torch.stack([p["params"] for p in preds])  # (K, n, horizon, P)
+        if len(preds) == 1 or self.head_kind == "point":
+            mean, lower, upper = self._interval(params[0], level)
+            if len(preds) == 1:
+                return mean, lower, upper
+            mean = params[..., 0].mean(0)
+            return mean, mean, mean
+        each = [self._interval(p, level) for p in params]
+        lows, ups = torch.stack([e[1] for e in each]), torch.stack([e[2] for e in each])
+        # the mixture's quantile lies between its members' quantiles: bisect its CDF there
+        lower = self._mixture_quantile(params, q[0], lows.min(0).values, lows.max(0).values)
+        upper = self._mixture_quantile(params, q[1], ups.min(0).values, ups.max(0).values)
+        return params[..., 0].mean(0), lower, upper
+
+    def _mixture_quantile(self, params: Tensor, q: float, lo: Tensor, hi: Tensor) -> Tensor:
+        """The ``q`` quantile of the equal-weight mixture of the distributions ``params``
+        (K, ...) by bisection on [lo, hi] (float64 inside)."""
+        dist = self.distribution(params.double())
+        if isinstance(dist, distributions.Normal):
+            cdf = dist.cdf
+        else:  # torch's Student-t has no CDF: scipy's
+            from scipy.stats import t as student
+
+            df, loc, scale = (a.numpy() for a in (dist.df, dist.loc, dist.scale))
+
+            def cdf(v: Tensor) -> Tensor:
+                return torch.as_tensor(student.cdf(v.numpy(), df, loc, scale))
+        lo, hi = lo.double(), hi.double()
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            below = cdf(mid.unsqueeze(0)).mean(0) < q
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return ((lo + hi) / 2).to(params.dtype)
 
     def _histories(self, x: Tensor, origins: list[int], horizon: int
                    ) -> tuple[Tensor, Tensor]:
@@ -185,10 +266,11 @@ class Forecaster(nn.Module):
                                                 dtype=dist.scale.dtype)
         return mean, mean - half, mean + half
 
-    def _paths(self, first: Tensor, state, horizon: int, level: float, samples: int,
-               seed: int, recent: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def _paths(self, first: Tensor, state, horizon: int, samples: int, seed: int,
+               recent: Tensor | None = None) -> Tensor:
         """Autoregressive: draw the next value, feed it back, ``horizon`` times, for
-        ``samples`` paths an origin (one path of means for a point head)."""
+        ``samples`` paths an origin (one path of means for a point head): (n, paths,
+        horizon)."""
         n = first.shape[0]
         paths = 1 if self.head_kind == "point" else samples
         state = tuple(s.repeat_interleave(paths, 1) for s in state) \
@@ -208,12 +290,7 @@ class Forecaster(nn.Module):
                     p = out[0, :, 0]
                     if recent is not None:
                         recent = torch.cat([recent, z.view(1, -1, 1)])[1:]
-        z = torch.stack(drawn, -1).view(n, paths, horizon)
-        if paths == 1:
-            return z[:, 0], z[:, 0], z[:, 0]
-        q = torch.tensor([(1 - level) / 2, (1 + level) / 2])
-        lower, upper = torch.quantile(z, q, dim=1)
-        return z.mean(1), lower, upper
+        return torch.stack(drawn, -1).view(n, paths, horizon)
 
 
 def _check(input_features, horizon, mode, head, cell, hidden, layers, dropout, window,
