@@ -273,7 +273,8 @@ def test_nas_is_tensorflows_nascell():
 
 # ---- layouts: counts, every parameter used, initialisation -----------------------------------
 
-MINE = ["gru", "gru_cho", "lstm_peephole", "lstm_cifg", "lstm_nofg", "mut1", "mut2", "mut3", "nas"]
+MINE = ["gru", "gru_cho", "lstm_peephole", "lstm_cifg", "lstm_nofg", "mut1", "mut2", "mut3", "nas",
+        "lstm_layernorm", "gru_layernorm"]
 
 
 def _expected_count(name, I, H, bias):
@@ -289,6 +290,8 @@ def _expected_count(name, I, H, bias):
         "mut2": 2 * H * I + 3 * H * H + 6 * H * b + proj,
         "mut3": 3 * H * I + 3 * H * H + 6 * H * b,
         "nas": 8 * H * (I + H + 2 * b),
+        "lstm_layernorm": 4 * H * (I + H + 2 * b) + 8 * H + H + H * b,  # LN gains, c's bias
+        "gru_layernorm": 3 * H * (I + H + 2 * b) + 6 * H,
     }[name]
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
     reason="no C++ compiler or ninja here: the Python loops run instead")
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm_peephole", "lstm_cifg",
          "gru_cho", "mut1", "mut2", "mut3",
-         "lstm_nofg", "nas"]
+         "lstm_nofg", "nas", "lstm_layernorm", "gru_layernorm"]
 
 
 def test_the_loops_build_where_there_is_a_compiler():
@@ -65,9 +65,16 @@ def _both(cell, T, B, I, H, dtype=torch.float64, recompute=True, lengths=None, l
     return fast, slow
 
 
-def _assert_close(fast, slow, dtype):
-    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-5,
-                                                                          "atol": 1e-5}
+# layer normalisation divides by the spread of a few units (H = 7 here): the float32 rounding of
+# the compiled loops' vectorised exp and tanh grows about ten times more through it, to 1e-5 of
+# a gradient's largest entry after two layers (float64 agrees to 1e-13 as for every cell)
+LOOSE_FLOAT32 = {"lstm_layernorm", "gru_layernorm"}
+
+
+def _assert_close(fast, slow, dtype, cell=None):
+    low = 1e-4 if cell in LOOSE_FLOAT32 else 1e-5
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": low,
+                                                                          "atol": low}
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, **tol)
 
@@ -80,7 +87,7 @@ def test_compiled_loops_equal_the_python_loops(cell, dtype, recompute, lengths):
     lengths = None if lengths is None else torch.tensor(lengths)
     fast, slow = _both(cell, 9, 3, 5, 7, dtype, recompute, lengths, layers=2,
                        bidirectional=True)
-    _assert_close(fast, slow, dtype)
+    _assert_close(fast, slow, dtype, cell)
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -35,7 +35,7 @@ def _run(layer, x, h0, lengths, x_grad):
 
 
 KEEPING = ("lstm", "lstm_peephole", "lstm_cifg", "lstm_nofg", "gru", "gru_cho",
-           "mut1", "mut2", "mut3")
+           "mut1", "mut2", "mut3", "lstm_layernorm", "gru_layernorm")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -60,4 +60,8 @@ def test_bptt_matches_autograd_in_float32(cell, case):
     for a, b in zip(hn_o, hn_r):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     for a, b in zip(grads_o, grads_r):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        # layer normalisation's gradients reach 100 here (a small spread of c' divides them)
+        # and both float32 paths round at 1e-6 of the largest (bptt the nearer to float64):
+        # measured against that largest entry
+        scale = max(1.0, b.abs().max().item()) if "layernorm" in cell else 1.0
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)

@@ -2,11 +2,12 @@
 
 from . import cells
 from .layers import GRU, LSTM, RNN, Recurrent, parameter_summary, textbook_parameter_count
+from .pickling import safe_globals
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "Recurrent", "cells", "load", "parameter_summary",
+    "GRU", "LSTM", "RNN", "Recurrent", "cells", "load", "parameter_summary", "safe_globals",
     "textbook_parameter_count",
 ]
 

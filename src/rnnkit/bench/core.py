@@ -9,7 +9,8 @@ memory and minGRU goals in their sections; BENCHMARKS.md lists them):
              ``nn.LSTMCell``/``nn.GRUCell`` (what a user writes for a custom cell);
 * no-kernel: the cells torch has no kernel for, ``bptt`` against the ``autograd`` loop;
 * memory:    bytes of tensors saved for the backward pass at T = 2000;
-* mingru:    minGRU with the parallel scan against ``nn.GRU`` of the same hidden size.
+* mingru:    minGRU with the parallel scan against ``nn.GRU`` of the same hidden size;
+* compiled:  an LSTM training step under ``torch.compile``, rnnkit's against ``torch.nn``'s.
 
 Example:
     rnnkit bench core --quick --json /tmp/bench-core.json
@@ -32,11 +33,13 @@ from .timing import compare, machine, saved_tensor_bytes, write_json
 
 SHAPES = ((32, 100, 64, 128), (64, 100, 128, 256), (64, 100, 256, 512), (32, 200, 512, 1024))
 QUICK_SHAPES = ((4, 6, 5, 8),)
-NO_KERNEL = ("lstm_peephole", "lstm_cifg", "lstm_nofg", "mut1", "mut2", "mut3", "nas")
+NO_KERNEL = ("lstm_peephole", "lstm_cifg", "lstm_nofg", "mut1", "mut2", "mut3", "nas",
+             "lstm_layernorm", "gru_layernorm")
 BACKENDS = ("auto", "native", "bptt", "autograd")
 MEMORY = {"T": 2000, "B": 32, "I": 64, "H": 128}
 MINGRU = {"Ts": (256, 1024, 4096), "B": 16, "I": 64, "H": 128}
-SECTIONS = ("speed", "no-kernel", "memory", "mingru")
+COMPILED = (64, 100, 128, 256)  # B, T, I, H
+SECTIONS = ("speed", "no-kernel", "memory", "mingru", "compiled")
 KEEP = "rnnkit bptt keep"  # bptt with recompute=False
 
 
@@ -194,6 +197,27 @@ def bench_mingru(Ts, B: int, I: int, H: int, pairs: int, warmup: int, log) -> li
     return rows
 
 
+def bench_compiled(B: int, T: int, I: int, H: int, pairs: int, warmup: int, log) -> list[dict]:
+    """A training step of ``torch.compile(rnnkit.LSTM)`` against ``torch.compile(nn.LSTM)``,
+    same weights (the first, warm-up round compiles both)."""
+    torch.manual_seed(0)
+    ref = nn.LSTM(I, H)
+    ours = rnnkit.LSTM(I, H)
+    ours.load_state_dict(ref.state_dict())
+    models = {"compiled torch.nn": torch.compile(ref), "compiled rnnkit": torch.compile(ours)}
+    x = torch.randn(T, B, I)
+    r = compare({n: training_step(m, x) for n, m in models.items()}, pairs, max(warmup, 1))
+    rows = []
+    for name, sec in r["seconds"].items():
+        row = {"cell": "lstm", "B": B, "T": T, "I": I, "H": H, "impl": name, "ms": 1000 * sec,
+               "pairs": pairs, "vs compiled torch.nn": r["ratios"][name]}
+        if name == "compiled rnnkit":
+            _judge(row, (">= 1.0x compiled torch.nn", "compiled torch.nn", 1.0))
+        rows.append(row)
+    log(rows)
+    return rows
+
+
 # ---- output -----------------------------------------------------------------------------------
 def format_rows(rows: list[dict]) -> str:
     """The rows as an aligned text table (also used for BENCHMARKS.md)."""
@@ -310,7 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     if "mingru" in args.only and "mingru" in available() and chosen(("mingru",)):
         m = dict(Ts=(16, 32), B=4, I=5, H=8) if args.quick else MINGRU
         result["mingru"] = bench_mingru(m["Ts"], m["B"], m["I"], m["H"], args.pairs, warmup, log)
-    rows = [r for k in ("speed", "no_kernel", "memory", "mingru") for r in result.get(k, [])]
+    if "compiled" in args.only and chosen(("lstm",)):
+        shape = QUICK_SHAPES[0] if args.quick else COMPILED
+        result["compiled"] = bench_compiled(*shape, args.pairs, warmup, log)
+    rows = [r for k in ("speed", "no_kernel", "memory", "mingru", "compiled")
+            for r in result.get(k, [])]
     judged = [r for r in rows if "met" in r]
     result["targets"] = {"met": sum(r["met"] for r in judged), "total": len(judged)}
     print(verdict(result["targets"], args.quick))

@@ -6,7 +6,7 @@ A new cell is a class in a module here, listed in that module's ``CELLS``.
 
 from __future__ import annotations
 
-from . import elman, gru, lstm, lstm_variants, minimal, mut, nas
+from . import elman, gru, layernorm, lstm, lstm_variants, minimal, mut, nas
 from .base import Cell, Params, State
 
 _REGISTRY: dict[str, type[Cell]] = {}
@@ -19,7 +19,7 @@ def register(cls: type[Cell]) -> type[Cell]:
 
 
 # one module per family, each listing its cells in CELLS
-for _module in (elman, lstm, lstm_variants, gru, mut, nas, minimal):
+for _module in (elman, lstm, lstm_variants, gru, layernorm, mut, nas, minimal):
     for _cls in _module.CELLS:
         register(_cls)
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..engine import compiled
+from ..engine.tracing import tracing
 from .matmul import linear, pack, project, weight_grad
 
 State = tuple[Tensor, ...]
@@ -95,7 +96,8 @@ class Cell:
     def recurrent(self, h: Tensor, p: Params) -> Tensor:
         """W_hh h(t-1) + b_hh: the part of the pre-activation that reads the state."""
         b, w = p.get("bias_hh"), p["weight_hh"]
-        if not torch.is_grad_enabled():  # inside the bptt engine: the faster product
+        # inside the bptt engine: the faster product (a tracer records one graph either way)
+        if not torch.is_grad_enabled() and not tracing():
             return linear(h, w) if b is None else linear(h, w).add_(b)
         return h @ w.t() if b is None else torch.addmm(b, h, w.t())
 

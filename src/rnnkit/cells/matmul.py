@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..engine import compiled
+from ..engine.tracing import tracing
 
 
 def _probe() -> bool:
@@ -32,7 +33,9 @@ ONEDNN = torch.backends.mkldnn.is_available() and _probe()
 
 
 def _onednn(*tensors: Tensor) -> bool:
-    return ONEDNN and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
+    # not while a tool records the ops: Inductor cannot lower these, ONNX has no operator
+    return ONEDNN and not tracing() and all(t.dtype == torch.float32 and t.device.type == "cpu"
+                                            for t in tensors)
 
 
 def linear(x: Tensor, w: Tensor, add: Tensor | None = None, bias: Tensor | None = None) -> Tensor:

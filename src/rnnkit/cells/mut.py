@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..engine.tracing import tracing
 from . import scratch
 from .activations import tanh, tanh_, tanh_autograd
 from .base import Cell, Params, State
@@ -64,7 +65,7 @@ from .matmul import linear, weight_grad
 
 def _affine(u: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """u W^T + b for one block of rows (the faster product inside the bptt engine)."""
-    if not torch.is_grad_enabled():
+    if not torch.is_grad_enabled() and not tracing():
         return linear(u, w) if b is None else linear(u, w).add_(b)
     return u @ w.t() if b is None else torch.addmm(b, u, w.t())
 

@@ -104,7 +104,7 @@ class _BPTT(torch.autograd.Function):
                 else:
                     dw[rows] += weight_grad(dhp2[:, rows], U2)
             grads["weight_hh"] = dw
-        if "bias_hh" in p:
+        if "bias_hh" in p and "bias_hh" not in grads:  # (a cell may have formed it)
             # where the recurrent pre-activations are the input ones or their leading blocks
             # (an LSTM; MUT1's n, r) db_hh is db_ih's head: a copy (the two parameters' .grad
             # must not share storage), not a second sum

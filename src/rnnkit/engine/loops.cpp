@@ -1131,6 +1131,300 @@ void minimal_backward(const Tensor& xp, const Tensor& h0, int64_t kind, const Te
   });
 }
 
+// ---- layer-normalised LSTM and GRU (cells/layernorm.py) -------------------------------------
+// xp is W_ih x itself (no bias): each row of it and of the step's product W_hh h(t-1) is
+// normalised here, LN(a) = gamma (a - mu) / sigma, where it sits in cache; the LSTM normalises
+// c' too. The forward keeps the product (ss). The backward recomputes both normalisations and
+// the gates row by row (from xp, formed again in Python, and the kept product), runs the three
+// LN backwards there, writes d(W_hh h) into dz and d(W_ih x) into dxp, and sums the gains' and
+// biases' gradients per thread (ColumnSums) while the rows are in cache.
+constexpr double kLnEps = 1e-5;  // torch.nn.LayerNorm's
+
+// mean and 1 / sqrt(var + eps) of a[0, n)
+template <typename T>
+inline void ln_stats(const T* __restrict a, int64_t n, T& mean, T& rstd) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += a[j];
+  mean = s / T(n);
+  T v = 0;
+#pragma omp simd reduction(+ : v)
+  for (int64_t j = 0; j < n; ++j) v += (a[j] - mean) * (a[j] - mean);
+  rstd = T(1) / std::sqrt(v / T(n) + T(kLnEps));
+}
+
+// the pre-activations LN(W_ih x) gamma_x + b + LN(W_hh h) gamma_h of one row, n units
+template <typename T>
+inline void ln_pre(const T* __restrict ax, const T* __restrict s, const T* __restrict gx,
+                   const T* __restrict bx, const T* __restrict gh, int64_t n,
+                   T* __restrict out) {
+  T mx, rx, mh, rh;
+  ln_stats(ax, n, mx, rx);
+  ln_stats(s, n, mh, rh);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j)
+    out[j] = gx[j] * (ax[j] - mx) * rx + bx[j] + gh[j] * (s[j] - mh) * rh;
+}
+
+// the input and recurrent LN backwards of one row of n units, from du (the gradient of the
+// input part's output) and ds (the recurrent part's; the same memory for the LSTM):
+// d(W_hh h) into dhp, d(W_ih x) into dax, and into acc (4n sums) du, ds, du n_x, ds n_h;
+// ds itself is only added up where DsSum (the GRU's b_hh)
+template <bool DsSum, typename T>
+inline void ln_back_row(const T* __restrict du, const T* __restrict ds, const T* __restrict ax,
+                        const T* __restrict s, const T* __restrict gx, const T* __restrict gh,
+                        int64_t n, T* __restrict dhp, T* __restrict dax, T* __restrict acc) {
+  T mx, rx, mh, rh;
+  ln_stats(ax, n, mx, rx);
+  ln_stats(s, n, mh, rh);
+  T x1 = 0, x2 = 0, h1 = 0, h2 = 0;
+#pragma omp simd reduction(+ : x1, x2, h1, h2)
+  for (int64_t j = 0; j < n; ++j) {
+    const T nx = (ax[j] - mx) * rx, nh = (s[j] - mh) * rh;
+    const T dx = du[j] * gx[j], dh = ds[j] * gh[j];
+    x1 += dx, x2 += dx * nx, h1 += dh, h2 += dh * nh;
+    acc[j] += du[j];
+    if constexpr (DsSum) acc[n + j] += ds[j];
+    acc[2 * n + j] += du[j] * nx;
+    acc[3 * n + j] += ds[j] * nh;
+  }
+  x1 /= T(n), x2 /= T(n), h1 /= T(n), h2 /= T(n);
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const T nx = (ax[j] - mx) * rx, nh = (s[j] - mh) * rh;
+    dhp[j] = rh * (ds[j] * gh[j] - h1 - nh * h2);  // da = (dn - mean dn - n mean(dn n)) / sigma
+    dax[j] = rx * (du[j] * gx[j] - x1 - nx * x2);
+  }
+}
+
+// per-thread rows of scratch (n floats each) for a row's intermediate values
+template <typename T>
+struct Work {
+  std::vector<T> data;
+  int64_t n;
+  explicit Work(int64_t n) : data(at::get_num_threads() * n), n(n) {}
+  T* row() { return data.data() + omp_get_thread_num() * n; }
+};
+
+template <typename T>
+void lnlstm_forward_t(const Tensor& xp, const Tensor& w, const Tensor& g_x, const Tensor& b_x,
+                      const Tensor& g_h, const Tensor& g_c, const Tensor& b_c, const Tensor& hs,
+                      const Tensor& cs, const Tensor& ss, const Tensor& c0,
+                      const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
+  const T *x = ptr<T>(xp), *c_init = ptr<T>(c0), *gx = ptr<T>(g_x), *bx = ptr<T>(b_x),
+          *gh = ptr<T>(g_h), *gc = ptr<T>(g_c), *bc = ptr<T>(b_c);
+  T *h = mut<T>(hs), *c = mut<T>(cs), *sk = mut<T>(ss);
+  Work<T> work(4 * H);
+  forward_loop<T>(
+      steps, B, H, 4 * H, ptr<T>(w), h, mask_ptr(mask),
+      [&](int64_t t, int64_t b, const T* __restrict z, bool on) {
+        const int64_t r = t * B + b;
+        const T* __restrict c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
+        T *__restrict cn = c + r * H, *__restrict hn = h + (r + B) * H;
+        T* __restrict a = work.row();
+        std::copy(z, z + 4 * H, sk + r * 4 * H);  // W_hh h(t-1), kept for the backward
+        ln_pre(x + r * 4 * H, z, gx, bx, gh, 4 * H, a);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T i = sigm(a[j]), f = sigm(a[H + j]), g = std::tanh(a[2 * H + j]);
+          cn[j] = f * c_prev[j] + i * g;  // c' = f c + i g
+          hn[j] = sigm(a[3 * H + j]);     // o, for now
+        }
+        T mu, rs;
+        ln_stats(cn, H, mu, rs);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j)  // h' = o tanh(LN(c'))
+          hn[j] *= std::tanh(gc[j] * (cn[j] - mu) * rs + bc[j]);
+        if (!on) std::copy(c_prev, c_prev + H, cn);  // carries c(t-1)
+      });
+}
+
+// xp: W_ih x (T, B, 4H); s: W_hh h(t-1) of every step (T, B, 4H); dz, dxp (T, B, 4H):
+// d(W_hh h), d(W_ih x); sums (18H): db, (unused), dgamma_x, dgamma_h (4H each),
+// dgamma_c, dbeta_c (H each)
+template <typename T>
+void lnlstm_backward_t(const Tensor& xp, const Tensor& s, const Tensor& cs, const Tensor& c0,
+                       const Tensor& g_x, const Tensor& b_x, const Tensor& g_h,
+                       const Tensor& g_c, const Tensor& b_c, const Tensor& w, const Tensor& dz,
+                       const Tensor& dxp, const Tensor& dhseq, const Tensor& dh,
+                       const Tensor& dc, const Tensor& sums, const std::optional<Tensor>& mask) {
+  const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2);
+  const T* X = ptr<T>(xp);
+  T* DX = mut<T>(dxp);
+  const T *S = ptr<T>(s), *c = ptr<T>(cs), *c_init = ptr<T>(c0), *gx = ptr<T>(g_x),
+          *bx = ptr<T>(b_x), *gh = ptr<T>(g_h), *gc = ptr<T>(g_c), *bc = ptr<T>(b_c);
+  T* dcp = mut<T>(dc);
+  const std::optional<Tensor> out = sums;
+  const ColumnSums<T> acc(out, 18 * H);
+  Work<T> work(6 * H);
+  backward_loop<T>(
+      steps, B, H, 4 * H, ptr<T>(w), mut<T>(dz), 4 * H, 0, ptr<T>(dhseq), dh, mask_ptr(mask),
+      [&](int64_t t, int64_t b, const T* __restrict dh_b, T* __restrict d) {
+        const int64_t r = t * B + b;
+        const T *__restrict ax = X + r * 4 * H, *__restrict sr = S + r * 4 * H;
+        const T* __restrict cn = c + r * H;
+        const T* __restrict c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
+        T *__restrict a = work.row(), *__restrict dch = a + 4 * H, *__restrict nc = a + 5 * H;
+        T *__restrict dcb = dcp + b * H, *__restrict sum = acc.row();
+        ln_pre(ax, sr, gx, bx, gh, 4 * H, a);
+        T mu, rs, m1 = 0, m2 = 0;
+        ln_stats(cn, H, mu, rs);
+#pragma omp simd reduction(+ : m1, m2)
+        for (int64_t j = 0; j < H; ++j) {
+          const T o = sigm(a[3 * H + j]), n = (cn[j] - mu) * rs;
+          const T tc = std::tanh(gc[j] * n + bc[j]);
+          const T d_hat = dh_b[j] * o * (T(1) - tc * tc);  // d LN(c') = dh' o (1 - t^2)
+          a[3 * H + j] = dh_b[j] * tc * o * (T(1) - o);    // do~ = dh' t o(1-o)
+          dch[j] = d_hat, nc[j] = n;
+          m1 += d_hat * gc[j], m2 += d_hat * gc[j] * n;
+          sum[16 * H + j] += d_hat * n, sum[17 * H + j] += d_hat;
+        }
+        m1 /= T(H), m2 /= T(H);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T dcj = dcb[j] + rs * (dch[j] * gc[j] - m1 - nc[j] * m2);  // dc' + through LN
+          const T i = sigm(a[j]), f = sigm(a[H + j]), g = std::tanh(a[2 * H + j]);
+          a[j] = dcj * g * i * (T(1) - i);              // di~ = dc g i(1-i)
+          a[H + j] = dcj * c_prev[j] * f * (T(1) - f);  // df~ = dc c f(1-f)
+          a[2 * H + j] = dcj * i * (T(1) - g * g);      // dg~ = dc i (1-g^2)
+          dcb[j] = dcj * f;                             // dc(t-1) = dc f
+        }
+        ln_back_row<false>(a, a, ax, sr, gx, gh, 4 * H, d, DX + r * 4 * H, sum);
+      },
+      Nothing{}, [&](int64_t t, int64_t b) {
+        T* dax = DX + (t * B + b) * 4 * H;
+        std::fill(dax, dax + 4 * H, T(0));
+      });
+  acc.finish(out);
+}
+
+template <typename T>
+void lngru_forward_t(const Tensor& xp, const Tensor& w, const Tensor& g_x, const Tensor& b_x,
+                     const Tensor& g_h, const Tensor& b_n, const Tensor& hs, const Tensor& ss,
+                     const std::optional<Tensor>& mask) {
+  const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
+  const T *x = ptr<T>(xp), *gx = ptr<T>(g_x), *bx = ptr<T>(b_x), *gh = ptr<T>(g_h),
+          *bn = ptr<T>(b_n);
+  T *h = mut<T>(hs), *sk = mut<T>(ss);
+  Work<T> work(3 * H);
+  forward_loop<T>(steps, B, H, 3 * H, ptr<T>(w), h, mask_ptr(mask),
+                  [&](int64_t t, int64_t b, const T* __restrict z, bool) {
+                    const int64_t r = t * B + b;
+                    const T* __restrict ax = x + r * 3 * H;
+                    const T* __restrict hp = h + r * H;
+                    T *__restrict h1 = h + (r + B) * H, *__restrict u = work.row();
+                    std::copy(z, z + 3 * H, sk + r * 3 * H);  // W_hh h(t-1), kept
+                    T mx, rx, mh, rh;
+                    ln_stats(ax, 3 * H, mx, rx);
+                    ln_stats(z, 3 * H, mh, rh);
+#pragma omp simd
+                    for (int64_t j = 0; j < 3 * H; ++j)
+                      u[j] = gx[j] * (ax[j] - mx) * rx + bx[j];
+#pragma omp simd
+                    for (int64_t j = 0; j < H; ++j) {
+                      const T rr = sigm(u[j] + gh[j] * (z[j] - mh) * rh);
+                      const T zz = sigm(u[H + j] + gh[H + j] * (z[H + j] - mh) * rh);
+                      const T sn = gh[2 * H + j] * (z[2 * H + j] - mh) * rh + bn[j];
+                      const T n = std::tanh(u[2 * H + j] + rr * sn);  // tanh(x_n + r s_n)
+                      h1[j] = n + zz * (hp[j] - n);                   // h' = n + z (h - n)
+                    }
+                  });
+}
+
+// xp: W_ih x (T, B, 3H); s: W_hh h(t-1) of every step (T, B, 3H); zs (T, B, H): z of every
+// step, written for more(); dz, dxp (T, B, 3H): d(W_hh h), d(W_ih x); sums (12H): db_ih,
+// db_hh, dgamma_x, dgamma_h (3H each)
+template <typename T>
+void lngru_backward_t(const Tensor& xp, const Tensor& s, const Tensor& zs, const Tensor& h_prev,
+                      const Tensor& g_x, const Tensor& b_x, const Tensor& g_h, const Tensor& b_n,
+                      const Tensor& w, const Tensor& dz, const Tensor& dxp, const Tensor& dhseq,
+                      const Tensor& dh, const Tensor& sums, const std::optional<Tensor>& mask) {
+  const int64_t steps = h_prev.size(0), B = h_prev.size(1), H = h_prev.size(2);
+  const T *X = ptr<T>(xp), *S = ptr<T>(s);
+  T *Z = mut<T>(zs), *DX = mut<T>(dxp);
+  const T *hp = ptr<T>(h_prev), *gx = ptr<T>(g_x), *bx = ptr<T>(b_x), *gh = ptr<T>(g_h),
+          *bn = ptr<T>(b_n);
+  const std::optional<Tensor> out = sums;
+  const ColumnSums<T> acc(out, 12 * H);
+  Work<T> work(6 * H);
+  backward_loop<T>(
+      steps, B, H, 3 * H, ptr<T>(w), mut<T>(dz), 3 * H, 0, ptr<T>(dhseq), dh, mask_ptr(mask),
+      [&](int64_t t, int64_t b, const T* __restrict dh_b, T* __restrict d) {
+        const int64_t r = t * B + b;
+        const T *__restrict ax = X + r * 3 * H, *__restrict sr = S + r * 3 * H;
+        const T* __restrict h = hp + r * H;
+        // du: dr~ dz~ dn~ (the input part's r, z, n), ds: dr~ dz~ dn~ r
+        T *__restrict du = work.row(), *__restrict ds = du + 3 * H, *__restrict zr = Z + r * H;
+        T mx, rx, mh, rh;
+        ln_stats(ax, 3 * H, mx, rx);
+        ln_stats(sr, 3 * H, mh, rh);
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T nh_r = (sr[j] - mh) * rh, nh_z = (sr[H + j] - mh) * rh;
+          const T rr = sigm(gx[j] * (ax[j] - mx) * rx + bx[j] + gh[j] * nh_r);
+          const T zz = sigm(gx[H + j] * (ax[H + j] - mx) * rx + bx[H + j] + gh[H + j] * nh_z);
+          const T sn = gh[2 * H + j] * (sr[2 * H + j] - mh) * rh + bn[j];
+          const T n = std::tanh(gx[2 * H + j] * (ax[2 * H + j] - mx) * rx + bx[2 * H + j] +
+                                rr * sn);
+          const T dn = dh_b[j] * (T(1) - zz) * (T(1) - n * n);  // dn~ = dh' (1 - z)(1 - n^2)
+          const T dr = dn * sn * rr * (T(1) - rr);               // dr~ = dn~ s_n r(1-r)
+          const T dzz = dh_b[j] * (h[j] - n) * zz * (T(1) - zz);  // dz~ = dh' (h - n) z(1-z)
+          du[j] = ds[j] = dr, du[H + j] = ds[H + j] = dzz;
+          du[2 * H + j] = dn, ds[2 * H + j] = dn * rr;            // d s_n = dn~ r
+          zr[j] = zz;  // for more() below
+        }
+        ln_back_row<true>(du, ds, ax, sr, gx, gh, 3 * H, d, DX + r * 3 * H, acc.row());
+      },
+      [&](int64_t t, int64_t b, int64_t j0, int64_t j1, const T* dh_b, T* o) {
+        const T* z = Z + (t * B + b) * H;
+        for (int64_t j = j0; j < j1; ++j) o[j] += dh_b[j] * z[j];  // + dh' z
+      },
+      [&](int64_t t, int64_t b) {
+        T* dax = DX + (t * B + b) * 3 * H;
+        std::fill(dax, dax + 3 * H, T(0));
+      });
+  acc.finish(out);
+}
+
+void lnlstm_forward(const Tensor& xp, const Tensor& w, const Tensor& g_x, const Tensor& b_x,
+                    const Tensor& g_h, const Tensor& g_c, const Tensor& b_c, const Tensor& hs,
+                    const Tensor& cs, const Tensor& ss, const Tensor& c0,
+                    const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    lnlstm_forward_t<decltype(zero)>(xp, w, g_x, b_x, g_h, g_c, b_c, hs, cs, ss, c0, mask);
+  });
+}
+
+void lnlstm_backward(const Tensor& xp, const Tensor& s, const Tensor& cs, const Tensor& c0,
+                     const Tensor& g_x, const Tensor& b_x, const Tensor& g_h, const Tensor& g_c,
+                     const Tensor& b_c, const Tensor& w, const Tensor& dz, const Tensor& dxp,
+                     const Tensor& dhseq, const Tensor& dh, const Tensor& dc, const Tensor& sums,
+                     const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    lnlstm_backward_t<decltype(zero)>(xp, s, cs, c0, g_x, b_x, g_h, g_c, b_c, w, dz, dxp, dhseq,
+                                      dh, dc, sums, mask);
+  });
+}
+
+void lngru_forward(const Tensor& xp, const Tensor& w, const Tensor& g_x, const Tensor& b_x,
+                   const Tensor& g_h, const Tensor& b_n, const Tensor& hs, const Tensor& ss,
+                   const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    lngru_forward_t<decltype(zero)>(xp, w, g_x, b_x, g_h, b_n, hs, ss, mask);
+  });
+}
+
+void lngru_backward(const Tensor& xp, const Tensor& s, const Tensor& zs, const Tensor& h_prev,
+                    const Tensor& g_x, const Tensor& b_x, const Tensor& g_h, const Tensor& b_n,
+                    const Tensor& w, const Tensor& dz, const Tensor& dxp, const Tensor& dhseq,
+                    const Tensor& dh, const Tensor& sums, const std::optional<Tensor>& mask) {
+  dispatch(xp, [&](auto zero) {
+    lngru_backward_t<decltype(zero)>(xp, s, zs, h_prev, g_x, b_x, g_h, b_n, w, dz, dxp, dhseq,
+                                     dh, sums, mask);
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_loops, m) {
@@ -1170,4 +1464,16 @@ TORCH_LIBRARY(rnnkit_loops, m) {
         &minimal_forward);
   m.def("minimal_backward(Tensor xp, Tensor h0, int kind, Tensor out, Tensor dout, "
         "Tensor(a!) dxp, Tensor(b!) dh0, Tensor? mask) -> ()", &minimal_backward);
+  m.def("lnlstm_forward(Tensor xp, Tensor w, Tensor g_x, Tensor b_x, Tensor g_h, Tensor g_c, "
+        "Tensor b_c, Tensor(a!) hs, Tensor(b!) cs, Tensor(c!) ss, Tensor c0, Tensor? mask) -> ()",
+        &lnlstm_forward);
+  m.def("lnlstm_backward(Tensor xp, Tensor s, Tensor cs, Tensor c0, Tensor g_x, Tensor b_x, "
+        "Tensor g_h, Tensor g_c, Tensor b_c, Tensor w, Tensor(a!) dz, Tensor(b!) dxp, "
+        "Tensor dhseq, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) sums, Tensor? mask) -> ()",
+        &lnlstm_backward);
+  m.def("lngru_forward(Tensor xp, Tensor w, Tensor g_x, Tensor b_x, Tensor g_h, Tensor b_n, "
+        "Tensor(a!) hs, Tensor(b!) ss, Tensor? mask) -> ()", &lngru_forward);
+  m.def("lngru_backward(Tensor xp, Tensor s, Tensor(a!) zs, Tensor h_prev, Tensor g_x, "
+        "Tensor b_x, Tensor g_h, Tensor b_n, Tensor w, Tensor(b!) dz, Tensor(c!) dxp, "
+        "Tensor dhseq, Tensor(d!) dh, Tensor(e!) sums, Tensor? mask) -> ()", &lngru_backward);
 }

@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..cells import Cell, cell_class, make_cell
 from ..engine import compiled, run_sequence
 from ..engine.run import check_backend
+from ..engine.tracing import compiling, exporting
 from ..errors import UserError
 from . import init as initializers
 from .native import run_native
@@ -251,6 +252,10 @@ class Recurrent(nn.Module):
         """Run the stack. ``input`` is (T, B, I) (batch_first: (B, T, I)), unbatched (T, I), or a
         ``PackedSequence``; ``lengths`` (B,) gives valid lengths of a padded batch. Returns
         ``(output, h_n)``, or ``(output, (h_n, c_n))`` for cells with a cell state, as torch."""
+        if compiling() and self.backend != "autograd":
+            # torch.compile runs torch.nn.LSTM eagerly behind a graph break (its kernels do not
+            # lower to Inductor); so does this layer, with the eager engines and their speed
+            return _eager_forward(self, input, hx, lengths)
         x, lengths, batched = self._time_major(input, lengths)
         T, B = x.shape[0], x.shape[1]
         states = self._initial_states(hx, batched, B, x)
@@ -306,15 +311,23 @@ class Recurrent(nn.Module):
 
     def resolve_backend(self, x: Tensor, lengths: Tensor | None = None) -> str:
         """The backend a call on ``x`` uses: the requested one, or auto's choice (which may
-        look at x's shape and device)."""
+        look at x's shape and device). Under torch.jit.trace, torch.export or ONNX export, auto
+        takes one of the two paths those tools can record: torch's kernels or the step math."""
         obstacles = self._native_obstacles(lengths)
+        recorded = exporting()
+        if recorded and self.backend in ("bptt", "scan"):
+            raise ValueError(f"backend {self.backend!r} cannot be traced or exported (its loop is "
+                             "a hand-written autograd.Function over compiled code): use "
+                             "backend='auto' or 'autograd'")
         if self.backend == "auto":
+            if recorded:
+                return "autograd" if obstacles else "native"
             if obstacles:
                 return "scan" if self.cells[0].parallel else "bptt"
             return "bptt" if self._bptt_beats_native(x) else "native"
         if self.backend == "native" and obstacles:
             raise ValueError(f"backend 'native' cannot run this call: {obstacles[0]}; use "
-                             "backend='auto' or 'bptt'")
+                             f"backend='auto' or {'autograd' if recorded else 'bptt'!r}")
         return self.backend
 
     def _bptt_beats_native(self, x: Tensor) -> bool:
@@ -406,6 +419,20 @@ class Recurrent(nn.Module):
             return outs[0] + outs[1]
         w, b = getattr(self, f"fusion_weight_l{k}"), getattr(self, f"fusion_bias_l{k}")
         return F.linear(torch.cat(outs, -1), w, b)
+
+
+def _outside_graph(fn):
+    """``fn`` run eagerly behind a graph break of torch.compile, saying why where torch can."""
+    reason = ("rnnkit's recurrent engines run eagerly under torch.compile, as torch.nn.LSTM's "
+              "kernels do; for one graph (fullgraph=True) build the layer with "
+              "backend='autograd'")
+    try:
+        return torch.compiler.disable(fn, reason=reason)
+    except TypeError:  # torch < 2.7 takes no reason
+        return torch.compiler.disable(fn)
+
+
+_eager_forward = _outside_graph(Recurrent.forward)  # see Recurrent.forward
 
 
 def _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
