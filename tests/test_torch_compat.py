@@ -246,11 +246,8 @@ def test_torch_idioms_work():
     assert out.shape == (2, 3, H) and h.shape == c.shape == (1, 2, H)
 
 
-def test_proj_size_is_not_supported_yet():
-    with pytest.raises(NotImplementedError, match="proj_size is not supported yet"):
-        rnnkit.LSTM(I, H, proj_size=2)
-    with pytest.raises(NotImplementedError, match="not supported yet"):
-        rnnkit.LSTM(I, H, 1, True, False, 0.0, False, 2)  # positional, as torch allows
+def test_proj_size_is_for_lstm_only():  # projections themselves: tests/test_projection.py
+    assert rnnkit.LSTM(I, H, 1, True, False, 0.0, False, 2).proj_size == 2  # positional
     for cls in (rnnkit.GRU, rnnkit.RNN):  # as torch: only LSTM has projections
         with pytest.raises(ValueError, match="only supported for LSTM"):
             cls(I, H, proj_size=2)

@@ -16,8 +16,9 @@ def run_native(layer, x: Tensor, states: list[tuple[Tensor, ...]],
     ``states`` and ``params`` hold one entry per layer and direction; returns
     (output (T, B, D*H), final states like ``states``)."""
     kernel = _KERNELS[layer.cells[0].native_mode]
-    weights = [p[name] for p in params for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-               if name in p]
+    # torch's order; the kernel takes W_hr (proj_size) when h_0 is narrower than c_0
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+    weights = [p[name] for p in params for name in names if name in p]
     hx = [torch.stack(s) for s in zip(*states)]
     flags = (layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
     if lengths is None:

@@ -36,7 +36,9 @@ class Recurrent(nn.Module):
     """A recurrent layer stack for any cell in ``rnnkit.cells.available()``.
 
     The constructor and call follow ``torch.nn.RNN``/``LSTM``/``GRU``; the keywords after ``*``
-    are rnnkit's own:
+    are rnnkit's own. ``proj_size`` (cell "lstm" only, as torch) projects h: r = W_hr h, which
+    the next step and layer read and the layer outputs (h_0 and h_n are proj_size wide, c keeps
+    hidden_size); backends "native" and "autograd" run it, "auto" picks native.
 
     - ``backend``: "auto", "native" (torch's fused kernels), "bptt" (hand-derived backward),
       "autograd" (the reference) or "scan" (parallel scan, for cells whose gates skip h(t-1)).
@@ -112,14 +114,11 @@ class Recurrent(nn.Module):
                             "to save them: use recompute=None (the default) or True")
         _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
                        fusion, bidirectional)
-        if proj_size:
-            raise NotImplementedError(
-                "proj_size is not supported yet: use proj_size=0, or torch.nn.LSTM for projections"
-            )
+        _check_projection(cell, hidden_size, proj_size, backend)
         self.mode = cell  # the cell's name (torch.nn.RNNBase keeps its kernel's name here)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size = bidirectional, 0
+        self.bidirectional, self.proj_size = bidirectional, proj_size
         self.backend, self.recurrent_dropout, self.fusion = backend, recurrent_dropout, fusion
         self.tbptt, self.stateful = tbptt, stateful
         self.init_scheme, self.forget_bias, self.chrono_tmax = init, forget_bias, chrono_tmax
@@ -130,7 +129,8 @@ class Recurrent(nn.Module):
             raise ValueError(f"backend 'native' cannot run this layer: {obstacles[0]}; use "
                              "backend='auto' or 'bptt'")
 
-        out_width = hidden_size * self.num_directions if fusion == "concat" else hidden_size
+        width = self.h_size  # of h, as the next step and layer read it (proj_size, if set)
+        out_width = width * self.num_directions if fusion == "concat" else width
         factory = {"device": device, "dtype": dtype}
         self.cells: list[Cell] = []
         self._keeping_cells: list[Cell] = []  # the same cells with recompute=False
@@ -144,15 +144,15 @@ class Recurrent(nn.Module):
             self._keeping_cells.append(dataclasses.replace(layer_cell, recompute=False)
                                        if layer_cell.can_keep else layer_cell)
             for sfx in self._suffixes():
-                for name, shape in layer_cell.parameter_shapes().items():
+                for name, shape in self._parameter_shapes(layer_cell).items():
                     self.register_parameter(f"{name}_l{k}{sfx}",
                                             nn.Parameter(torch.empty(shape, **factory)))
             if bidirectional and fusion == "linear":
                 self.register_parameter(
                     f"fusion_weight_l{k}",
-                    nn.Parameter(torch.empty(hidden_size, 2 * hidden_size, **factory)))
+                    nn.Parameter(torch.empty(width, 2 * width, **factory)))
                 self.register_parameter(
-                    f"fusion_bias_l{k}", nn.Parameter(torch.empty(hidden_size, **factory)))
+                    f"fusion_bias_l{k}", nn.Parameter(torch.empty(width, **factory)))
         self.reset_parameters()
 
     # ---- parameters ---------------------------------------------------------------------
@@ -164,13 +164,29 @@ class Recurrent(nn.Module):
     def num_states(self) -> int:
         return self.cells[0].num_states
 
+    @property
+    def h_size(self) -> int:
+        """The width of h per direction: ``proj_size`` with a projection, else ``hidden_size``
+        (c keeps ``hidden_size``)."""
+        return self.proj_size or self.hidden_size
+
     def _suffixes(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
 
+    def _parameter_shapes(self, cell: Cell) -> dict[str, tuple[int, ...]]:
+        """The cell's parameter shapes, and with ``proj_size`` as torch.nn.LSTM's: W_hh reads
+        r (gates*H, P) and W_hr (P, H) projects h, after the biases (torch's order)."""
+        shapes = cell.parameter_shapes()
+        if self.proj_size:
+            shapes["weight_hh"] = (shapes["weight_hh"][0], self.proj_size)
+            shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+        return shapes
+
     def layer_params(self, layer: int, direction: int) -> dict[str, Tensor]:
-        """The parameters of one layer and direction, by the cell's names."""
+        """The parameters of one layer and direction, by the cell's names (plus
+        ``weight_hr`` with ``proj_size``)."""
         sfx = self._suffixes()[direction]
-        names = self.cells[layer].parameter_shapes()
+        names = self._parameter_shapes(self.cells[layer])
         return {name: getattr(self, f"{name}_l{layer}{sfx}") for name in names}
 
     def reset_parameters(self) -> None:
@@ -182,7 +198,7 @@ class Recurrent(nn.Module):
             if self.bidirectional and self.fusion == "linear":
                 w, b = getattr(self, f"fusion_weight_l{k}"), getattr(self, f"fusion_bias_l{k}")
                 with torch.no_grad():  # start as the mean of the two directions
-                    eye = torch.eye(self.hidden_size, device=w.device, dtype=w.dtype)
+                    eye = torch.eye(self.h_size, device=w.device, dtype=w.dtype)
                     w.copy_(torch.cat([eye, eye], 1) / 2)
                     b.zero_()
 
@@ -195,7 +211,7 @@ class Recurrent(nn.Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for key, default in [("bias", True), ("batch_first", False), ("dropout", 0.0),
-                             ("bidirectional", False), ("backend", "auto"),
+                             ("bidirectional", False), ("proj_size", 0), ("backend", "auto"),
                              ("recurrent_dropout", 0.0), ("fusion", "concat"), ("tbptt", 0),
                              ("stateful", False), ("init_scheme", "default"),
                              ("forget_bias", None), ("recompute", None)]:
@@ -225,6 +241,9 @@ class Recurrent(nn.Module):
             hx = self._check_hx(hx, batched, batch, n)
         if hx is None:
             zeros = like.new_zeros(n, batch, self.hidden_size)
+            if self.proj_size:  # h: (B, P), c: (B, H)
+                h0 = like.new_zeros(n, batch, self.proj_size)
+                return [(h0[i], zeros[i]) for i in range(n)]
             return [(zeros[i],) * self.num_states for i in range(n)]
         return [tuple(t[i] for t in _as_tuple(hx)) for i in range(n)]
 
@@ -235,14 +254,16 @@ class Recurrent(nn.Module):
             given = f"a tuple of {len(parts)}" if isinstance(hx, (tuple, list)) else "one tensor"
             raise ValueError(f"cell {self.mode!r} takes hx={names}, got {given}: pass "
                              f"{'a tuple (h_0, c_0)' if self.num_states == 2 else 'one tensor'}")
-        want = (n, batch, self.hidden_size) if batched else (n, self.hidden_size)
+        lead = (n, batch) if batched else (n,)
         for name, t in zip(("h_0", "c_0"), parts):
+            size = "proj_size" if name == "h_0" and self.proj_size else "hidden_size"
+            want = (*lead, self.h_size if size == "proj_size" else self.hidden_size)
             if tuple(t.shape) != want:
                 layout = "" if batched else ", unbatched as the input"
                 raise ValueError(
                     f"{name} has shape {tuple(t.shape)}, expected {want} "
                     f"(num_layers * num_directions, {'batch, ' if batched else ''}"
-                    f"hidden_size{layout})")
+                    f"{size}{layout})")
         parts = parts if batched else tuple(t.unsqueeze(1) for t in parts)
         return parts if self.num_states == 2 else parts[0]
 
@@ -320,7 +341,7 @@ class Recurrent(nn.Module):
                              "a hand-written autograd.Function over compiled code): use "
                              "backend='auto' or 'autograd'")
         if self.backend == "auto":
-            if recorded:
+            if recorded or self.proj_size:  # (projections: torch's kernel or the step math)
                 return "autograd" if obstacles else "native"
             if obstacles:
                 return "scan" if self.cells[0].parallel else "bptt"
@@ -404,6 +425,8 @@ class Recurrent(nn.Module):
         return x, final
 
     def _run_direction(self, cell, x, state, p, mask, lengths, backend, reverse):
+        if self.proj_size:  # the autograd engine, over the step with h projected
+            cell = _Projected(cell)
         if not reverse:
             return run_sequence(cell, x, state, p, backend, mask)
         idx = _reverse_index(x.shape[0], x.shape[1], lengths, x.device).unsqueeze(-1)
@@ -433,6 +456,41 @@ def _outside_graph(fn):
 
 
 _eager_forward = _outside_graph(Recurrent.forward)  # see Recurrent.forward
+
+
+class _Projected:
+    """An LSTM step with a projection (Sak et al. 2014; torch.nn.LSTM's ``proj_size``): the
+    cell's step reads r(t-1) through W_hh (gates*H x P) and returns r(t) = W_hr h(t), where
+    h(t) = o * tanh(c(t)); the next step and the next layer read r(t). For the autograd engine,
+    which calls ``input_projection`` and ``step`` only."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+
+    def input_projection(self, x: Tensor, p: dict[str, Tensor]) -> Tensor:
+        return self.cell.input_projection(x, p)
+
+    def step(self, xp: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor]):
+        h, c = self.cell.step(xp, state, p)
+        return h @ p["weight_hr"].t(), c
+
+
+def _check_projection(cell: str, hidden_size: int, proj_size, backend: str) -> None:
+    """torch.nn.LSTM's rules for ``proj_size``, and the backends that run it."""
+    if not isinstance(proj_size, int) or isinstance(proj_size, bool) or proj_size < 0:
+        raise ValueError(f"proj_size must be an integer >= 0 (0: no projection), "
+                         f"got {proj_size!r}")
+    if not proj_size:
+        return
+    if cell != "lstm":
+        raise ValueError(f"proj_size (a projection of h, as torch.nn.LSTM's) is supported for "
+                         f"cell 'lstm' only, not {cell!r}: use proj_size=0 or cell='lstm'")
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size has to be smaller than hidden_size, got proj_size="
+                         f"{proj_size} and hidden_size={hidden_size}")
+    if backend in ("bptt", "scan"):
+        raise ValueError(f"backend {backend!r} cannot run proj_size (LSTM projections): use "
+                         "backend='auto' or 'autograd' (or 'native')")
 
 
 def _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
