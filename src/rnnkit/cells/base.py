@@ -10,6 +10,10 @@ the cell as a dict. The engine runs the cell over time:
   used by the ``bptt`` engine. ``backward_step`` returns the gradient of the input projection
   ``dxp``, of the recurrent pre-activations ``dhp`` (whose weight gradient the engine forms in
   one matmul after the loop), of the previous state, and of any extra recurrent parameters.
+
+A cell of your own needs only ``name``, ``gates``, ``num_states`` and ``step`` (autograd) or
+``forward_step`` / ``backward_step`` (also bptt): the contract is in ``user.py``; the buffered
+and compiled methods below are optional speed-ups.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from .flags import asks_cell_list, unknown_flag
 
 # sub-command modules, in the order ``rnnkit --help`` lists them
 COMMANDS = ("train", "sample", "evaluate", "translate", "predict", "embed", "analyze", "report",
-            "cells", "forecast", "export", "bench")
+            "cells", "gradcheck", "forecast", "export", "bench")
 
 EPILOG = """examples:
   rnnkit train                       train a character LSTM on the built-in corpus (~10 min),

@@ -55,7 +55,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tokenizer", choices=KINDS, help="char (default), word or bpe")
     g.add_argument("--vocab-size", type=int, metavar="N", help="for word and bpe tokenizers")
     g = p.add_argument_group("model")
-    g.add_argument("--cell", help=f"recurrent cell (default {d['cell']}); see rnnkit.cells")
+    g.add_argument("--cell", help=f"recurrent cell (default {d['cell']}; see rnnkit cells), "
+                   "or a cell of yours: FILE.py:CLASS (see rnnkit gradcheck)")
     g.add_argument("--embed", type=int, metavar="N",
                    help="embedding size (default: by the text's size, 64 or 128)")
     g.add_argument("--hidden", type=int, metavar="N",
@@ -174,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         module = importlib.import_module(f"rnnkit.cli.train_{task}")
         train, report = module.train, module.report
     given = {k: v for k, v in vars(args).items() if k not in ("command", "task", "func")}
+    if "cell" in given:
+        given["cell"] = _cell(given["cell"])
     as_json = given.pop("json", False)
     summary = train(given)
     if summary["status"] == "nonfinite":
@@ -190,6 +193,19 @@ def run(args: argparse.Namespace) -> int:
     if summary["status"] == "interrupted":
         return _interrupted(summary)
     return 0
+
+
+def _cell(cell: str) -> str:
+    """``--cell FILE.py:CLASS``: a cell of yours, imported now (a UserError if it fails) and
+    named by the file's absolute path, which the run records to import it again at load."""
+    from ..cells import cell_class, is_spec
+    from ..cells.user import absolute_spec
+
+    if not is_spec(cell):
+        return cell
+    cell = absolute_spec(cell)
+    cell_class(cell)
+    return cell
 
 
 def _interrupted(s: dict) -> int:

@@ -23,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from ..cells import cell_class, is_spec
 from ..errors import UserError
 
 FORMAT = "rnnkit-checkpoint"
@@ -182,6 +183,8 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
             bad = int((~torch.isfinite(t)).sum())
             raise UserError(f"{ckpt.path} is damaged: {bad:,} of the {t.numel():,} weights of "
                             f"{key} are NaN or infinite; {_instead(ckpt.path)}")
+    if is_spec(config.get("cell")):  # a cell of yours (FILE.py:CLASS): its file, imported
+        cell_class(config["cell"])  # here so that a moved file is named as such
     try:
         model = classes[name](**config)
         model.load_state_dict(ckpt.model_state, strict=True)
