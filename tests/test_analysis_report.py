@@ -2,6 +2,7 @@
 every section, and works in a real browser (headless Chromium: no script error, the unit
 picker redraws the heatmap, a screenshot); attention maps of a seq2seq run."""
 
+import base64
 import json
 import re
 import shutil
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from rnnkit.analysis.attention import run_attention
-from rnnkit.analysis.report import SECTIONS, write_report
+from rnnkit.analysis.report import SECTIONS, _figure_png, write_report
+from rnnkit.analysis.runs import pyplot
 from rnnkit.cli.main import main
 from rnnkit.data.tokenizers import CharTokenizer
 from rnnkit.train.seq2seq import run_seq2seq
@@ -135,3 +137,27 @@ def test_attention_maps_of_a_seq2seq_run_and_its_report(tmp_path, capsys):
     page = write_report(run).read_text()
     assert "attention maps" in page and "alt='attention maps'" in page
     assert "not computed" in page  # gradient flow and the rest do not apply to seq2seq
+
+
+def test_the_report_shows_the_pictures_of_a_runs_predictions(tmp_path, capsys):
+    """A classifier's confusion matrix and a forecaster's forecast plot go into the samples
+    section, inline; a run with neither and no samples says so."""
+    run = tmp_path / "cls"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": "classifier"}))
+    (run / "summary.json").write_text(json.dumps({"task": "classifier", "status": "completed"}))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.imshow([[3, 1], [0, 4]])
+    png = _figure_png(fig)
+    (run / "confusion.png").write_bytes(png)
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    samples = page[page.index("<section id='samples'>"):page.index("<section id='gradients'>")]
+    assert "confusion matrix of the test split" in samples
+    assert base64.b64encode(png).decode() in samples
+    (run / "confusion.png").unlink()
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "no samples (samples.txt) and no pictures of its predictions" in page
+    capsys.readouterr()

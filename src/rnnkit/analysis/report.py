@@ -153,13 +153,24 @@ def _losses_section(run_dir: Path, task: str | None, which: str, refresh: bool) 
     return _img(_figure_png(fig), "loss curves")
 
 
+# the pictures of its predictions a task writes into its run directory
+PREDICTIONS = (("confusion.png", "the confusion matrix of the test split"),
+               ("forecast.png", "history, forecasts and intervals"))
+
+
 def _samples_section(run_dir: Path, task: str | None, which: str, refresh: bool) -> str:
+    """The samples a run wrote while training, and the pictures of its predictions."""
+    parts = []
     path = run_dir / "samples.txt"
-    if not path.is_file():
-        return _not_applicable("this run wrote no samples (samples.txt)")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return f"<p>the last samples written during training:</p><pre>" \
-           f"{html.escape(text[-SAMPLE_CHARS:])}</pre>"
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        parts.append(f"<p>the last samples written during training:</p><pre>"
+                     f"{html.escape(text[-SAMPLE_CHARS:])}</pre>")
+    for name, what in PREDICTIONS:
+        if (run_dir / name).is_file():
+            parts += [f"<p>{what} ({name}):</p>", _image_file(run_dir / name, what)]
+    return "\n".join(parts) or _not_applicable(
+        "this run wrote no samples (samples.txt) and no pictures of its predictions")
 
 
 def _gradients_section(run_dir: Path, task: str | None, which: str, refresh: bool) -> str:
