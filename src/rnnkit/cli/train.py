@@ -66,6 +66,9 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, metavar="P",
                    help="dropout (default: by the text's size, 0.25 for small texts down to "
                    "0.1 from 1.2 M characters)")
+    g.add_argument("--embed-dropout", type=float, metavar="P",
+                   help="drop whole word types from the embedding per batch (AWD-LSTM's "
+                   "embedding dropout; 0: off, the default; e.g. 0.1 for word tokens)")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share embedding and output weights (needs --embed == --hidden)")
     g.add_argument("--embeddings", metavar="PATH", help="start the embedding from pretrained "

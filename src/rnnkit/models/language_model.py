@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..cells import available
 from ..errors import UserError
 from ..layers import Recurrent
-from ..layers.dropout import LockedDropout
+from ..layers.dropout import LockedDropout, embedding_dropout
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -40,13 +40,19 @@ class LanguageModel(nn.Module):
 
     def __init__(self, vocab_size: int, *, cell: str = "lstm", embed: int | None = None,
                  hidden: int = 256, layers: int = 1, dropout: float = 0.0,
-                 tie_weights: bool = False, backend: str = "auto", **recurrent_kw: Any):
+                 tie_weights: bool = False, backend: str = "auto", embed_dropout: float = 0.0,
+                 **recurrent_kw: Any):
         super().__init__()
         embed = hidden if embed is None else embed
         _check(vocab_size, cell, embed, hidden, layers, dropout, tie_weights)
+        if not 0 <= embed_dropout < 1:
+            raise UserError(f"embedding dropout must be in [0, 1), got {embed_dropout}")
         self.config = {"vocab_size": vocab_size, "cell": cell, "embed": embed, "hidden": hidden,
                        "layers": layers, "dropout": float(dropout), "tie_weights": tie_weights,
                        "backend": backend, **recurrent_kw}
+        if embed_dropout:  # only when used: earlier checkpoints' configs stay as they were
+            self.config["embed_dropout"] = float(embed_dropout)
+        self.embed_dropout = float(embed_dropout)
         self.embedding = nn.Embedding(vocab_size, embed)
         # on the embeddings and the last layer's output, one mask per sequence (variational)
         self.drop = LockedDropout(dropout)
@@ -71,7 +77,7 @@ class LanguageModel(nn.Module):
         ``(logits (T, B, V), final state)``."""
         if x.dim() != 2:
             raise ValueError(f"x must be (T, B) token ids, got shape {tuple(x.shape)}")
-        h = self.drop(self.embedding(x))
+        h = self.drop(embedding_dropout(self.embedding, x, self.embed_dropout, self.training))
         out, state = self.rnn(h, state)
         return self.output(self.drop(out)), state
 

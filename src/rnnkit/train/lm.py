@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     # model
     "cell": "lstm", "embed": None, "hidden": None, "layers": 1, "dropout": None,
     "tie_weights": False, "backend": "auto", "embeddings": None, "freeze_embeddings": False,
+    "embed_dropout": 0.0,
     # batches
     "batch_size": 32, "seq_len": 128, "stateless": False,
     # training (rnnkit.train.trainer.TrainSettings)
@@ -203,7 +204,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
-                          tie_weights=s["tie_weights"], backend=s["backend"])
+                          tie_weights=s["tie_weights"], backend=s["backend"],
+                          embed_dropout=s["embed_dropout"])
     coverage = use_pretrained(model, tokenizer, vectors, s)
     own_dropout(dist, s["seed"])
     task = LMTask(tokenizer, train, val, test, s, dist, device)
