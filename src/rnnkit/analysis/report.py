@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..train.checkpoint import atomic_write_bytes, read_task
+from ..train.plots import loss_figure
 from ..train.rundir import RunDir
 from .runs import analysis_dir, pyplot
 
@@ -136,20 +137,9 @@ def _run_section(run_dir: Path, task: str | None, which: str, refresh: bool) -> 
 
 
 def _losses_section(run_dir: Path, task: str | None, which: str, refresh: bool) -> str:
-    rows = RunDir(run_dir, write=False).metrics()
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    if not train and not val:
+    fig = loss_figure(RunDir(run_dir, write=False).metrics(), (8, 4))
+    if fig is None:
         return _not_applicable("no losses logged (metrics.jsonl is missing or empty)")
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    for points, label, style in ((train, "train", "-"), (val, "validation", "o-")):
-        if points:
-            ax.plot(*zip(*points), style, label=label, markersize=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
     return _img(_figure_png(fig), "loss curves")
 
 

@@ -15,22 +15,28 @@ from .rundir import RunDir
 
 def plot_losses(run: RunDir) -> None:
     """Draw ``metrics.jsonl`` into ``loss.png`` (nothing to draw: no file)."""
-    plt = _pyplot()
-    rows = run.metrics()
+    fig = loss_figure(run.metrics(), (7, 4))
+    if fig is not None:
+        fig.axes[0].set_title(run.path.name)
+        _save(fig, run.file("loss.png"))
+
+
+def loss_figure(rows: list[dict], size: tuple[float, float]):
+    """Training loss per logged step and validation loss per evaluation, from metrics rows;
+    None when they hold neither (also the report's loss section)."""
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
     if not train and not val:
-        return
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+        return None
+    fig, ax = _pyplot().subplots(figsize=size, dpi=100)
     for points, label, style in ((train, "train", "-"), (val, "validation", "o-")):
         if points:
             ax.plot(*zip(*points), style, label=label, markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per unit)")
-    ax.set_title(run.path.name)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, run.file("loss.png"))
+    return fig
 
 
 def plot_attention(path: str | Path, examples: list[tuple[list[str], list[str], Tensor]]
