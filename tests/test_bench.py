@@ -42,8 +42,18 @@ def test_bench_core_quick_writes_every_row(tmp_path, capsys):
     compiled = {r["impl"]: r for r in result["compiled"]}  # torch.compile, side by side
     assert set(compiled) == {"compiled torch.nn", "compiled rnnkit"}
     assert compiled["compiled rnnkit"]["target"] == ">= 1.0x compiled torch.nn"
+    regs = {r["impl"]: r for r in result["regularisers"]}  # each beside the plain LSTM
+    assert set(regs) == {"torch.nn", "rnnkit auto", "rnnkit auto recurrent_dropout 0.25",
+                         "cell loop recurrent_dropout 0.25", "rnnkit auto zoneout 0.1",
+                         "cell loop zoneout 0.1"}
+    for name in ("recurrent_dropout 0.25", "zoneout 0.1"):
+        row = regs[f"rnnkit auto {name}"]
+        assert row["picked"] == "bptt" and row["target"] == "<= 1.2x rnnkit auto's time"
+        assert row["vs same in cell loop"] == pytest.approx(
+            regs[f"cell loop {name}"]["ms"] / row["ms"])
     assert result["targets"]["total"] == len(judged) + sum(
-        "met" in r for r in result.get("mingru", []) + result["compiled"])
+        "met" in r for r in result.get("mingru", []) + result["compiled"]
+        + result["regularisers"])
 
 
 def test_bench_core_rejects_bad_shapes(capsys):

@@ -16,8 +16,8 @@ from scipy import stats
 
 import rnnkit
 from rnnkit.cli.main import main
+from rnnkit.data.series import SeasonalProfile, SeriesSet, builtin_series, read_series
 from rnnkit.data.series import Series as S
-from rnnkit.data.series import SeriesSet, builtin_series, read_series
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.train import baselines as B
 from rnnkit.train.distributed import Dist
@@ -61,13 +61,20 @@ def test_a_spike_after_the_origin_changes_no_forecast_before_it(kw):
         assert not torch.allclose(u[n:], v[n:])  # those after it do
 
 
-def test_scaling_baselines_and_validation_read_the_past_only(monkeypatch):
+@pytest.mark.parametrize("season", [None, 12])
+def test_scaling_baselines_and_validation_read_the_past_only(monkeypatch, season):
     y = np.sin(np.arange(200) / 4) * 10 + 50 + np.random.default_rng(0).normal(size=200)
+    if season:
+        y += 5 * np.cos(2 * np.pi * np.arange(200) / season)
     spiked = y.copy()
     spiked[185:] += 1000.0  # only the test tail changes
     s = {**DEFAULTS, "horizon": 5, "arima": True, "hindsight": False}
-    p, q = prepare(one_series(y), dict(s)), prepare(one_series(spiked), dict(s))
+    p, q = (prepare(one_series(v, season), dict(s)) for v in (y, spiked))
     assert p.scalers == q.scalers and p.mase == q.mase  # fitted before the tail
+    if season:  # the seasonal profile too, and what the network reads before the tail
+        assert p.profiles[0] is not None and np.array_equal(p.profiles[0].offsets,
+                                                            q.profiles[0].offsets)
+        np.testing.assert_array_equal(p.z[0][:185], q.z[0][:185])
     seen = []  # what the ARIMA order search is given: the part before the test tail only
     monkeypatch.setattr(B, "choose_arima", lambda v, season: seen.append(v.copy()) or
                         (B.ArimaChoice((1, 0, 0), (0, 0, 0, 0), 0.0), []))
@@ -79,6 +86,9 @@ def test_scaling_baselines_and_validation_read_the_past_only(monkeypatch):
             .forecasts(model, "val") for d in (p, q))
     for key in ("mean", "lower", "upper"):
         assert np.array_equal(f[key][0], g[key][0])
+    if season:  # the profile is added back at each target's own position in the season
+        np.testing.assert_allclose(p.level(0, [159], 5)[0],
+                                   p.profiles[0].offsets[np.arange(160, 165) % season])
     # ARIMA from origins before the change, fitted before it: the same forecasts of y[:185]
     choice = B.ArimaChoice((2, 0, 0), (0, 0, 0, 0), 0.0)
     origins = list(range(170, 190))
@@ -108,6 +118,25 @@ def test_training_and_the_refit_never_read_the_test_tail(tmp_path, stateful):
     assert runs[0]["val_rmse"] == runs[1]["val_rmse"]
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_a_seasonal_profile_round_trips_and_finds_its_phase():
+    rng = np.random.default_rng(3)
+    t = np.arange(150)
+    shape = np.array([4.0, 2.5, -1.0, -3.0, -2.5, 0.0, 1.0])
+    y = 20 + 0.05 * t + shape[t % 7] + 0.3 * rng.normal(size=150)
+    f = SeasonalProfile.fit(y[:100], 7)  # the training part only
+    np.testing.assert_allclose(f.offsets, shape - shape.mean(), atol=0.25)
+    for phase in (0, 3):
+        np.testing.assert_allclose(f.inverse(f.apply(y, phase), phase), y, rtol=0, atol=1e-12)
+    for cut in (0, 5, 13, 60):  # a history starting anywhere: its position in the season
+        assert f.align(y[cut:]) == cut % 7
+    assert SeasonalProfile.fit(y[:14], 7) is None  # under two seasons and a step
+    s = {**DEFAULTS, "horizon": 5}
+    assert prepare(one_series(y, 7), dict(s)).profiles[0] is not None  # on with a season
+    assert prepare(one_series(y, 7), {**s, "deseason": False}).profiles[0] is None
+    with pytest.raises(rnnkit.errors.UserError, match="no season"):
+        prepare(one_series(y), {**s, "deseason": True})
 
 
 # ---- rolling-origin scores -------------------------------------------------------------------
@@ -326,6 +355,12 @@ def test_run_forecast_and_load_end_to_end(tmp_path, capsys):
     assert len(loaded.model.members) == DEFAULTS["members"]
     fc = loaded.forecast(history, 6)
     np.testing.assert_allclose([float(r["mean"]) for r in rows], fc.mean, rtol=1e-5)
+    # the seasonal profile (on: a season) is put back where the history sits in the season,
+    # from its times or, without them, from its shape
+    assert s["deseason"] and loaded.phase_of(None, "17", None, 1.0) == 17
+    late = loaded.forecast(history[17:], 6, phase=17)
+    np.testing.assert_allclose(loaded.forecast(history[17:], 6).mean, late.mean)
+    assert not np.allclose(loaded.forecast(history[17:], 6, phase=0).mean, late.mean)
     assert all(float(r["lower"]) < float(r["mean"]) < float(r["upper"]) for r in rows)
     assert main(["forecast", str(out), "--csv", str(f), "--horizon", "9"]) == 0  # fed back
     assert len(capsys.readouterr().out.splitlines()) == 10

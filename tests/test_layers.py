@@ -254,10 +254,10 @@ def test_tbptt_with_lengths(backend):
     assert layer.resolve_backend(x, lengths) != "native"
 
 
-# ---- recurrent (variational) dropout ----------------------------------------------------------
+# ---- weight drop (DropConnect on W_hh's columns: recurrent_dropout= before issue 16) ---------
 def copying_relu_rnn(backend, p, **kw):
     """h(t) = relu(W_hh h(t-1)) with W_hh = I and no input: the state shows the mask."""
-    layer = rnnkit.RNN(3, 64, 1, "relu", backend=backend, recurrent_dropout=p, **kw)
+    layer = rnnkit.RNN(3, 64, 1, "relu", backend=backend, weight_drop=p, **kw)
     with torch.no_grad():
         layer.weight_ih_l0.zero_(), layer.bias_ih_l0.zero_(), layer.bias_hh_l0.zero_()
         layer.weight_hh_l0.copy_(torch.eye(64))
@@ -266,7 +266,7 @@ def copying_relu_rnn(backend, p, **kw):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("tbptt", [0, 2])
-def test_recurrent_dropout_drops_the_same_units_every_step(backend, tbptt):
+def test_weight_drop_drops_the_same_units_every_step(backend, tbptt):
     torch.manual_seed(0)
     p = 0.5
     layer = copying_relu_rnn(backend, p, tbptt=tbptt).train()
@@ -283,7 +283,7 @@ def test_recurrent_dropout_drops_the_same_units_every_step(backend, tbptt):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_recurrent_dropout_preserves_the_expectation(backend):
+def test_weight_drop_preserves_the_expectation(backend):
     torch.manual_seed(0)
     layer = copying_relu_rnn(backend, 0.3).train()
     h0 = torch.ones(1, 1, 64)
@@ -293,11 +293,11 @@ def test_recurrent_dropout_preserves_the_expectation(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_recurrent_dropout_off_in_eval(backend):
+def test_weight_drop_off_in_eval(backend):
     torch.manual_seed(0)
-    layer = rnnkit.LSTM(I, H, 2, backend=backend, recurrent_dropout=0.5).eval()
+    layer = rnnkit.LSTM(I, H, 2, backend=backend, weight_drop=0.5).eval()
     x = torch.randn(5, 2, I)
-    assert_rel(layer(x)[0], twin(layer, recurrent_dropout=0.0)(x)[0], "eval output")
+    assert_rel(layer(x)[0], twin(layer, weight_drop=0.0)(x)[0], "eval output")
     layer.train()
     assert (layer(x)[0] - twin(layer)(x)[0]).abs().max() > 1e-3
 

@@ -3,7 +3,10 @@
 The same forecasts as ``rnnkit forecast``: a history of the series (the values up to now, and
 its exogenous columns when the model reads some) in, the mean and the interval of each of the
 next ``horizon`` values out. The history is scaled as the run's training part was (a series
-the run never saw, by its own mean and standard deviation).
+the run never saw, by its own mean and standard deviation), and a run that took a seasonal
+profile out of its series takes the same one out of the history (a series it never saw: the
+history's own) at the history's position in the season: ``phase``, or else the position under
+which the profile best matches the history's shape.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.series import Scaler
+from .data.series import Scaler, SeasonalProfile
 from .errors import UserError
 from .models.forecaster import Forecaster
 
@@ -57,23 +60,32 @@ class ForecastModel:
         scaling = config.get("scaling") or {}
         self.scalers = {k: Scaler(*v) for k, v in scaling.get("series", {}).items()}
         self.exog_scalers = [Scaler(*v) for v in scaling.get("exog", [])]
+        self.profiles = {k: SeasonalProfile(np.asarray(v["offsets"], dtype=float))
+                         for k, v in (scaling.get("profiles") or {}).items()}
+        self.anchors = {k: v.get("anchor") for k, v in (scaling.get("profiles") or {}).items()}
 
     @property
     def exog_names(self) -> list[str]:
         return list(self.config.get("exog_names") or [])
 
     def forecast(self, history, horizon: int, exog=None, series: str | None = None,
-                 samples: int | None = None, seed: int = 0) -> Forecast:
+                 samples: int | None = None, seed: int = 0, phase: int | None = None
+                 ) -> Forecast:
         """Forecast the ``horizon`` values after ``history`` (1-D numbers, oldest first);
         ``exog`` (len(history), E) its exogenous columns when the model reads them; ``series``
         the name of a series the run trained on (its scaling; default: the only one, or the
-        history's own)."""
+        history's own); ``phase`` the history's first step's position in the season, counted
+        as the training series' steps are (see ``phase_of``; default: estimated)."""
         y = np.asarray(history, dtype=float).reshape(-1)
         if not len(y) or not np.isfinite(y).all():
             raise UserError("the history must be a non-empty run of finite numbers (no NaN or "
                             "gap); fill the gaps first")
         if not isinstance(horizon, int) or horizon < 1:
             raise UserError(f"--horizon must be a positive integer, got {horizon}")
+        profile = self.profile(series, y)
+        if profile is not None:
+            phase = profile.align(y) if phase is None else phase
+            y = profile.apply(y, phase)
         x = self.scaler(series, y).apply(y)[:, None]
         if self.exog_scalers:
             if exog is None:
@@ -91,7 +103,36 @@ class ForecastModel:
             r = self.residuals[np.minimum(np.arange(horizon), len(self.residuals) - 1)]
             lower, upper = mean + r[:, 0], mean + r[:, 1]
         sc = self.scaler(series, y)
-        return Forecast(sc.inverse(mean), sc.inverse(lower), sc.inverse(upper), self.level)
+        back = np.zeros(horizon) if profile is None else \
+            profile.at(np.arange(len(y), len(y) + horizon), phase)
+        return Forecast(sc.inverse(mean) + back, sc.inverse(lower) + back,
+                        sc.inverse(upper) + back, self.level)
+
+    def profile(self, series: str | None, y: np.ndarray) -> SeasonalProfile | None:
+        """The seasonal profile the run took out of ``series`` (as ``scaler``), or, for a
+        series it never saw, the history's own; None when the run took none out."""
+        if not self.profiles:
+            return None
+        if series is None and len(self.profiles) == 1:
+            return next(iter(self.profiles.values()))
+        if series in self.profiles:
+            return self.profiles[series]
+        season = next(iter(self.profiles.values())).season
+        return SeasonalProfile.fit(y, season)
+
+    def phase_of(self, series: str | None, first_time: str | None, freq: str | None,
+                 step: float | None) -> int | None:
+        """The position in the season of a history whose first time label is ``first_time``:
+        the steps from the training series' first time to it (dates stepped by ``freq``,
+        numbers by ``step``); None when either is unknown."""
+        name = next(iter(self.anchors)) if series is None and len(self.anchors) == 1 \
+            else series
+        anchor = self.anchors.get(name) if name is not None else None
+        if anchor is None or first_time is None:
+            return None
+        from .data.series import steps_between
+
+        return steps_between(anchor, first_time, freq, step)
 
     def scaler(self, series: str | None, y: np.ndarray) -> Scaler:
         """The training scaling of ``series`` (the only series' when None), else the

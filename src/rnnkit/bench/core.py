@@ -1,6 +1,6 @@
 """`rnnkit bench core`: the engine's training speed and memory against torch.
 
-Four sections, each measured side by side in one run (``timing.compare``: interleaved, median
+Six sections, each measured side by side in one run (``timing.compare``: interleaved, median
 of >= 9 rounds) and checked against rnnkit's performance goals (``speed_target``, and the
 memory and minGRU goals in their sections; BENCHMARKS.md lists them):
 
@@ -10,7 +10,10 @@ memory and minGRU goals in their sections; BENCHMARKS.md lists them):
 * no-kernel: the cells torch has no kernel for, ``bptt`` against the ``autograd`` loop;
 * memory:    bytes of tensors saved for the backward pass at T = 2000;
 * mingru:    minGRU with the parallel scan against ``nn.GRU`` of the same hidden size;
-* compiled:  an LSTM training step under ``torch.compile``, rnnkit's against ``torch.nn``'s.
+* compiled:  an LSTM training step under ``torch.compile``, rnnkit's against ``torch.nn``'s;
+* regularisers: an LSTM training step with recurrent dropout per sequence (0.25) and with
+             zoneout (0.1) under ``auto``, against the same LSTM without them, and against
+             what a PyTorch user writes for each: ``nn.LSTMCell`` in a loop, masks around it.
 
 Example:
     rnnkit bench core --quick --json /tmp/bench-core.json
@@ -39,7 +42,9 @@ BACKENDS = ("auto", "native", "bptt", "autograd")
 MEMORY = {"T": 2000, "B": 32, "I": 64, "H": 128}
 MINGRU = {"Ts": (256, 1024, 4096), "B": 16, "I": 64, "H": 128}
 COMPILED = (64, 100, 128, 256)  # B, T, I, H
-SECTIONS = ("speed", "no-kernel", "memory", "mingru", "compiled")
+SECTIONS = ("speed", "no-kernel", "memory", "mingru", "compiled", "regularisers")
+REGULARISERS = {"recurrent_dropout": 0.25, "zoneout": 0.1}
+REG_COST = 1.2  # the goal: each costs at most 1.2x the same LSTM without it, under auto
 KEEP = "rnnkit bptt keep"  # bptt with recompute=False
 
 
@@ -59,6 +64,30 @@ class CellLoop(nn.Module):
         for x_t in x:
             state = self.cell(x_t, state)
             outs.append(state[0] if self.kind == "lstm" else state)
+        return torch.stack(outs)
+
+
+class RegularisedCellLoop(CellLoop):
+    """What a PyTorch user writes for recurrent dropout per sequence (Gal) or zoneout: the
+    ``nn.LSTMCell`` loop, with m * h(t-1) into the cell, or each state zoned after it."""
+
+    def __init__(self, input_size: int, hidden_size: int, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0) -> None:
+        super().__init__("lstm", input_size, hidden_size)
+        self.p, self.zoneout = recurrent_dropout, zoneout
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = c = x.new_zeros(x.shape[1], self.cell.hidden_size)
+        m = None if not self.p else torch.bernoulli(torch.full_like(h, 1 - self.p)) / (1 - self.p)
+        outs = []
+        for x_t in x:
+            h_new, c_new = self.cell(x_t, (h if m is None else h * m, c))
+            if self.zoneout:  # each state keeps its old value with probability p
+                h = torch.lerp(h_new, h, torch.bernoulli(torch.full_like(h, self.zoneout)))
+                c = torch.lerp(c_new, c, torch.bernoulli(torch.full_like(c, self.zoneout)))
+            else:
+                h, c = h_new, c_new
+            outs.append(h)
         return torch.stack(outs)
 
 
@@ -218,6 +247,44 @@ def bench_compiled(B: int, T: int, I: int, H: int, pairs: int, warmup: int, log)
     return rows
 
 
+def bench_regularisers(shapes, pairs: int, warmup: int, log) -> list[dict]:
+    """An LSTM training step under ``auto`` with each regulariser against the same LSTM without
+    (the goal: at most ``REG_COST`` times its time) and against the cell loop with the same
+    regulariser (what a PyTorch user pays); torch.nn without any, for scale."""
+    rows = []
+    for B, T, I, H in shapes:
+        torch.manual_seed(0)
+        ref = nn.LSTM(I, H)
+        models: dict[str, nn.Module] = {"torch.nn": ref, "rnnkit auto": rnnkit.LSTM(I, H)}
+        for name, rate in REGULARISERS.items():
+            models[f"rnnkit auto {name} {rate}"] = rnnkit.LSTM(I, H, **{name: rate})
+            models[f"cell loop {name} {rate}"] = RegularisedCellLoop(I, H, **{name: rate})
+        for m in models.values():  # the same weights everywhere
+            if isinstance(m, CellLoop):
+                m.cell.load_state_dict(_cell_weights(ref))
+            elif m is not ref:
+                m.load_state_dict(ref.state_dict())
+        x = torch.randn(T, B, I)
+        r = compare({k: training_step(m, x) for k, m in models.items()}, pairs, warmup)
+        sec = r["seconds"]
+        for name, t in sec.items():
+            row = {"cell": "lstm", "B": B, "T": T, "I": I, "H": H, "impl": name,
+                   "ms": 1000 * t, "pairs": pairs, "vs torch.nn": sec["torch.nn"] / t,
+                   "vs rnnkit auto": sec["rnnkit auto"] / t}
+            if name.startswith("rnnkit auto "):
+                row["picked"] = models[name].resolve_backend(x)
+                row["vs same in cell loop"] = sec["cell loop" + name[len("rnnkit auto"):]] / t
+                _judge(row, (f"<= {REG_COST}x rnnkit auto's time", "rnnkit auto", 1 / REG_COST))
+            rows.append(row)
+        log(rows[-len(sec):])
+    return rows
+
+
+def _cell_weights(lstm: nn.LSTM) -> dict[str, Tensor]:
+    """nn.LSTM's layer-0 weights under nn.LSTMCell's names."""
+    return {k.removesuffix("_l0"): v for k, v in lstm.state_dict().items()}
+
+
 # ---- output -----------------------------------------------------------------------------------
 def format_rows(rows: list[dict]) -> str:
     """The rows as an aligned text table (also used for BENCHMARKS.md)."""
@@ -337,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     if "compiled" in args.only and chosen(("lstm",)):
         shape = QUICK_SHAPES[0] if args.quick else COMPILED
         result["compiled"] = bench_compiled(*shape, args.pairs, warmup, log)
-    rows = [r for k in ("speed", "no_kernel", "memory", "mingru", "compiled")
+    if "regularisers" in args.only and chosen(("lstm",)):
+        result["regularisers"] = bench_regularisers(args.shapes, args.pairs, warmup, log)
+    rows = [r for k in ("speed", "no_kernel", "memory", "mingru", "compiled", "regularisers")
             for r in result.get(k, [])]
     judged = [r for r in rows if "met" in r]
     result["targets"] = {"met": sum(r["met"] for r in judged), "total": len(judged)}

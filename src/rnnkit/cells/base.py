@@ -30,6 +30,10 @@ from .matmul import linear, pack, project, weight_grad
 
 State = tuple[Tensor, ...]
 Params = dict[str, Tensor]
+# Recurrent dropout per sequence (Gal & Ghahramani 2016): under this key of the parameters (the
+# autograd engine) or of ``bptt_setup``'s dict (the bptt loops), the (B, H) mask m, 0 or
+# 1/(1-p), that h(t-1) is multiplied by where it enters W_hh (``dropped``)
+RECURRENT_MASK = "recurrent_mask"
 
 
 @dataclass
@@ -65,6 +69,9 @@ class Cell:
     backward_reads_xp: ClassVar[bool] = True  # buffered bptt: recompute W_ih x for the backward
     saves_h: ClassVar[bool] = True  # buffered bptt: the engine keeps h (else hidden_states)
     compiled_loop: ClassVar[bool] = False  # engine/loops.cpp has this cell's two loops
+    # the regularisers this cell's buffered bptt loops apply: "recurrent_dropout" (Python and
+    # compiled loops), "zoneout" (the compiled loops); elsewhere the layer runs autograd
+    bptt_regularisers: ClassVar[tuple[str, ...]] = ()
     can_keep: ClassVar[bool] = False  # bptt honours recompute=False (keeps what it would redo)
 
     # ---- parameters -----------------------------------------------------------------
@@ -97,8 +104,14 @@ class Cell:
         """W_ih x(t) + b_ih for every step at once: (T, B, I) -> (T, B, xp_size)."""
         return project(x, p["weight_ih"], p.get("bias_ih"))
 
+    def dropped(self, h: Tensor, p: Params) -> Tensor:
+        """h(t-1) as W_hh reads it: m * h(t-1) under recurrent dropout (``RECURRENT_MASK``)."""
+        m = p.get(RECURRENT_MASK)
+        return h if m is None else h * m
+
     def recurrent(self, h: Tensor, p: Params) -> Tensor:
         """W_hh h(t-1) + b_hh: the part of the pre-activation that reads the state."""
+        h = self.dropped(h, p)
         b, w = p.get("bias_hh"), p["weight_hh"]
         # inside the bptt engine: the faster product (a tracer records one graph either way)
         if not torch.is_grad_enabled() and not tracing():
@@ -151,6 +164,14 @@ class Cell:
             return {**{k: w.contiguous() for k, w in blocks.items()}, "compiled": True}
         return {**{k: pack(w) for k, w in blocks.items()},
                 **{"wT" + k[1:]: pack(w.t().contiguous()) for k, w in blocks.items()}}
+
+    def recurrent_backward(self, dz: Tensor, q: Params, dh_ext: Tensor) -> Tensor:
+        """dh(t-1) = W_hh^T dz (times the recurrent-dropout mask) + dh_ext, for a step of the
+        Python bptt loop (``q["wT"]``: ``recurrent_weights``' transpose)."""
+        m = q.get(RECURRENT_MASK)
+        if m is None:
+            return linear(dz, q["wT"], dh_ext)
+        return linear(dz, q["wT"]).mul_(m).add_(dh_ext)
 
     def project(self, x: Tensor, q: Params) -> Tensor:
         """W_ih x + b_x for every step: one product (run in the forward, and again in the

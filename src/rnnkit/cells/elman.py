@@ -16,7 +16,7 @@ from torch import Tensor
 from ..engine import compiled
 from . import scratch
 from .activations import tanh
-from .base import Cell, Params, State
+from .base import RECURRENT_MASK, Cell, Params, State
 from .matmul import linear
 
 
@@ -37,6 +37,7 @@ class ElmanTanh(Cell):
     description: ClassVar[str] = "Elman RNN, tanh activation (torch.nn.RNN)"
     compiled_activation: ClassVar[int] = 0  # f in engine/loops.cpp: tanh, relu, sigmoid
     compiled_loop: ClassVar[bool] = True
+    bptt_regularisers: ClassVar[tuple[str, ...]] = ("recurrent_dropout",)
     native_mode: ClassVar[str | None] = "RNN_TANH"
 
     def activation(self, z: Tensor) -> Tensor:
@@ -68,7 +69,8 @@ class ElmanTanh(Cell):
 
     def forward_into(self, xp: Tensor, state: State, q: Params, h: Tensor,
                      saved: list[Tensor]) -> State:
-        return (self.activate_into(linear(state[0], q["w"], xp), h),)  # a = f(xp + W_aa a)
+        a_in = self.dropped(state[0], q)
+        return (self.activate_into(linear(a_in, q["w"], xp), h),)  # a = f(xp + W_aa a)
 
     def backward_prepare(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
                          state0: State, q: Params):
@@ -80,12 +82,13 @@ class ElmanTanh(Cell):
                       q: Params) -> State:
         k, dz = step
         torch.mul(dstate[0], k, out=dz)  # dz = da f'(z)
-        return (linear(dz, q["wT"], dh_ext),)  # da(t-1) = W_aa^T dz (+ the loss's part)
+        return (self.recurrent_backward(dz, q, dh_ext),)  # da(t-1) = W_aa^T dz (+ the loss's)
 
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
-        compiled.ops().elman_forward(xp, q["w"], hs, self.compiled_activation, mask)
+        compiled.ops().elman_forward(xp, q["w"], hs, self.compiled_activation, mask,
+                                     q.get(RECURRENT_MASK))
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
@@ -94,7 +97,7 @@ class ElmanTanh(Cell):
         dz = scratch.empty(h_prev.shape, h_prev)
         (dh,) = dstate
         compiled.ops().elman_backward(q["h"], q["w"], self.compiled_activation, dz,
-                                      dhseq, dh, mask)
+                                      dhseq, dh, mask, q.get(RECURRENT_MASK))
         return dz, (dh,)
 
 

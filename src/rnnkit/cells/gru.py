@@ -30,7 +30,7 @@ from torch import Tensor
 from ..engine import compiled
 from . import scratch
 from .activations import tanh_
-from .base import Cell, Params, State
+from .base import RECURRENT_MASK, Cell, Params, State
 from .matmul import linear
 
 
@@ -53,6 +53,7 @@ class GRU(Cell):
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
     keep_gates: ClassVar[tuple[tuple[str, float], ...]] = (("z", 1.0),)
     native_mode: ClassVar[str | None] = "GRU"
+    bptt_regularisers: ClassVar[tuple[str, ...]] = ("recurrent_dropout", "zoneout")
     compiled_loop: ClassVar[bool] = True
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
@@ -88,7 +89,7 @@ class GRU(Cell):
                      saved: list[Tensor]) -> State:
         (h_prev,) = state
         H = self.hidden_size
-        hp = linear(h_prev, q["w"])  # W_hh h (r, z, n rows)
+        hp = linear(self.dropped(h_prev, q), q["w"])  # W_hh h (r, z, n rows)
         out = saved[0] if saved else hp  # without keeping: a temporary (the backward redoes it)
         rz = torch.add(hp[:, : 2 * H], xp[:, : 2 * H], out=out[:, : 2 * H]).sigmoid_()
         hn = torch.add(hp[:, 2 * H :], q["b_n"], out=out[:, 2 * H : 3 * H])
@@ -121,7 +122,7 @@ class GRU(Cell):
         T, B, H = h_prev.shape
         if saved:
             return saved[0][..., : 2 * H], saved[0][..., 2 * H : 3 * H], saved[0][..., 3 * H :]
-        hp = linear(h_prev.reshape(T * B, H), q["w"]).view(T, B, 3 * H)
+        hp = linear(self.dropped(h_prev, q).reshape(T * B, H), q["w"]).view(T, B, 3 * H)
         rz = hp[..., : 2 * H].add_(xp[..., : 2 * H]).sigmoid_()
         hn = hp[..., 2 * H :].add_(q["b_n"])
         n = tanh_(xp[..., 2 * H :].addcmul_(rz[..., :H], hn))  # xp is ours to overwrite
@@ -135,7 +136,8 @@ class GRU(Cell):
         torch.mul(dn, k_r, out=dr)  # dr~
         torch.mul(dh, k_z, out=dz)  # dz~
         torch.mul(dn, r, out=dhn)  # d(W_hn h + b_hn) = dn~ r
-        return (linear(dhp, q["wT"], dh_ext).addcmul_(dh, z),)  # dh(t-1) = W_hh^T dhp + dh' z
+        # dh(t-1) = W_hh^T dhp + dh' z
+        return (self.recurrent_backward(dhp, q, dh_ext).addcmul_(dh, z),)
 
     def backward_finish(self, dz: Tensor, q: Params) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         H = self.hidden_size
@@ -145,7 +147,8 @@ class GRU(Cell):
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         compiled.ops().gru_forward(xp, q["w"], q["b_n"].contiguous(), hs,
-                                   saved[0] if saved else None, mask)
+                                   saved[0] if saved else None, mask, q.get(RECURRENT_MASK),
+                                   *q.get("zone", ()))
         return (hs[-1],)
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
@@ -155,7 +158,7 @@ class GRU(Cell):
         d = scratch.empty((T, B, 4 * H), h_prev)  # laid out as backward_prepare's
         (dh,) = dstate
         compiled.ops().gru_backward(*self._gates(saved, xp, h_prev, q), h_prev, q["w"], d,
-                                    dhseq, dh, mask)
+                                    dhseq, dh, mask, q.get(RECURRENT_MASK), *q.get("zone", ()))
         return d, (dh,)
 
 
@@ -225,10 +228,10 @@ class GRUCho(ResetFirstLoops, Cell):
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
-        w, b = p["weight_hh"], p.get("bias_hh")
-        zrz = torch.addmm(xp[:, : 2 * H], h, w[: 2 * H].t())
+        w, b, h_in = p["weight_hh"], p.get("bias_hh"), self.dropped(h, p)
+        zrz = torch.addmm(xp[:, : 2 * H], h_in, w[: 2 * H].t())
         rz = torch.sigmoid(zrz if b is None else zrz + b[: 2 * H])
-        zn = torch.addmm(xp[:, 2 * H :], rz[:, :H] * h, w[2 * H :].t())  # W_hn (r * h)
+        zn = torch.addmm(xp[:, 2 * H :], rz[:, :H] * h_in, w[2 * H :].t())  # W_hn (r * h)
         n = torch.tanh(zn if b is None else zn + b[2 * H :])
         return (torch.addcmul(n, rz[:, H:], h - n),)
 

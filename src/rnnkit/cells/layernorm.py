@@ -125,7 +125,7 @@ class _LayerNormCell(Cell):
 
     def recurrent_ln(self, h: Tensor, p: Params) -> Tensor:
         """LN(W_hh h; gamma_h, b_hh), under autograd."""
-        s = h @ p["weight_hh"].t()
+        s = self.dropped(h, p) @ p["weight_hh"].t()
         return F.layer_norm(s, (s.shape[-1],), p["weight_ln_hh"], p.get("bias_hh"), EPS)
 
     # ---- bptt ---------------------------------------------------------------------------------

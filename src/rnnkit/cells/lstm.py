@@ -24,7 +24,7 @@ from torch import Tensor
 from ..engine import compiled
 from . import scratch
 from .activations import tanh
-from .base import Cell, Params, State
+from .base import RECURRENT_MASK, Cell, Params, State
 from .matmul import linear
 
 
@@ -49,6 +49,7 @@ class LSTM(Cell):
     native_mode: ClassVar[str | None] = "LSTM"
     can_keep: ClassVar[bool] = True
     compiled_loop: ClassVar[bool] = True
+    bptt_regularisers: ClassVar[tuple[str, ...]] = ("recurrent_dropout", "zoneout")
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         h, c = state
@@ -83,7 +84,7 @@ class LSTM(Cell):
                      saved: list[Tensor]) -> State:
         h_prev, c = state
         c_new, kept = saved
-        z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)  # z = xp + W_hh h
+        z = linear(self.dropped(h_prev, q), q["w"], xp).view(-1, 4, self.hidden_size)  # xp + W h
         gates = kept if not self.recompute else z  # i and f: kept, or in place
         _activate(z, gates[:, :2], kept[:, -2:])
         (i, f), (g, o) = gates[:, :2].unbind(1), kept[:, -2:].unbind(1)
@@ -104,11 +105,16 @@ class LSTM(Cell):
             h = xh[..., x.shape[-1] :]
         else:
             h = scratch.empty(c.shape, c)  # h(t-1) of step t
-        h[0] = state0[0]
-        tanh(c[:-1], h[1:]).mul_(o[:-1])  # h(t) = o tanh(c(t))
-        if mask is not None:  # a masked-out step carried h(t-1), not o tanh(c(t))
+        if q.get("hs") is not None:  # kept by the engine (zoneout: not o tanh(c(t)))
+            h.copy_(q["hs"][:-1])
+        else:
+            h[0] = state0[0]
+            tanh(c[:-1], h[1:]).mul_(o[:-1])  # h(t) = o tanh(c(t))
+        if mask is not None and q.get("hs") is None:  # a masked-out step carried h(t-1)
             for t, m in enumerate(mask[:-1].unsqueeze(-1).unbind(0)):
                 torch.where(m, h[t + 1], h[t], out=h[t + 1])
+        if self.recompute and q.get(RECURRENT_MASK) is not None:
+            h.mul_(q[RECURRENT_MASK])  # xh = [x, m h(t-1)]: what W_ih, W_hh read
         return h
 
     def _front_gates(self, saved: list[Tensor], h_prev: Tensor, q: Params) -> Tensor:
@@ -161,13 +167,14 @@ class LSTM(Cell):
         dc.addcmul_(dh, through_h)  # dc = dc' + dh' o (1 - tanh(c')^2)
         torch.mul(dc.unsqueeze(1), k_ifg, out=dz_ifg)  # di~, df~, dg~
         dc.mul_(f)  # dc(t-1) = dc f
-        return linear(dz, q["wT"], dh_ext), dc  # dh(t-1) = W_hh^T dz (+ the loss's part)
+        return self.recurrent_backward(dz, q, dh_ext), dc  # dh(t-1) = W_hh^T dz (+ the loss's)
 
     # ---- the same two loops compiled (engine/loops.cpp), where they can run ------------------
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
-        compiled.ops().lstm_forward(xp, q["w"], hs, c, state[1], kept, mask)
+        compiled.ops().lstm_forward(xp, q["w"], hs, c, state[1], kept, mask,
+                                    q.get(RECURRENT_MASK), *q.get("zone", ()))
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
@@ -186,7 +193,8 @@ class LSTM(Cell):
         """The compiled backward loop of this cell (a variant calls its own): the front gates,
         the kept last ones, c; fills dz and q["db"], turns dstate into the first state's."""
         compiled.ops().lstm_backward(front, self.recompute, back, c, c0, q["w"], dz, dhseq,
-                                     *dstate, q["db"], mask)
+                                     *dstate, q["db"], mask, q.get(RECURRENT_MASK),
+                                     *q.get("zone", ()))
 
 
 def _activate(z: Tensor, i_f: Tensor, g_o: Tensor) -> None:

@@ -45,7 +45,7 @@ from torch import Tensor
 from ..engine import compiled
 from . import scratch
 from .activations import tanh
-from .base import Params, State
+from .base import RECURRENT_MASK, Params, State
 from .lstm import LSTM
 from .matmul import linear
 
@@ -75,6 +75,7 @@ class _BufferedVariant(LSTM):
 
     native_mode: ClassVar[str | None] = None  # torch has no kernel for these
     compiled_variant: ClassVar[int] = 0  # the variant in engine/loops.cpp
+    bptt_regularisers: ClassVar[tuple[str, ...]] = ("recurrent_dropout",)
     tanh_gate: ClassVar[int] = 2  # where g sits among the gates
 
     def _gates_out(self, z: Tensor, saved: list[Tensor]) -> Tensor:
@@ -126,14 +127,14 @@ class _BufferedVariant(LSTM):
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
         compiled.ops().variant_forward(xp, q["w"], q.get("peep"), self.compiled_variant, hs, c,
-                                       state[1], kept, mask)
+                                       state[1], kept, mask, q.get(RECURRENT_MASK))
         return hs[-1], c[-1]
 
     def _backward_loop(self, front: Tensor, back: Tensor, c: Tensor, c0: Tensor, q: Params,
                        dz: Tensor, dhseq: Tensor, dstate: State, mask: Tensor | None) -> None:
         compiled.ops().variant_backward(front, self.recompute, back, q.get("peep"),
                                         self.compiled_variant, c, c0, q["w"], dz, dhseq, *dstate,
-                                        q.get("dpeep"), q["db"], mask)
+                                        q.get("dpeep"), q["db"], mask, q.get(RECURRENT_MASK))
 
 
 class LSTMPeephole(_BufferedVariant):
@@ -178,7 +179,7 @@ class LSTMPeephole(_BufferedVariant):
         h_prev, c = state
         c_new = saved[0]
         pw = q["peep"]
-        z = linear(h_prev, q["w"], xp).view(-1, 4, self.hidden_size)
+        z = linear(self.dropped(h_prev, q), q["w"], xp).view(-1, 4, self.hidden_size)
         a = self._gates_out(z, saved)
         torch.addcmul(z[:, :2], pw[:2], c.unsqueeze(1), out=a[:, :2]).sigmoid_()  # i, f see c
         i, f, g, o = a.unbind(1)
@@ -254,7 +255,7 @@ class _ThreeGates(_BufferedVariant):
                      saved: list[Tensor]) -> State:
         h_prev, c = state
         c_new = saved[0]
-        z = linear(h_prev, q["w"], xp).view(-1, 3, self.hidden_size)
+        z = linear(self.dropped(h_prev, q), q["w"], xp).view(-1, 3, self.hidden_size)
         out = self._gates_out(z, saved)
         a, g, o = out.unbind(1)
         torch.sigmoid(z[:, ::2], out=out[:, ::2])  # a and o in one op
@@ -344,7 +345,7 @@ class LSTMNoForget(_ThreeGates):
         torch.mul(dh, k_o, out=dz_o)  # do~
         dc.addcmul_(dh, through_h)  # dc = dc' + u
         torch.mul(dc.unsqueeze(1), k_ig, out=dz_ig)  # di~, dg~
-        return linear(dz, q["wT"], dh_ext), dc  # dc(t-1) = dc
+        return self.recurrent_backward(dz, q, dh_ext), dc  # dc(t-1) = dc
 
 
 CELLS = (LSTMPeephole, LSTMCIFG, LSTMNoForget)

@@ -209,11 +209,11 @@ class MUT1(_MUT):
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
-        w, b = p["weight_hh"], p.get("bias_hh")
+        w, b, h_in = p["weight_hh"], p.get("bias_hh"), self.dropped(h, p)
         bn, br = (None, None) if b is None else (b[:H], b[H:])
         z = xp[:, 2 * H :]
-        r = torch.sigmoid(xp[:, H : 2 * H] + _affine(h, w[H:], br))
-        n = torch.tanh(xp[:, :H] + _affine(r * h, w[:H], bn))
+        r = torch.sigmoid(xp[:, H : 2 * H] + _affine(h_in, w[H:], br))
+        n = torch.tanh(xp[:, :H] + _affine(r * h_in, w[:H], bn))
         return (torch.addcmul(h, z, n - h),)
 
     # ---- bptt: the step into preallocated buffers, and its backward --------------------------
@@ -341,11 +341,11 @@ class MUT2(_MUT):
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
-        w, b = p["weight_hh"], p.get("bias_hh")
+        w, b, h_in = p["weight_hh"], p.get("bias_hh"), self.dropped(h, p)
         brz, bn = (None, None) if b is None else (b[: 2 * H], b[2 * H :])
-        rz = torch.sigmoid(xp[:, : 2 * H] + _affine(h, w[: 2 * H], brz))
+        rz = torch.sigmoid(xp[:, : 2 * H] + _affine(h_in, w[: 2 * H], brz))
         r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(xp[:, 2 * H :] + _affine(r * h, w[2 * H :], bn))
+        n = torch.tanh(xp[:, 2 * H :] + _affine(r * h_in, w[2 * H :], bn))
         return (torch.addcmul(h, z, n - h),)
 
     # ---- bptt: the step into preallocated buffers, and its backward --------------------------
@@ -426,11 +426,11 @@ class MUT3(_MUT):
     def step(self, xp: Tensor, state: State, p: Params) -> State:
         (h,) = state
         H = self.hidden_size
-        w, b = p["weight_hh"], p.get("bias_hh")
+        w, b, h_in = p["weight_hh"], p.get("bias_hh"), self.dropped(h, p)
         br, bz, bn = (None,) * 3 if b is None else b.split(H)
-        r = torch.sigmoid(xp[:, :H] + _affine(h, w[:H], br))
-        z = torch.sigmoid(xp[:, H : 2 * H] + _affine(torch.tanh(h), w[H : 2 * H], bz))
-        n = torch.tanh(xp[:, 2 * H :] + _affine(r * h, w[2 * H :], bn))
+        r = torch.sigmoid(xp[:, :H] + _affine(h_in, w[:H], br))
+        z = torch.sigmoid(xp[:, H : 2 * H] + _affine(torch.tanh(h_in), w[H : 2 * H], bz))
+        n = torch.tanh(xp[:, 2 * H :] + _affine(r * h_in, w[2 * H :], bn))
         return (torch.addcmul(h, z, n - h),)
 
     # ---- bptt: the step into preallocated buffers, and its backward --------------------------

@@ -13,7 +13,9 @@ The contract is small. Subclass ``rnnkit.cells.Cell`` and define:
   dextras)``.
 
 Here ``xp`` is W_ih x(t) + b_ih for the step, (B, gates * H); ``state`` a tuple of (B, H);
-``p`` the parameters by name; ``self.recurrent(h, p)`` is W_hh h + b_hh. In the backward,
+``p`` the parameters by name; ``self.recurrent(h, p)`` is W_hh h + b_hh (under recurrent
+dropout W_hh (m * h) + b_hh: a step that reads ``p["weight_hh"]`` itself passes h through
+``self.dropped(h, p)`` first). In the backward,
 ``dxp`` is the gradient of xp, ``dhp`` that of the recurrent pre-activation W_hh h + b_hh
 (rnnkit forms dW_hh and db_hh from it in one product after the loop), ``dstate_prev`` the
 gradient of the previous state (W_hh^T dhp included) and ``dextras`` that of any parameter

@@ -75,8 +75,11 @@ def run(args) -> int:
     rows = []
     several = len(data.series) > 1
     for series in data.series:
+        name = series.name if several or c.get("id_column") else None
+        phase = model.phase_of(name, series.times[0] if series.times else None, data.freq,
+                               data.step)
         f = model.forecast(series.values, horizon, series.exog if model.exog_scalers else None,
-                           series.name if several or c.get("id_column") else None)
+                           name, phase=phase)
         times = future_times(series.times, data.freq, data.step, horizon)
         for h in range(horizon):
             row = {"series": series.name} if several else {}

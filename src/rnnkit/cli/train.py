@@ -69,6 +69,7 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-dropout", type=float, metavar="P",
                    help="drop whole word types from the embedding per batch (AWD-LSTM's "
                    "embedding dropout; 0: off, the default; e.g. 0.1 for word tokens)")
+    regulariser_flags(g)
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
                    help="share embedding and output weights (needs --embed == --hidden)")
     g.add_argument("--embeddings", metavar="PATH", help="start the embedding from pretrained "
@@ -95,6 +96,20 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-length", type=int, metavar="N")
     g.add_argument("--temperature", type=float, metavar="T")
     run_flags(p, "lm")
+
+
+def regulariser_flags(g: argparse._ArgumentGroup) -> None:
+    """The recurrent regularisers (``rnnkit.Recurrent``'s options of the same names), added to
+    a task's model group; 0, the default, is off and leaves them out of the model's config."""
+    g.add_argument("--recurrent-dropout", type=float, metavar="P",
+                   help="dropout on h(t-1) where it enters W_hh, one mask per sequence (Gal & "
+                   "Ghahramani; 0: off)")
+    g.add_argument("--weight-drop", type=float, metavar="P",
+                   help="DropConnect on W_hh's columns, one mask for the batch (AWD-LSTM's "
+                   "weight drop; 0: off)")
+    g.add_argument("--zoneout", type=float, metavar="P",
+                   help="each unit of h (and c) keeps its old value with probability P per "
+                   "step (Krueger et al.; 0: off)")
 
 
 def training_flags(p: argparse.ArgumentParser, d: dict, lr_help: str | None = None

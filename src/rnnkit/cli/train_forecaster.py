@@ -55,6 +55,10 @@ def add_parser(tasks, common: dict) -> None:
                    f"a season, else {10})")
     g.add_argument("--window", type=int, metavar="N", help="steps a forecast reads (default: "
                    "an eighth of the training part, at least two seasons, 16-64)")
+    g.add_argument("--deseason", action=argparse.BooleanOptionalAction,
+                   help="take each series' seasonal profile (fitted on its training part) out "
+                   "of what the network reads and add it back to the forecasts (default: on "
+                   "when there is a season)")
     g.add_argument("--stateful", action=argparse.BooleanOptionalAction,
                    help="carry the state along each series while training and read the whole "
                    "history to forecast (off: independent windows from a zero state; default: "
@@ -113,7 +117,8 @@ def report(s: dict) -> str:
     rows = [("model", "")]
     rows += [(key, "") for key in ("naive", "snaive", "arima", "arima_hindsight")
              if f"test_{key}_rmse_h1" in s]
-    kind = f"{s['head']}, {s['mode']}" + (", stateful" if s.get("stateful") else "")
+    kind = f"{s['head']}, {s['mode']}" + (", stateful" if s.get("stateful") else "") + \
+        (", deseasonalized" if s.get("deseason") else "")
     members = s.get("members") or 1
     names = {"model": f"{s['cell']}{f' x{members}' if members > 1 else ''} ({kind})",
              "naive": "naive",

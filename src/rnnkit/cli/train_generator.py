@@ -21,7 +21,7 @@ def add_parser(tasks, common: dict) -> None:
     from ..data.labelled import LABELLED_DATASETS
     from ..data.tokenizers import KINDS
     from ..train.generator import DEFAULTS as d
-    from .train import run_flags, training_flags
+    from .train import regulariser_flags, run_flags, training_flags
 
     p = tasks.add_parser("generator", help="a language model that writes text for a label",
                          description="Train a conditioned language model (one-to-many: the "
@@ -63,6 +63,7 @@ def add_parser(tasks, common: dict) -> None:
     g.add_argument("--layers", type=int, metavar="N",
                    help=f"stacked layers, each started by the label ({d['layers']})")
     g.add_argument("--dropout", type=float, metavar="P", help=f"({d['dropout']})")
+    regulariser_flags(g)
     g.add_argument("--every-step", action=argparse.BooleanOptionalAction,
                    help="also feed the label at every step, not only as the initial state "
                    "(on: the texts depend on the label more; off: the captioning form, the "

@@ -331,3 +331,94 @@ def default_window(n_train: int, season: int | None) -> int:
         (30, 52, 64)
     """
     return int(min(64, max(16, 2 * (season or 0), n_train // 8)))
+
+
+@dataclass
+class SeasonalProfile:
+    """A season's fixed shape, fitted on a training part by classical decomposition: the
+    centred moving average of one season is the trend, the mean of what is left at each
+    position of the season the profile (summing to zero). The forecaster reads the series
+    with the profile taken out and adds it back to its forecasts (a known shape, not one the
+    network must learn from a few hundred steps; what is left, the trend and the anomalies, is
+    what it forecasts). Step t of a series is at position ``(phase + t) % season``.
+
+    Example:
+        >>> t = np.arange(48)
+        >>> y = 10 + 0.1 * t + np.tile([3.0, -1.0, -2.0, 0.0], 12)
+        >>> p = SeasonalProfile.fit(y, 4)
+        >>> (p.offsets.round(6) + 0.0).tolist()
+        [3.0, -1.0, -2.0, 0.0]
+        >>> bool(np.allclose(p.inverse(p.apply(y), 0), y)), p.align(y[5:]) == 5 % 4
+        (True, True)
+    """
+
+    offsets: np.ndarray  # (season,): the profile at each position of the season
+
+    @property
+    def season(self) -> int:
+        return len(self.offsets)
+
+    @classmethod
+    def fit(cls, y: np.ndarray, season: int) -> SeasonalProfile | None:
+        """The profile of ``y`` (at least two seasons and a step; None when shorter)."""
+        detrended, positions = _detrended(y, season)
+        if detrended is None:
+            return None
+        offsets = np.array([detrended[positions % season == k].mean() for k in range(season)])
+        return cls(offsets - offsets.mean())
+
+    def at(self, steps: np.ndarray, phase: int = 0) -> np.ndarray:
+        """The profile at the series' ``steps`` (integers, step 0 at position ``phase``)."""
+        return self.offsets[(np.asarray(steps) + phase) % self.season]
+
+    def apply(self, y: np.ndarray, phase: int = 0) -> np.ndarray:
+        return y - self.at(np.arange(len(y)), phase)
+
+    def inverse(self, x: np.ndarray, phase: int = 0) -> np.ndarray:
+        return x + self.at(np.arange(len(x)), phase)
+
+    def align(self, y: np.ndarray) -> int:
+        """The position in the season of ``y``'s first step, for a history with no time
+        labels: the one under which the profile best matches ``y``'s own detrended shape (0
+        when ``y`` is shorter than two seasons)."""
+        detrended, positions = _detrended(y, self.season)
+        if detrended is None:
+            return 0
+        cost = [np.sum((detrended - self.at(positions, k)) ** 2) for k in range(self.season)]
+        return int(np.argmin(cost))
+
+
+def _detrended(y: np.ndarray, season: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """``y`` less its centred moving average of one season (2 x m for an even m), and each
+    value's step index; (None, empty) when ``y`` has fewer than 2 seasons and a step."""
+    if len(y) < 2 * season + 1:
+        return None, np.zeros(0, dtype=int)
+    even = season % 2 == 0
+    kernel = np.r_[0.5, np.ones(season - 1), 0.5] / season if even else np.ones(season) / season
+    trend = np.convolve(y, kernel, mode="valid")
+    first = (len(kernel) - 1) // 2
+    steps = np.arange(first, first + len(trend))
+    return y[steps] - trend, steps
+
+
+def steps_between(first: str, later: str, freq: str | None, step: float | None) -> int | None:
+    """How many steps of the series' time column lead from label ``first`` to ``later``
+    (negative when ``later`` is earlier): dates stepped by ``freq``, numbers by ``step``;
+    None when the labels are neither.
+
+    Example:
+        >>> steps_between("1958-03", "1959-01", "MS", None), steps_between("5", "2", None, 1.5)
+        (10, -2)
+    """
+    try:
+        if step is not None:
+            return round((float(later) - float(first)) / step)
+        if freq is None:
+            return None
+        import pandas as pd
+
+        a, b = pd.Timestamp(first), pd.Timestamp(later)
+        count = len(pd.date_range(min(a, b), max(a, b), freq=freq)) - 1
+        return count if b >= a else -count
+    except (ValueError, TypeError):
+        return None

@@ -17,6 +17,11 @@ Two ways to run a cell (see ``cells/base.py``):
 * generic (``forward_step`` / ``backward_step``): each step returns fresh tensors, stacked
   after the loop.
 
+Regularisers (``regularisers.py``): recurrent dropout per sequence reaches the loops as
+q[RECURRENT_MASK] (the buffered cells multiply h(t-1) by it before their product, and the
+product's share of dh(t-1) after) and zoneout as q["zone"] (the compiled loops); the generic
+loop applies both itself. dW_hh then reads m * h(t-1).
+
 Where the cell's two loops exist compiled (``engine/loops.cpp``, built on first use by
 ``engine/compiled.py``: every buffered cell, float32/float64 on the CPU), ``bptt_setup`` says
 so ("compiled" in its result) and each whole loop runs there, the same steps with no Python
@@ -29,8 +34,9 @@ import torch
 from torch import Tensor
 
 from ..cells import scratch
-from ..cells.base import Cell, Params, State
+from ..cells.base import RECURRENT_MASK, Cell, Params, State
 from ..cells.matmul import weight_grad
+from .regularisers import Noise
 
 
 class _BPTT(torch.autograd.Function):
@@ -38,18 +44,19 @@ class _BPTT(torch.autograd.Function):
     bias_ih are then among the parameters), else the projected inputs xp."""
 
     @staticmethod
-    def forward(ctx, cell: Cell, names: tuple[str, ...], mask, inputs, n_states: int, *tensors):
+    def forward(ctx, cell: Cell, names: tuple[str, ...], mask, noise: Noise | None, inputs,
+                n_states: int, *tensors):
         state = tuple(tensors[:n_states])
         p = dict(zip(names, tensors[n_states:]))
         buffered = cell.saved_shapes() is not None
         run = _forward_buffered if buffered else _forward_generic
         # buffered: hs holds h(0) .. h(T), so that h(t-1) for every step is a view of it
-        hs, final, columns = run(cell, inputs, state, p, mask)
+        hs, final, columns = run(cell, inputs, state, p, mask, noise)
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
-        ctx.buffered, ctx.has_mask = buffered, mask is not None
+        ctx.buffered, ctx.has_mask, ctx.noise = buffered, mask is not None, noise
         # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
-        # h is saved unless the cell rebuilds it from what it saved
-        keeps_h = not buffered or cell.saves_h
+        # h is saved unless the cell rebuilds it from what it saved (not under zoneout)
+        keeps_h = not buffered or cell.saves_h or (noise is not None and noise.zoned)
         ctx.save_for_backward(inputs if buffered else None, hs if keeps_h else None, *state,
                               *columns,
                               *tensors[n_states:], *(() if mask is None else (mask,)))
@@ -68,11 +75,17 @@ class _BPTT(torch.autograd.Function):
         columns, rest = rest[: ctx.n_saved], rest[ctx.n_saved :]
         mask = rest.pop() if ctx.has_mask else None
         p = dict(zip(ctx.names, rest))
+        noise: Noise | None = ctx.noise
+        m = None if noise is None else noise.recurrent
         if ctx.buffered:
-            q = cell.bptt_setup(p)
+            q = _with_noise(cell.bptt_setup(p), noise)
             q["x"] = x
             # h(t-1) for every step
-            h_prev = hs[:-1] if hs is not None else cell.hidden_states(columns, state0, mask, q)
+            if cell.saves_h:
+                h_prev = hs[:-1]
+            else:  # (hs: kept under zoneout, which o tanh(c) cannot rebuild)
+                q["hs"] = hs
+                h_prev = cell.hidden_states(columns, state0, mask, q)
             dxp, dhp, dstate, grads = _backward_buffered(cell, q, hs, h_prev, state0, columns,
                                                          mask, dhseq, dfinal)
             if q.get("db") is not None and "bias_ih" in p:  # summed inside the compiled loop
@@ -82,7 +95,7 @@ class _BPTT(torch.autograd.Function):
             q = {}
             h_prev = torch.cat([state0[0].unsqueeze(0), hs[:-1]])
             dxp, dhp, dstate, grads = _backward_generic(cell, hs, state0, columns, p, mask,
-                                                        dhseq, dfinal)
+                                                        dhseq, dfinal, noise)
             pairs = cell.recurrent_inputs(columns, h_prev)
         # the weight gradients, each one product over all steps
         dhp2 = dhp.reshape(-1, dhp.shape[-1])
@@ -92,12 +105,14 @@ class _BPTT(torch.autograd.Function):
             grads["weight_ih"] = dw[:, : x.shape[-1]].contiguous()
             grads["weight_hh"] = dw[:, x.shape[-1] :].contiguous()
         if ctx.buffered:
-            dinputs = cell.project_backward(x, dxp, p, grads, ctx.needs_input_grad[3])
+            dinputs = cell.project_backward(x, dxp, p, grads, ctx.needs_input_grad[4])
         else:
             dinputs = dxp
         if "weight_hh" in p and "weight_hh" not in grads:
             dw = torch.zeros_like(p["weight_hh"])
             for rows, U in pairs:
+                if m is not None:  # W_hh read m * h(t-1) (an xh holds it so already)
+                    U = U * m
                 U2 = U.reshape(-1, U.shape[-1])
                 if rows == slice(None):
                     dw += weight_grad(dhp2, U2)
@@ -111,7 +126,8 @@ class _BPTT(torch.autograd.Function):
             db_ih = grads.get("bias_ih")
             head = db_ih is not None and _is_head(dhp, dxp)
             grads["bias_hh"] = db_ih[: dhp.shape[-1]].clone() if head else dhp2.sum(0)
-        return (None, None, None, dinputs, None, *dstate, *(grads.get(n) for n in ctx.names))
+        return (None, None, None, None, dinputs, None, *dstate,
+                *(grads.get(n) for n in ctx.names))
 
 
 def _is_head(a: Tensor, b: Tensor) -> bool:
@@ -120,9 +136,21 @@ def _is_head(a: Tensor, b: Tensor) -> bool:
                       and a.stride() == b.stride() and a.shape[-1] <= b.shape[-1])
 
 
-def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None):
+def _with_noise(q: Params, noise: Noise | None) -> Params:
+    """``bptt_setup``'s dict with the regularisers' masks, as the cells' loops read them."""
+    if noise is not None:
+        q = dict(q)
+        if noise.recurrent is not None:
+            q[RECURRENT_MASK] = noise.recurrent.contiguous()
+        if noise.zoned:  # one per state, for the compiled ops (zone_h, zone_c)
+            q["zone"] = tuple(None if d is None else d.contiguous() for d in noise.zone)
+    return q
+
+
+def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None,
+                      noise: Noise | None):
     T, B = x.shape[0], x.shape[1]
-    q = cell.bptt_setup(p)
+    q = _with_noise(cell.bptt_setup(p), noise)
     xp = cell.project(x, q)
     # pooled buffers: the last call's, once its backward has freed them (no page faults)
     hs = scratch.empty((T + 1, B, cell.hidden_size), xp)
@@ -133,6 +161,7 @@ def _forward_buffered(cell: Cell, x: Tensor, state: State, p: Params, mask: Tens
         state = tuple(s.contiguous() for s in state)
         final = cell.forward_compiled(xp, state, q, hs, columns, mask)
         return hs, tuple(s.clone() for s in final), columns
+    assert "zone" not in q, "zoneout runs in the compiled loops only (run.bptt_lacks)"
     masks = mask.unsqueeze(-1).unbind(0) if mask is not None else None
     slots = zip(xp.unbind(0), hs[1:].unbind(0), *(c.unbind(0) for c in columns))
     for t, (x_t, h_t, *saved_t) in enumerate(slots):
@@ -175,10 +204,17 @@ def _backward_buffered(cell, q, hs, h_prev, state0, columns, mask, dhseq, dfinal
 
 
 # ---- generic: forward_step / backward_step, stacked after the loop --------------------------
-def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None):
+def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None,
+                     noise: Noise | None):
     hs, saved = [], []
+    zone = () if noise is None else noise.zone
+    if noise is not None and noise.recurrent is not None:  # recurrent(h, p) reads m * h
+        p = {**p, RECURRENT_MASK: noise.recurrent}
     for t in range(xp.shape[0]):
         new, s = cell.forward_step(xp[t], state, p)
+        if zone:  # zoneout: s(t) = s~ + d (s(t-1) - s~)
+            new = tuple(n if d is None else torch.lerp(n, o, d[t])
+                        for n, o, d in zip(new, state, zone))
         if mask is not None:
             m = mask[t].unsqueeze(1)
             new = tuple(torch.where(m, n, o) for n, o in zip(new, state))
@@ -189,8 +225,10 @@ def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tens
     return torch.stack(hs), state, columns
 
 
-def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
+def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal, noise):
     T = hseq.shape[0]
+    zone = () if noise is None else noise.zone
+    drop = None if noise is None else noise.recurrent
     dstate = tuple(dfinal)
     dxp = dhp = None
     dextras: dict[str, Tensor] = {}
@@ -200,7 +238,14 @@ def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal):
             m = mask[t].unsqueeze(1).to(hseq.dtype)
             carry = tuple(d * (1 - m) for d in dstate)
             dstate = tuple(d * m for d in dstate)
+        if zone:  # d ds(t) reaches s(t-1) directly, (1 - d) ds(t) the cell's s~
+            through = tuple(ds if d is None else d[t] * ds for ds, d in zip(dstate, zone))
+            dstate = tuple(ds if d is None else ds - d[t] * ds for ds, d in zip(dstate, zone))
         dx, dh, dprev, dext = cell.backward_step(tuple(col[t] for col in columns), dstate, p)
+        if drop is not None:  # the cell's W_hh^T dh, times the mask W_hh read h(t-1) through
+            dprev = (dprev[0] - (dh @ p["weight_hh"]) * (1 - drop), *dprev[1:])
+        if zone:
+            dprev = tuple(a if d is None else a + b for a, b, d in zip(dprev, through, zone))
         if dxp is None:
             dxp = dx.new_empty((T, *dx.shape))
             dhp = dxp if dh is dx else dh.new_empty((T, *dh.shape))
@@ -224,7 +269,8 @@ def refuse_double_backward(backend: str) -> None:
 
 
 def run_bptt(
-    cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None = None
+    cell: Cell, x: Tensor, state: State, p: Params, mask: Tensor | None = None,
+    noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
     """Same contract as ``run_autograd``, but from the inputs x (T, B, I) themselves: a buffered
     cell projects them inside (so only x is kept), any other cell outside."""
@@ -235,5 +281,6 @@ def run_bptt(
         names = tuple(k for k in p
                       if k not in ("weight_ih", "bias_ih") and k not in cell.input_extras)
         inputs = cell.input_projection(x, p)
-    out = _BPTT.apply(cell, names, mask, inputs, len(state), *state, *(p[n] for n in names))
+    out = _BPTT.apply(cell, names, mask, noise, inputs, len(state), *state,
+                      *(p[n] for n in names))
     return out[0], tuple(out[1:])

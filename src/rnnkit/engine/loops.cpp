@@ -121,26 +121,65 @@ inline const bool* mask_ptr(const std::optional<Tensor>& m) {
 }
 
 // ---- the two time loops every cell shares ---------------------------------------------------
+// The regularisers both loops apply for every cell that hands them over (null: off):
+//   rdrop (B, H): recurrent dropout per sequence (Gal & Ghahramani 2016), W_hh reads
+//     m * h(t-1) (m: 0 or 1/(1-p) per unit and sequence, the same at every step);
+//   zh (T, B, H): zoneout on h (Krueger et al. 2016), h(t) = h~ + d (h(t-1) - h~) with the
+//     cell's h~ (d: 0 or 1 per step and unit in training, p in eval); a cell with c zones it
+//     itself.
+template <typename T>
+struct Noise {
+  const T* rdrop = nullptr;
+  const T* zh = nullptr;
+};
+
+template <typename T>
+const T* opt_ptr(const std::optional<Tensor>& t) { return t ? t->data_ptr<T>() : nullptr; }
+
+template <typename T>
+Noise<T> noise(const std::optional<Tensor>& rdrop, const std::optional<Tensor>& zh) {
+  return {opt_ptr<T>(rdrop), opt_ptr<T>(zh)};
+}
+
+// out = m * h for rows [b0, b1) of (B, H)
+template <typename T>
+inline void drop_rows(T* __restrict out, const T* __restrict h, const T* __restrict m,
+                      int64_t b0, int64_t b1, int64_t H) {
+#pragma omp simd
+  for (int64_t j = b0 * H; j < b1 * H; ++j) out[j] = m[j] * h[j];
+}
+
 // Forward: z = h(t-1) W_hh^T (B, G) for every step (w: W_hh, (G, H)), then step(t, b, z row,
 // on) writes row b of h(t) (and what the cell saves); a masked-out row (on = false) carries
 // h(t-1), and the cell carries the rest of its state.
 template <typename T, typename Step>
 void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* w, T* h,
-                  const bool* mask, const Step& step) {
-  std::vector<T> zbuf(B * G);
-  T* z = zbuf.data();
+                  const bool* mask, const Step& step, const Noise<T>& noise = {}) {
+  std::vector<T> zbuf(B * G), dbuf(noise.rdrop ? B * H : 0);
+  T *z = zbuf.data(), *hd = dbuf.data();  // hd: m * h(t-1), what W_hh reads under rdrop
 #pragma omp parallel num_threads(at::get_num_threads())
   {
     Panels<T> wt(w, H, G, 1, H);  // W_hh^T (H, G), read from W_hh (G, H)
     const auto [b0, b1] = share(B);
+    if (noise.rdrop) drop_rows(hd, h, noise.rdrop, b0, b1, H);
+#pragma omp barrier
     for (int64_t t = 0; t < steps; ++t) {
       const T* h_prev = h + t * B * H;
-      wt.multiply(B, h_prev, H, z, G);  // W_hh h(t-1)
+      wt.multiply(B, noise.rdrop ? hd : h_prev, H, z, G);  // W_hh h(t-1)
 #pragma omp barrier
       for (int64_t b = b0; b < b1; ++b) {
         const bool on = !mask || mask[t * B + b];
         step(t, b, z + b * G, on);
-        if (!on) std::copy(h_prev + b * H, h_prev + (b + 1) * H, h + ((t + 1) * B + b) * H);
+        T* __restrict hn = h + ((t + 1) * B + b) * H;
+        const T* __restrict hp = h_prev + b * H;
+        if (!on) {
+          std::copy(hp, hp + H, hn);
+        } else if (noise.zh) {  // zoneout: h(t) = h~ + d (h(t-1) - h~)
+          const T* __restrict d = noise.zh + (t * B + b) * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) hn[j] += d[j] * (hp[j] - hn[j]);
+        }
+        if (noise.rdrop) drop_rows(hd, h + (t + 1) * B * H, noise.rdrop, b, b + 1, H);
       }
 #pragma omp barrier
     }
@@ -155,7 +194,9 @@ void forward_loop(int64_t steps, int64_t B, int64_t H, int64_t G, const T* w, T*
 // A masked-out row sends nothing to its gates and passes dh through (masked(t, b): what else
 // the cell clears for it). dh: in and out. colsum (optional, a row of ld floats per thread of
 // the team): each thread adds up the rows of d it wrote, while they are in cache (the bias
-// gradients, summed over the threads afterwards: ColumnSums).
+// gradients, summed over the threads afterwards: ColumnSums). noise: rdrop scales the product's
+// share of dh(t-1); under zh the step and more() get h~'s share of dh, (1 - d) dh, and d dh
+// goes to h(t-1) directly.
 struct Nothing {
   template <typename... A>
   void operator()(A&&...) const {}
@@ -165,9 +206,11 @@ template <typename T, typename Step, typename More, typename Masked = Nothing>
 void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T* d, int64_t ld,
                    int64_t off, const T* ext, const Tensor& dh, const bool* mask,
                    const Step& step, const More& more, const Masked& masked = Masked{},
-                   T* colsum = nullptr) {
+                   T* colsum = nullptr, const Noise<T>& noise = {}) {
   Tensor spare = at::empty_like(dh);
   T* buf[2] = {mut<T>(dh), mut<T>(spare)};
+  std::vector<T> tbuf(noise.zh ? B * H : 0);  // zoneout: dh~ = (1 - d) dh, what h~ gets
+  T* dh_tilde = tbuf.data();
 #pragma omp parallel num_threads(at::get_num_threads())
   {
     Panels<T> wp(w, K, H, H, 1);  // W_hh (K, H)
@@ -182,7 +225,15 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
           std::fill(row, row + ld, T(0));
           masked(t, b);
         } else {
-          step(t, b, dh_t + b * H, row);
+          const T* g = dh_t + b * H;
+          if (noise.zh) {
+            const T *__restrict d = noise.zh + (t * B + b) * H, *__restrict g0 = g;
+            T* __restrict gt = dh_tilde + b * H;
+#pragma omp simd
+            for (int64_t j = 0; j < H; ++j) gt[j] = (T(1) - d[j]) * g0[j];
+            g = gt;
+          }
+          step(t, b, g, row);
           if (colsum) {
             T* __restrict acc = colsum + omp_get_thread_num() * ld;
 #pragma omp simd
@@ -195,13 +246,23 @@ void backward_loop(int64_t steps, int64_t B, int64_t H, int64_t K, const T* w, T
       for (int64_t b = 0; b < B; ++b) {
         T* out = dh_prev + b * H;
         const T* dh_b = dh_t + b * H;
+        if (noise.rdrop) {  // W_hh read m * h(t-1)
+          const T* m = noise.rdrop + b * H;
+          for (int64_t j = n0; j < n1; ++j) out[j] *= m[j];
+        }
         if (t > 0) {
           const T* e = ext + ((t - 1) * B + b) * H;
           for (int64_t j = n0; j < n1; ++j) out[j] += e[j];
         }
-        if (mask && !mask[t * B + b])
+        if (mask && !mask[t * B + b]) {
           for (int64_t j = n0; j < n1; ++j) out[j] += dh_b[j];
-        else more(t, b, n0, n1, dh_b, out);
+        } else if (noise.zh) {  // d dh reaches h(t-1) directly, the cell's share through h~
+          const T* d = noise.zh + (t * B + b) * H;
+          for (int64_t j = n0; j < n1; ++j) out[j] += d[j] * dh_b[j];
+          more(t, b, n0, n1, dh_tilde + b * H, out);
+        } else {
+          more(t, b, n0, n1, dh_b, out);
+        }
       }
 #pragma omp barrier
     }
@@ -234,6 +295,34 @@ void dispatch(const Tensor& t, const F& f) {
   f(double(0));
 }
 
+// Bernoulli(p) draws into out (0 or 1, its dtype) from a counter-based hash of (seed, index)
+// (two rounds of murmur3's 32-bit finaliser, 8 lanes a vector), on every thread: zoneout draws
+// T B H of them a call, which torch's bernoulli_ takes ~8 ns each to make (a third of an LSTM
+// step at H = 256); p in steps of 2^-24
+inline uint32_t fmix32(uint32_t z) {
+  z = (z ^ (z >> 16)) * 0x85ebca6bU;
+  z = (z ^ (z >> 13)) * 0xc2b2ae35U;
+  return z ^ (z >> 16);
+}
+
+void bernoulli_fill(const Tensor& out, double p, int64_t seed) {
+  TORCH_CHECK(out.is_contiguous(), "bernoulli_fill takes a dense tensor");
+  dispatch(out, [&](auto zero) {
+    using T = decltype(zero);
+    T* o = mut<T>(out);
+    const uint32_t below = uint32_t(p * 16777216.0), k1 = uint32_t(seed),
+                   k2 = uint32_t(uint64_t(seed) >> 32);
+    at::parallel_for(0, out.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+      const uint32_t high = fmix32(uint32_t(uint64_t(lo) >> 32) ^ k2);  // (past 2^32 draws)
+#pragma omp simd
+      for (int64_t i = lo; i < hi; ++i) {
+        const uint32_t z = fmix32(fmix32(uint32_t(i) ^ k1) + high);
+        o[i] = (z >> 8) < below ? T(1) : T(0);
+      }
+    });
+  });
+}
+
 // ---- Elman (cells/elman.py): a(t) = f(xp + W_aa a(t-1)), f = tanh, relu or sigmoid --------
 enum Act : int64_t { kTanh = 0, kRelu = 1, kSigmoid = 2 };
 
@@ -253,7 +342,7 @@ inline T slope(T a) {  // f'(z) from a = f(z)
 
 template <int64_t F, typename T>
 void elman_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs,
-                     const std::optional<Tensor>& mask) {
+                     const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
   const T* x = ptr<T>(xp);
   T* h = mut<T>(hs);
@@ -263,13 +352,15 @@ void elman_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs,
                     T* __restrict a = h + ((t + 1) * B + b) * H;
 #pragma omp simd
                     for (int64_t j = 0; j < H; ++j) a[j] = act<F>(z[j] + zx[j]);
-                  });
+                  },
+                  noise<T>(rdrop, std::nullopt));
 }
 
 // hs: a(t) of every step, (T, B, H)
 template <int64_t F, typename T>
 void elman_backward_t(const Tensor& hs, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
-                      const Tensor& dh, const std::optional<Tensor>& mask) {
+                      const Tensor& dh, const std::optional<Tensor>& mask,
+                      const std::optional<Tensor>& rdrop) {
   const int64_t steps = hs.size(0), B = hs.size(1), H = hs.size(2);
   const T* h = ptr<T>(hs);
   backward_loop<T>(steps, B, H, H, ptr<T>(w), mut<T>(dz), H, 0, ptr<T>(dhseq), dh,
@@ -279,26 +370,27 @@ void elman_backward_t(const Tensor& hs, const Tensor& w, const Tensor& dz, const
 #pragma omp simd
                      for (int64_t j = 0; j < H; ++j) d[j] = da[j] * slope<F>(a[j]);  // da f'
                    },
-                   Nothing{});
+                   Nothing{}, Nothing{}, nullptr, noise<T>(rdrop, std::nullopt));
 }
 
 void elman_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, int64_t f,
-                   const std::optional<Tensor>& mask) {
+                   const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop) {
   dispatch(xp, [&](auto zero) {
     using T = decltype(zero);
-    if (f == kTanh) elman_forward_t<kTanh, T>(xp, w, hs, mask);
-    else if (f == kRelu) elman_forward_t<kRelu, T>(xp, w, hs, mask);
-    else elman_forward_t<kSigmoid, T>(xp, w, hs, mask);
+    if (f == kTanh) elman_forward_t<kTanh, T>(xp, w, hs, mask, rdrop);
+    else if (f == kRelu) elman_forward_t<kRelu, T>(xp, w, hs, mask, rdrop);
+    else elman_forward_t<kSigmoid, T>(xp, w, hs, mask, rdrop);
   });
 }
 
 void elman_backward(const Tensor& hs, const Tensor& w, int64_t f, const Tensor& dz,
-                    const Tensor& dhseq, const Tensor& dh, const std::optional<Tensor>& mask) {
+                    const Tensor& dhseq, const Tensor& dh, const std::optional<Tensor>& mask,
+                    const std::optional<Tensor>& rdrop) {
   dispatch(hs, [&](auto zero) {
     using T = decltype(zero);
-    if (f == kTanh) elman_backward_t<kTanh, T>(hs, w, dz, dhseq, dh, mask);
-    else if (f == kRelu) elman_backward_t<kRelu, T>(hs, w, dz, dhseq, dh, mask);
-    else elman_backward_t<kSigmoid, T>(hs, w, dz, dhseq, dh, mask);
+    if (f == kTanh) elman_backward_t<kTanh, T>(hs, w, dz, dhseq, dh, mask, rdrop);
+    else if (f == kRelu) elman_backward_t<kRelu, T>(hs, w, dz, dhseq, dh, mask, rdrop);
+    else elman_backward_t<kSigmoid, T>(hs, w, dz, dhseq, dh, mask, rdrop);
   });
 }
 
@@ -322,9 +414,11 @@ inline void lstm_row(const T* __restrict zh, const T* __restrict zx, const T* __
 
 template <typename T>
 void lstm_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
-                    const Tensor& c0, const Tensor& kept, const std::optional<Tensor>& mask) {
+                    const Tensor& c0, const Tensor& kept, const std::optional<Tensor>& mask,
+                    const std::optional<Tensor>& rdrop, const std::optional<Tensor>& zh,
+                    const std::optional<Tensor>& zc) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2), k = kept.size(2);
-  const T *x = ptr<T>(xp), *c_init = ptr<T>(c0);
+  const T *x = ptr<T>(xp), *c_init = ptr<T>(c0), *zone_c = opt_ptr<T>(zc);
   T *h = mut<T>(hs), *c = mut<T>(cs), *kp = mut<T>(kept);
   forward_loop<T>(steps, B, H, 4 * H, ptr<T>(w), h, mask_ptr(mask),
                   [&](int64_t t, int64_t b, const T* z, bool on) {
@@ -334,28 +428,41 @@ void lstm_forward_t(const Tensor& xp, const Tensor& w, const Tensor& hs, const T
                     T* kb = kp + (t * B + b) * k * H;
                     if (k == 4) lstm_row<4>(z, zx, c_prev, cn, hn, kb, H);
                     else lstm_row<2>(z, zx, c_prev, cn, hn, kb, H);
-                    if (!on) std::copy(c_prev, c_prev + H, cn);  // carries c(t-1)
-                  });
+                    if (!on) {
+                      std::copy(c_prev, c_prev + H, cn);  // carries c(t-1)
+                    } else if (zone_c) {  // c(t) = c~ + d (c(t-1) - c~); h~ read c~
+                      const T* d = zone_c + (t * B + b) * H;
+#pragma omp simd
+                      for (int64_t j = 0; j < H; ++j) cn[j] += d[j] * (c_prev[j] - cn[j]);
+                    }
+                  },
+                  noise<T>(rdrop, zh));
 }
 
 // the backward of one row (cells/lstm.py's docstring) from the gates i, f (pre-activations if
 // Activate) and g, o: the pre-activation gradients into d (4, H), dc turned into dc(t-1)
-template <bool Activate, typename T>
+// Zone (zoneout on c, d: zc): c holds the zoned c(t), h~ read c~ = f c(t-1) + i g (recomputed),
+// and of dc, (1 - d) dc reaches c~, d dc c(t-1) directly (dh is already h~'s share)
+template <bool Activate, bool Zone, typename T>
 inline void lstm_back_row(const T* __restrict a_if, const T* __restrict a_go,
                           const T* __restrict c, const T* __restrict c_prev,
-                          const T* __restrict dh, T* __restrict dc, T* __restrict d, int64_t H) {
+                          const T* __restrict zc, const T* __restrict dh, T* __restrict dc,
+                          T* __restrict d, int64_t H) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     T i = a_if[j], f = a_if[H + j];
     if constexpr (Activate) i = sigm(i), f = sigm(f);
     const T g = a_go[j], o = a_go[H + j];
-    const T tc = std::tanh(c[j]);
-    const T dcj = dc[j] + dh[j] * o * (T(1) - tc * tc);  // dc = dc' + dh' o (1 - tanh(c')^2)
+    T cj = c[j], dcin = dc[j], carry = T(0);
+    if constexpr (Zone) cj = f * c_prev[j] + i * g, dcin = (T(1) - zc[j]) * dc[j],
+                        carry = zc[j] * dc[j];
+    const T tc = std::tanh(cj);
+    const T dcj = dcin + dh[j] * o * (T(1) - tc * tc);  // dc = dc' + dh' o (1 - tanh(c')^2)
     d[j] = dcj * g * i * (T(1) - i);                     // di~ = dc g i(1-i)
     d[H + j] = dcj * c_prev[j] * f * (T(1) - f);         // df~ = dc c(t-1) f(1-f)
     d[2 * H + j] = dcj * i * (T(1) - g * g);             // dg~ = dc i (1-g^2)
     d[3 * H + j] = dh[j] * tc * o * (T(1) - o);          // do~ = dh' tanh(c') o(1-o)
-    dc[j] = dcj * f;                                     // dc(t-1) = dc f
+    dc[j] = dcj * f + carry;                             // dc(t-1) = dc f
   }
 }
 
@@ -364,10 +471,12 @@ template <typename T>
 void lstm_backward_t(const Tensor& a_if, bool activate, const Tensor& a_go, const Tensor& cs,
                      const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
                      const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& db,
-                     const std::optional<Tensor>& mask) {
+                     const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop,
+                     const std::optional<Tensor>& zh, const std::optional<Tensor>& zc) {
   const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2);
   const int64_t s_if = a_if.stride(1), s_go = a_go.stride(1);
   const T *aif = ptr<T>(a_if), *ago = ptr<T>(a_go), *c = ptr<T>(cs), *c_init = ptr<T>(c0);
+  const T* zone_c = opt_ptr<T>(zc);
   T* dcp = mut<T>(dc);
   const ColumnSums<T> sums(db, 4 * H);  // the bias gradient
   backward_loop<T>(steps, B, H, 4 * H, ptr<T>(w), mut<T>(dz), 4 * H, 0, ptr<T>(dhseq), dh,
@@ -375,31 +484,39 @@ void lstm_backward_t(const Tensor& a_if, bool activate, const Tensor& a_go, cons
                    [&](int64_t t, int64_t b, const T* dh_b, T* d) {
                      const int64_t r = t * B + b;
                      const T* c_prev = (t ? c + (t - 1) * B * H : c_init) + b * H;
-                     if (activate)
-                       lstm_back_row<true>(aif + r * s_if, ago + r * s_go, c + r * H, c_prev,
-                                           dh_b, dcp + b * H, d, H);
+                     const T *fr = aif + r * s_if, *bk = ago + r * s_go, *ct = c + r * H;
+                     T* dcb = dcp + b * H;
+                     const T* zr = zone_c ? zone_c + r * H : nullptr;
+                     if (zr && activate)
+                       lstm_back_row<true, true>(fr, bk, ct, c_prev, zr, dh_b, dcb, d, H);
+                     else if (zr)
+                       lstm_back_row<false, true>(fr, bk, ct, c_prev, zr, dh_b, dcb, d, H);
+                     else if (activate)
+                       lstm_back_row<true, false>(fr, bk, ct, c_prev, zr, dh_b, dcb, d, H);
                      else
-                       lstm_back_row<false>(aif + r * s_if, ago + r * s_go, c + r * H, c_prev,
-                                            dh_b, dcp + b * H, d, H);
+                       lstm_back_row<false, false>(fr, bk, ct, c_prev, zr, dh_b, dcb, d, H);
                    },
-                   Nothing{}, Nothing{}, sums.ptr());
+                   Nothing{}, Nothing{}, sums.ptr(), noise<T>(rdrop, zh));
   sums.finish(db);
 }
 
 void lstm_forward(const Tensor& xp, const Tensor& w, const Tensor& hs, const Tensor& cs,
-                  const Tensor& c0, const Tensor& kept, const std::optional<Tensor>& mask) {
+                  const Tensor& c0, const Tensor& kept, const std::optional<Tensor>& mask,
+                  const std::optional<Tensor>& rdrop, const std::optional<Tensor>& zh,
+                  const std::optional<Tensor>& zc) {
   dispatch(xp, [&](auto zero) {
-    lstm_forward_t<decltype(zero)>(xp, w, hs, cs, c0, kept, mask);
+    lstm_forward_t<decltype(zero)>(xp, w, hs, cs, c0, kept, mask, rdrop, zh, zc);
   });
 }
 
 void lstm_backward(const Tensor& a_if, bool activate, const Tensor& a_go, const Tensor& cs,
                    const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
                    const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& db,
-                   const std::optional<Tensor>& mask) {
+                   const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop,
+                   const std::optional<Tensor>& zh, const std::optional<Tensor>& zc) {
   dispatch(cs, [&](auto zero) {
     lstm_backward_t<decltype(zero)>(a_if, activate, a_go, cs, c0, w, dz, dhseq, dh, dc, db,
-                                    mask);
+                                    mask, rdrop, zh, zc);
   });
 }
 
@@ -420,7 +537,8 @@ inline void gru_row(const T* __restrict zh, const T* __restrict zx, const T* __r
 
 template <typename T>
 void gru_forward_t(const Tensor& xp, const Tensor& w, const Tensor& b_n, const Tensor& hs,
-                   const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+                   const std::optional<Tensor>& kept, const std::optional<Tensor>& mask,
+                   const std::optional<Tensor>& rdrop, const std::optional<Tensor>& zh) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2);
   const T *x = ptr<T>(xp), *bn = ptr<T>(b_n);
   T *h = mut<T>(hs), *kp = kept ? mut<T>(*kept) : nullptr;
@@ -431,7 +549,8 @@ void gru_forward_t(const Tensor& xp, const Tensor& w, const Tensor& b_n, const T
                     T* h_new = h + (r + B) * H;
                     if (kp) gru_row<true>(z, x + r * 3 * H, bn, h_prev, h_new, kp + r * 4 * H, H);
                     else gru_row<false, T>(z, x + r * 3 * H, bn, h_prev, h_new, nullptr, H);
-                  });
+                  },
+                  noise<T>(rdrop, zh));
 }
 
 // rz (T, B, 2H), hn, n (T, B, H): any row stride; d (T, B, 4H) laid out as gru.py's
@@ -439,7 +558,8 @@ void gru_forward_t(const Tensor& xp, const Tensor& w, const Tensor& b_n, const T
 template <typename T>
 void gru_backward_t(const Tensor& rz, const Tensor& hn, const Tensor& n, const Tensor& h_prev,
                     const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
-                    const std::optional<Tensor>& mask) {
+                    const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop,
+                    const std::optional<Tensor>& zh) {
   const int64_t steps = h_prev.size(0), B = h_prev.size(1), H = h_prev.size(2);
   const int64_t s_rz = rz.stride(1), s_hn = hn.stride(1), s_n = n.stride(1);
   const T *prz = ptr<T>(rz), *phn = ptr<T>(hn), *pn = ptr<T>(n), *hp = ptr<T>(h_prev);
@@ -462,21 +582,24 @@ void gru_backward_t(const Tensor& rz, const Tensor& hn, const Tensor& n, const T
       [&](int64_t t, int64_t b, int64_t j0, int64_t j1, const T* dh_b, T* out) {
         const T* z = prz + (t * B + b) * s_rz + H;
         for (int64_t j = j0; j < j1; ++j) out[j] += dh_b[j] * z[j];  // + dh' z
-      });
+      },
+      Nothing{}, nullptr, noise<T>(rdrop, zh));
 }
 
 void gru_forward(const Tensor& xp, const Tensor& w, const Tensor& b_n, const Tensor& hs,
-                 const std::optional<Tensor>& kept, const std::optional<Tensor>& mask) {
+                 const std::optional<Tensor>& kept, const std::optional<Tensor>& mask,
+                 const std::optional<Tensor>& rdrop, const std::optional<Tensor>& zh) {
   dispatch(xp, [&](auto zero) {
-    gru_forward_t<decltype(zero)>(xp, w, b_n, hs, kept, mask);
+    gru_forward_t<decltype(zero)>(xp, w, b_n, hs, kept, mask, rdrop, zh);
   });
 }
 
 void gru_backward(const Tensor& rz, const Tensor& hn, const Tensor& n, const Tensor& h_prev,
                   const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
-                  const std::optional<Tensor>& mask) {
+                  const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop,
+                  const std::optional<Tensor>& zh) {
   dispatch(h_prev, [&](auto zero) {
-    gru_backward_t<decltype(zero)>(rz, hn, n, h_prev, w, dz, dhseq, dh, mask);
+    gru_backward_t<decltype(zero)>(rz, hn, n, h_prev, w, dz, dhseq, dh, mask, rdrop, zh);
   });
 }
 
@@ -516,7 +639,7 @@ inline void variant_row(const T* __restrict zh, const T* __restrict zx, const T*
 template <int64_t V, int64_t K, typename T>
 void variant_forward_t(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
                        const Tensor& hs, const Tensor& cs, const Tensor& c0, const Tensor& kept,
-                       const std::optional<Tensor>& mask) {
+                       const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop) {
   const int64_t steps = xp.size(0), B = xp.size(1), H = hs.size(2), G = xp.size(2);
   const T *x = ptr<T>(xp), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
   T *h = mut<T>(hs), *c = mut<T>(cs), *kp = mut<T>(kept);
@@ -527,30 +650,35 @@ void variant_forward_t(const Tensor& xp, const Tensor& w, const std::optional<Te
                     T *cn = c + r * H, *hn = h + (r + B) * H;
                     variant_row<V, K>(z, x + r * G, p, c_prev, cn, hn, kp + r * K * H, H);
                     if (!on) std::copy(c_prev, c_prev + H, cn);  // carries c(t-1)
-                  });
+                  },
+                  noise<T>(rdrop, std::nullopt));
 }
 
 // the variant V with the last K of its gates kept
 template <int64_t V, typename T>
 void variant_forward_k(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
                        const Tensor& hs, const Tensor& cs, const Tensor& c0, const Tensor& kept,
-                       const std::optional<Tensor>& mask) {
+                       const std::optional<Tensor>& mask, const std::optional<Tensor>& rdrop) {
   switch (kept.size(2)) {
-    case 1: return variant_forward_t<V, 1, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    case 2: return variant_forward_t<V, 2, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    case 3: return variant_forward_t<V, 3, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    default: return variant_forward_t<V, 4, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    case 1: return variant_forward_t<V, 1, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
+    case 2: return variant_forward_t<V, 2, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
+    case 3: return variant_forward_t<V, 3, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
+    default: return variant_forward_t<V, 4, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
   }
 }
 
 void variant_forward(const Tensor& xp, const Tensor& w, const std::optional<Tensor>& peep,
                      int64_t variant, const Tensor& hs, const Tensor& cs, const Tensor& c0,
-                     const Tensor& kept, const std::optional<Tensor>& mask) {
+                     const Tensor& kept, const std::optional<Tensor>& mask,
+                     const std::optional<Tensor>& rdrop) {
   dispatch(xp, [&](auto zero) {
     using T = decltype(zero);
-    if (variant == kPeephole) variant_forward_k<kPeephole, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    else if (variant == kCIFG) variant_forward_k<kCIFG, T>(xp, w, peep, hs, cs, c0, kept, mask);
-    else variant_forward_k<kNoForget, T>(xp, w, peep, hs, cs, c0, kept, mask);
+    if (variant == kPeephole)
+      variant_forward_k<kPeephole, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
+    else if (variant == kCIFG)
+      variant_forward_k<kCIFG, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
+    else
+      variant_forward_k<kNoForget, T>(xp, w, peep, hs, cs, c0, kept, mask, rdrop);
   });
 }
 
@@ -619,7 +747,8 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
                         const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
                         const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
                         const Tensor& dc, const std::optional<Tensor>& dpeep,
-                        const std::optional<Tensor>& db, const std::optional<Tensor>& mask) {
+                        const std::optional<Tensor>& db, const std::optional<Tensor>& mask,
+                        const std::optional<Tensor>& rdrop) {
   const int64_t steps = cs.size(0), B = cs.size(1), H = cs.size(2), G = dz.size(2);
   const auto Fr = rows<T>(front), Bk = rows<T>(back);
   const T *c = ptr<T>(cs), *c_init = ptr<T>(c0), *p = peep ? ptr<T>(*peep) : nullptr;
@@ -635,7 +764,7 @@ void variant_backward_t(const Tensor& front, const Tensor& back,
                                                    dcp + b * H, d, H);
                      if (peeps.ptr()) peephole_grads(d, c_prev, c_t, peeps.row(), H);
                    },
-                   Nothing{}, Nothing{}, sums.ptr());
+                   Nothing{}, Nothing{}, sums.ptr(), noise<T>(rdrop, std::nullopt));
   peeps.finish(V == kPeephole ? dpeep : none);
   sums.finish(db);
 }
@@ -645,31 +774,33 @@ void variant_backward_v(const Tensor& front, bool activate, const Tensor& back,
                         const std::optional<Tensor>& peep, const Tensor& cs, const Tensor& c0,
                         const Tensor& w, const Tensor& dz, const Tensor& dhseq, const Tensor& dh,
                         const Tensor& dc, const std::optional<Tensor>& dpeep,
-                        const std::optional<Tensor>& db, const std::optional<Tensor>& mask) {
+                        const std::optional<Tensor>& db, const std::optional<Tensor>& mask,
+                        const std::optional<Tensor>& rdrop) {
   if (activate)
     variant_backward_t<V, true, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep, db,
-                                   mask);
+                                   mask, rdrop);
   else
     variant_backward_t<V, false, T>(front, back, peep, cs, c0, w, dz, dhseq, dh, dc, dpeep, db,
-                                    mask);
+                                    mask, rdrop);
 }
 
 void variant_backward(const Tensor& front, bool activate, const Tensor& back,
                       const std::optional<Tensor>& peep, int64_t variant, const Tensor& cs,
                       const Tensor& c0, const Tensor& w, const Tensor& dz, const Tensor& dhseq,
                       const Tensor& dh, const Tensor& dc, const std::optional<Tensor>& dpeep,
-                      const std::optional<Tensor>& db, const std::optional<Tensor>& mask) {
+                      const std::optional<Tensor>& db, const std::optional<Tensor>& mask,
+                      const std::optional<Tensor>& rdrop) {
   dispatch(dz, [&](auto zero) {
     using T = decltype(zero);
     if (variant == kPeephole)
       variant_backward_v<kPeephole, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
-                                       dc, dpeep, db, mask);
+                                       dc, dpeep, db, mask, rdrop);
     else if (variant == kCIFG)
       variant_backward_v<kCIFG, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh, dc,
-                                   dpeep, db, mask);
+                                   dpeep, db, mask, rdrop);
     else
       variant_backward_v<kNoForget, T>(front, activate, back, peep, cs, c0, w, dz, dhseq, dh,
-                                       dc, dpeep, db, mask);
+                                       dc, dpeep, db, mask, rdrop);
   });
 }
 
@@ -1428,24 +1559,29 @@ void lngru_backward(const Tensor& xp, const Tensor& s, const Tensor& zs, const T
 }  // namespace
 
 TORCH_LIBRARY(rnnkit_loops, m) {
-  m.def("elman_forward(Tensor xp, Tensor w, Tensor(a!) hs, int f, Tensor? mask) -> ()",
+  m.def("elman_forward(Tensor xp, Tensor w, Tensor(a!) hs, int f, Tensor? mask, "
+        "Tensor? rdrop=None) -> ()",
         &elman_forward);
   m.def("elman_backward(Tensor hs, Tensor w, int f, Tensor(a!) dz, Tensor dhseq, "
-        "Tensor(b!) dh, Tensor? mask) -> ()", &elman_backward);
+        "Tensor(b!) dh, Tensor? mask, Tensor? rdrop=None) -> ()", &elman_backward);
   m.def("lstm_forward(Tensor xp, Tensor w, Tensor(a!) hs, Tensor(b!) cs, Tensor c0, "
-        "Tensor(c!) kept, Tensor? mask) -> ()", &lstm_forward);
+        "Tensor(c!) kept, Tensor? mask, Tensor? rdrop=None, Tensor? zone_h=None, "
+        "Tensor? zone_c=None) -> ()", &lstm_forward);
   m.def("lstm_backward(Tensor a_if, bool activate, Tensor a_go, Tensor cs, Tensor c0, Tensor w, "
         "Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, Tensor(c!) dc, Tensor(d!)? db, "
-        "Tensor? mask) -> ()", &lstm_backward);
+        "Tensor? mask, Tensor? rdrop=None, Tensor? zone_h=None, Tensor? zone_c=None) -> ()",
+        &lstm_backward);
   m.def("gru_forward(Tensor xp, Tensor w, Tensor b_n, Tensor(a!) hs, Tensor(b!)? kept, "
-        "Tensor? mask) -> ()", &gru_forward);
+        "Tensor? mask, Tensor? rdrop=None, Tensor? zone_h=None) -> ()", &gru_forward);
   m.def("gru_backward(Tensor rz, Tensor hn, Tensor n, Tensor h_prev, Tensor w, Tensor(a!) dz, "
-        "Tensor dhseq, Tensor(b!) dh, Tensor? mask) -> ()", &gru_backward);
+        "Tensor dhseq, Tensor(b!) dh, Tensor? mask, Tensor? rdrop=None, Tensor? zone_h=None) "
+        "-> ()", &gru_backward);
   m.def("variant_forward(Tensor xp, Tensor w, Tensor? peep, int variant, Tensor(a!) hs, "
-        "Tensor(b!) cs, Tensor c0, Tensor(c!) kept, Tensor? mask) -> ()", &variant_forward);
+        "Tensor(b!) cs, Tensor c0, Tensor(c!) kept, Tensor? mask, Tensor? rdrop=None) -> ()",
+        &variant_forward);
   m.def("variant_backward(Tensor front, bool activate, Tensor back, Tensor? peep, int variant, "
         "Tensor cs, Tensor c0, Tensor w, Tensor(a!) dz, Tensor dhseq, Tensor(b!) dh, "
-        "Tensor(c!) dc, Tensor(d!)? dpeep, Tensor(e!)? db, Tensor? mask) -> ()",
+        "Tensor(c!) dc, Tensor(d!)? dpeep, Tensor(e!)? db, Tensor? mask, Tensor? rdrop=None) -> ()",
         &variant_backward);
   m.def("reset_forward(Tensor xp, Tensor w_a, Tensor? w_zt, Tensor w_n, int o_r, int o_z, "
         "int o_n, int z_from, bool overwrite, int keep, Tensor(a!) hs, Tensor(b!)? kept, "
@@ -1460,6 +1596,7 @@ TORCH_LIBRARY(rnnkit_loops, m) {
         "Tensor(b!) dc_all, Tensor(c!) dx3_per_dc, Tensor dhseq, Tensor(d!) dh, Tensor(e!) dc, "
         "Tensor? mask) -> ()", &nas_backward);
   m.def("weight_grad(Tensor d, Tensor u) -> Tensor", &weight_grad);
+  m.def("bernoulli_fill(Tensor(a!) out, float p, int seed) -> ()", &bernoulli_fill);
   m.def("minimal_forward(Tensor xp, Tensor h0, int kind, Tensor(a!) out, Tensor? mask) -> ()",
         &minimal_forward);
   m.def("minimal_backward(Tensor xp, Tensor h0, int kind, Tensor out, Tensor dout, "

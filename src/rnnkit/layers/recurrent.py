@@ -17,7 +17,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells import Cell, cell_class, make_cell
 from ..engine import compiled, run_sequence
-from ..engine.run import check_backend
+from ..engine.regularisers import Noise, draw
+from ..engine.run import bptt_lacks, check_backend
 from ..engine.tracing import compiling, exporting
 from ..errors import UserError
 from . import init as initializers
@@ -43,9 +44,18 @@ class Recurrent(nn.Module):
     - ``backend``: "auto", "native" (torch's fused kernels), "bptt" (hand-derived backward),
       "autograd" (the reference) or "scan" (parallel scan, for cells whose gates skip h(t-1)).
       "native" refuses options torch's kernels lack; "auto" then picks an own engine.
-    - ``recurrent_dropout``: variational dropout on the state where it enters W_hh: the same
-      units are dropped at every step of a call, with one mask per layer and direction shared by
-      the batch (it scales W_hh's columns, so torch's kernels run it too).
+    - ``recurrent_dropout``: dropout per sequence on h(t-1) where it enters W_hh (Gal &
+      Ghahramani 2016): z = W_ih x + W_hh (m * h(t-1)) + b, with m (B, H) drawn once a call per
+      layer and direction, so each sequence drops its own units, the same at every step. The
+      bptt loops run it (auto takes them; torch's kernels cannot).
+    - ``weight_drop``: DropConnect on W_hh's columns (AWD-LSTM's weight drop): one mask per
+      call, layer and direction, shared by the batch; it scales W_hh, so torch's kernels run it.
+      (Until issue 16 this was what ``recurrent_dropout`` meant.)
+    - ``zoneout``: per step and unit, a state keeps its old value with probability p (Krueger
+      et al. 2016): h(t) = h~ + d (h(t-1) - h~), and c(t) likewise with its own d for the LSTM
+      family (whose h~ = o tanh(c~) reads the un-zoned c~); in eval the expectation,
+      h(t) = p h(t-1) + (1 - p) h~. A float, or (p_h, p_c). The compiled bptt loops run it for
+      the LSTM and GRU; other cells run the autograd loop.
     - ``fusion``: how a bidirectional layer joins its directions: "concat" (torch's), "sum", or
       "linear" (W_f h_f + W_b h_b + b, deck 002; starts as the mean of the two).
     - ``tbptt``: truncated BPTT, the state is detached every ``tbptt`` steps (the forward is
@@ -98,6 +108,8 @@ class Recurrent(nn.Module):
         *,
         backend: str = "auto",
         recurrent_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
         fusion: str = "concat",
         tbptt: int = 0,
         stateful: bool = False,
@@ -112,14 +124,17 @@ class Recurrent(nn.Module):
             raise UserError(f"recompute=False (keep the gates for the backward) is not "
                             f"implemented for cell {cell!r}, whose bptt backward has one way "
                             "to save them: use recompute=None (the default) or True")
-        _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
-                       fusion, bidirectional)
+        _check_options(input_size, hidden_size, num_layers, dropout, tbptt, fusion,
+                       bidirectional)
+        zoneout = _check_regularisers(cell, backend, recurrent_dropout, weight_drop, zoneout)
         _check_projection(cell, hidden_size, proj_size, backend)
         self.mode = cell  # the cell's name (torch.nn.RNNBase keeps its kernel's name here)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
-        self.backend, self.recurrent_dropout, self.fusion = backend, recurrent_dropout, fusion
+        self.backend, self.fusion = backend, fusion
+        self.recurrent_dropout, self.weight_drop = float(recurrent_dropout), float(weight_drop)
+        self.zoneout = zoneout  # (p_h, p_c) for a cell with c, (p_h,) else
         self.tbptt, self.stateful = tbptt, stateful
         self.init_scheme, self.forget_bias, self.chrono_tmax = init, forget_bias, chrono_tmax
         self.recompute = recompute
@@ -136,10 +151,12 @@ class Recurrent(nn.Module):
         self._keeping_cells: list[Cell] = []  # the same cells with recompute=False
         for k in range(num_layers):
             layer_cell = make_cell(cell, input_size if k == 0 else out_width, hidden_size, bias)
-            if recurrent_dropout and "weight_hh" not in layer_cell.parameter_shapes():
-                raise UserError(f"recurrent_dropout drops units of h(t-1) where they enter W_hh, "
-                                f"but cell {cell!r} has no W_hh (its gates do not read h(t-1)): "
-                                "use recurrent_dropout=0, or dropout= between layers")
+            for name, rate in [("recurrent_dropout", recurrent_dropout),
+                               ("weight_drop", weight_drop)]:
+                if rate and "weight_hh" not in layer_cell.parameter_shapes():
+                    raise UserError(f"{name} drops units of h(t-1) where they enter W_hh, but "
+                                    f"cell {cell!r} has no W_hh (its gates do not read h(t-1)): "
+                                    f"use {name}=0, or dropout= between layers, or zoneout=")
             self.cells.append(layer_cell)
             self._keeping_cells.append(dataclasses.replace(layer_cell, recompute=False)
                                        if layer_cell.can_keep else layer_cell)
@@ -212,13 +229,21 @@ class Recurrent(nn.Module):
             s += f", num_layers={self.num_layers}"
         for key, default in [("bias", True), ("batch_first", False), ("dropout", 0.0),
                              ("bidirectional", False), ("proj_size", 0), ("backend", "auto"),
-                             ("recurrent_dropout", 0.0), ("fusion", "concat"), ("tbptt", 0),
+                             ("recurrent_dropout", 0.0), ("weight_drop", 0.0),
+                             ("zoneout", (0.0,) * self.num_states), ("fusion", "concat"),
+                             ("tbptt", 0),
                              ("stateful", False), ("init_scheme", "default"),
                              ("forget_bias", None), ("recompute", None)]:
             value = getattr(self, key)
             if value != default:
                 s += f", {key.removesuffix('_scheme')}={value!r}"
         return s
+
+    def __setstate__(self, state: dict) -> None:
+        if "zoneout" not in state:  # pickled before issue 16: recurrent_dropout was weight drop
+            state = {**state, "weight_drop": state.get("recurrent_dropout", 0.0),
+                     "recurrent_dropout": 0.0, "zoneout": (0.0,) * state["cells"][0].num_states}
+        super().__setstate__(state)
 
     # ---- state ----------------------------------------------------------------------------
     def reset_state(self) -> None:
@@ -284,9 +309,10 @@ class Recurrent(nn.Module):
         if lengths is not None:
             mask = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
         backend = self.resolve_backend(x, lengths)
-        params = [self._recurrent_dropped(self.layer_params(k, d))  # one mask per call
+        params = [self._weight_dropped(self.layer_params(k, d))  # one mask per call
                   for k in range(self.num_layers) for d in range(self.num_directions)]
-        out, final = self._run_chunks(x, states, params, mask, lengths, backend)
+        noises = [self._noise(x) for _ in params]  # masks per layer and direction, per call
+        out, final = self._run_chunks(x, states, params, mask, lengths, backend, noises)
 
         h_n = tuple(torch.stack(s) for s in zip(*final))
         if self.stateful:
@@ -344,6 +370,9 @@ class Recurrent(nn.Module):
             if recorded or self.proj_size:  # (projections: torch's kernel or the step math)
                 return "autograd" if obstacles else "native"
             if obstacles:
+                if self._regularised():  # the bptt loops where they run them, else autograd
+                    lacks = bptt_lacks(self.cells[0], *self._regularised(), x)
+                    return "autograd" if lacks else "bptt"
                 return "scan" if self.cells[0].parallel else "bptt"
             return "bptt" if self._bptt_beats_native(x) else "native"
         if self.backend == "native" and obstacles:
@@ -377,35 +406,55 @@ class Recurrent(nn.Module):
             reasons.append(f"torch joins directions by concat only, not fusion={self.fusion!r}")
         if self.tbptt and lengths is not None:
             reasons.append("tbptt together with lengths needs the rnnkit engines")
+        if self.recurrent_dropout and self.training:
+            reasons.append("torch's kernels have no recurrent dropout per sequence "
+                           "(weight_drop= they run)")
+        if any(self.zoneout):
+            reasons.append("torch's kernels have no zoneout")
         return reasons
 
-    def _recurrent_dropped(self, p: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Variational recurrent dropout: W_hh with the columns of dropped units zeroed (and the
-        kept ones scaled by 1/(1-p)), so the same units of h(t-1) are dropped at every step."""
-        if not (self.training and self.recurrent_dropout > 0):
+    def _regularised(self) -> tuple[bool, bool] | None:
+        """(recurrent dropout, zoneout) where a call applies either, else None."""
+        rd, zo = bool(self.training and self.recurrent_dropout), any(self.zoneout)
+        return (rd, zo) if rd or zo else None
+
+    def _noise(self, x: Tensor) -> Noise | None:
+        """Fresh masks of recurrent dropout and zoneout for one layer and direction."""
+        if not self._regularised():
+            return None
+        widths = (self.h_size, self.hidden_size)[: self.num_states]  # h (proj_size), c
+        return draw(x.shape[0], x.shape[1], widths, x.detach(), self.recurrent_dropout,
+                    self.zoneout, self.training)
+
+    def _weight_dropped(self, p: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weight drop: W_hh with the columns of dropped units zeroed (and the kept ones
+        scaled by 1/(1-p)), so the same units of h(t-1) are dropped at every step, for the
+        whole batch."""
+        if not (self.training and self.weight_drop > 0):
             return p
         w = p["weight_hh"]
-        keep = torch.bernoulli(w.new_full((w.shape[1],), 1 - self.recurrent_dropout))
-        return {**p, "weight_hh": w * (keep / (1 - self.recurrent_dropout))}
+        keep = torch.bernoulli(w.new_full((w.shape[1],), 1 - self.weight_drop))
+        return {**p, "weight_hh": w * (keep / (1 - self.weight_drop))}
 
-    def _run_chunks(self, x, states, params, mask, lengths, backend):
+    def _run_chunks(self, x, states, params, mask, lengths, backend, noises):
         """Truncated BPTT: run ``tbptt`` steps at a time, detaching the state between chunks
         (the final state keeps the last chunk's graph, so a loss on it still trains)."""
         k = self.tbptt
         if not k or k >= x.shape[0]:
-            return self._run_stack(x, states, params, mask, lengths, backend)
+            return self._run_stack(x, states, params, mask, lengths, backend, noises)
         outs = []
         for start in range(0, x.shape[0], k):
             if start:
                 states = [tuple(s.detach() for s in st) for st in states]
             chunk_mask = None if mask is None else mask[start:start + k]
             chunk_len = None if lengths is None else (lengths - start).clamp(0, k)
+            chunk_noises = [n if n is None else n.steps(start, start + k) for n in noises]
             out, states = self._run_stack(x[start:start + k], states, params, chunk_mask,
-                                          chunk_len, backend)
+                                          chunk_len, backend, chunk_noises)
             outs.append(out)
         return torch.cat(outs), states
 
-    def _run_stack(self, x, states, params, mask, lengths, backend):
+    def _run_stack(self, x, states, params, mask, lengths, backend, noises):
         if backend == "native":
             return run_native(self, x, states, params, lengths)
         D, final = self.num_directions, []
@@ -414,7 +463,8 @@ class Recurrent(nn.Module):
             outs = []
             for d in range(D):
                 out, st = self._run_direction(cell, x, states[k * D + d], params[k * D + d],
-                                              mask, lengths, backend, reverse=d == 1)
+                                              mask, lengths, backend, noises[k * D + d],
+                                              reverse=d == 1)
                 outs.append(out)
                 final.append(st)
             x = self._fuse(k, outs)
@@ -424,13 +474,14 @@ class Recurrent(nn.Module):
                 x = F.dropout(x, self.dropout, training=True)
         return x, final
 
-    def _run_direction(self, cell, x, state, p, mask, lengths, backend, reverse):
+    def _run_direction(self, cell, x, state, p, mask, lengths, backend, noise, reverse):
         if self.proj_size:  # the autograd engine, over the step with h projected
             cell = _Projected(cell)
         if not reverse:
-            return run_sequence(cell, x, state, p, backend, mask)
+            return run_sequence(cell, x, state, p, backend, mask, noise)
         idx = _reverse_index(x.shape[0], x.shape[1], lengths, x.device).unsqueeze(-1)
-        out, st = run_sequence(cell, x.gather(0, idx.expand_as(x)), state, p, backend, mask)
+        out, st = run_sequence(cell, x.gather(0, idx.expand_as(x)), state, p, backend, mask,
+                               noise)
         return out.gather(0, idx.expand_as(out)), st
 
     def _fuse(self, k: int, outs: list[Tensor]) -> Tensor:
@@ -493,16 +544,37 @@ def _check_projection(cell: str, hidden_size: int, proj_size, backend: str) -> N
                          "backend='auto' or 'autograd' (or 'native')")
 
 
-def _check_options(input_size, hidden_size, num_layers, dropout, recurrent_dropout, tbptt,
-                   fusion, bidirectional) -> None:
+def _check_regularisers(cell: str, backend: str, recurrent_dropout: float, weight_drop: float,
+                        zoneout) -> tuple[float, ...]:
+    """Check the rates (and that a backend named runs them); zoneout as one rate per state."""
+    for name, v in [("recurrent_dropout", recurrent_dropout), ("weight_drop", weight_drop)]:
+        if not 0 <= v < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+    n = cell_class(cell).num_states
+    rates = tuple(zoneout) if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
+    if len(rates) != n or not all(isinstance(r, (int, float)) and 0 <= r < 1 for r in rates):
+        form = "a float or (p_h, p_c)" if n == 2 else "a float"
+        raise ValueError(f"zoneout must be {form}, each in [0, 1), got {zoneout!r}")
+    rd, zo = bool(recurrent_dropout), any(rates)
+    if backend == "scan" and zo:
+        raise UserError("backend 'scan' runs no zoneout (its steps are not sequential): use "
+                        "backend='auto' or 'autograd'")
+    if backend == "bptt" and (rd or zo):
+        lacks = bptt_lacks(cell_class(cell), rd, zo)
+        if lacks:
+            raise UserError(f"{lacks}: use backend='auto' (it runs the autograd loop for this "
+                            "cell) or 'autograd'")
+    return tuple(float(r) for r in rates)
+
+
+def _check_options(input_size, hidden_size, num_layers, dropout, tbptt, fusion,
+                   bidirectional) -> None:
     for name, v in [("input_size", input_size), ("hidden_size", hidden_size),
                     ("num_layers", num_layers)]:
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if not 0 <= dropout <= 1:
         raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
-    if not 0 <= recurrent_dropout < 1:
-        raise ValueError(f"recurrent_dropout must be in [0, 1), got {recurrent_dropout!r}")
     if not isinstance(tbptt, int) or tbptt < 0:
         raise ValueError(f"tbptt must be a number of steps >= 0 (0: off), got {tbptt!r}")
     if tbptt and bidirectional:

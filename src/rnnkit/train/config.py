@@ -17,6 +17,21 @@ RESUMABLE_OVERRIDES = ("steps", "epochs", "max_time", "device", "threads", "prog
                        "config", "json")
 
 
+# the recurrent regularisers a task may take (``rnnkit.Recurrent``'s options), all off
+REGULARISERS = {"recurrent_dropout": 0.0, "weight_drop": 0.0, "zoneout": 0.0}
+
+
+def regularisers(settings: dict[str, Any]) -> dict[str, float]:
+    """The regularisers a run's settings turn on, as ``Recurrent``'s keywords: those at 0 (and
+    those of a run from before them) are left out, so a model's config stays as it was.
+
+    Example:
+        >>> regularisers({"recurrent_dropout": 0.25, "weight_drop": 0.0})
+        {'recurrent_dropout': 0.25}
+    """
+    return {k: float(settings[k]) for k in REGULARISERS if settings.get(k)}
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a JSON file (an object of flag names to values)."""
     path = Path(path)

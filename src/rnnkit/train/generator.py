@@ -38,6 +38,7 @@ from ..generation import Codec, Generator, end_id
 from ..models.conditioned import ConditionedLM
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
+from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
@@ -57,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "tokenizer": "char", "vocab_size": None, "max_length": 400, "max_pieces": None,
     # model
     "cell": "lstm", "embed": 64, "hidden": 256, "layers": 1, "dropout": 0.1,
-    "every_step": True, "backend": "auto",
+    "every_step": True, "backend": "auto", **REGULARISERS,
     # batches
     "batch_size": 64,
     # training (rnnkit.train.trainer.TrainSettings)
@@ -276,7 +277,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     model = ConditionedLM(tokenizer.vocab_size, num_labels=len(data.classes), cell=s["cell"],
                           embed=s["embed"], hidden=s["hidden"], layers=s["layers"],
                           dropout=s["dropout"], every_step=s["every_step"],
-                          backend=s["backend"])
+                          backend=s["backend"], **regularisers(s))
     own_dropout(dist, s["seed"])
     encoded = {split: Encoded.from_rows(getattr(data, split), tokenizer, data.classes,
                                         s["max_length"]) for split in ("train", "val", "test")}

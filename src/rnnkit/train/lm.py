@@ -38,6 +38,7 @@ from ..models.language_model import LanguageModel, detach_state
 from ..models.ngram import CharNGram
 from ..models.scoring import total_nats
 from . import distributed as D
+from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .sizing import fill_sizes
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     # model
     "cell": "lstm", "embed": None, "hidden": None, "layers": 1, "dropout": None,
     "tie_weights": False, "backend": "auto", "embeddings": None, "freeze_embeddings": False,
-    "embed_dropout": 0.0,
+    "embed_dropout": 0.0, **REGULARISERS,
     # batches
     "batch_size": 32, "seq_len": 128, "stateless": False,
     # training (rnnkit.train.trainer.TrainSettings)
@@ -205,7 +206,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
                           tie_weights=s["tie_weights"], backend=s["backend"],
-                          embed_dropout=s["embed_dropout"])
+                          embed_dropout=s["embed_dropout"], **regularisers(s))
     coverage = use_pretrained(model, tokenizer, vectors, s)
     own_dropout(dist, s["seed"])
     task = LMTask(tokenizer, train, val, test, s, dist, device)
