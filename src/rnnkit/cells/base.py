@@ -24,8 +24,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from ..engine.tracing import tracing
+from ..tracing import tracing
+from . import kernels
 from .matmul import linear, pack, project, weight_grad
 
 State = tuple[Tensor, ...]
@@ -160,7 +160,7 @@ class Cell:
         """Blocks of W_hh as the bptt loops take them: as they are where this cell's compiled
         loops run (``"compiled"`` is then set); else packed for oneDNN's product, each with its
         transpose for the backward ("w_n" -> "wT_n", "w" -> "wT")."""
-        if self.compiled_loop and compiled.usable(*blocks.values()):
+        if self.compiled_loop and kernels.usable(*blocks.values()):
             return {**{k: w.contiguous() for k, w in blocks.items()}, "compiled": True}
         return {**{k: pack(w) for k, w in blocks.items()},
                 **{"wT" + k[1:]: pack(w.t().contiguous()) for k, w in blocks.items()}}

@@ -13,8 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from . import scratch
+from . import kernels, scratch
 from .activations import tanh
 from .base import RECURRENT_MASK, Cell, Params, State
 from .matmul import linear
@@ -87,7 +86,7 @@ class ElmanTanh(Cell):
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
-        compiled.ops().elman_forward(xp, q["w"], hs, self.compiled_activation, mask,
+        kernels.ops().elman_forward(xp, q["w"], hs, self.compiled_activation, mask,
                                      q.get(RECURRENT_MASK))
         return (hs[-1],)
 
@@ -96,7 +95,7 @@ class ElmanTanh(Cell):
                           mask: Tensor | None) -> tuple[Tensor, State]:
         dz = scratch.empty(h_prev.shape, h_prev)
         (dh,) = dstate
-        compiled.ops().elman_backward(q["h"], q["w"], self.compiled_activation, dz,
+        kernels.ops().elman_backward(q["h"], q["w"], self.compiled_activation, dz,
                                       dhseq, dh, mask, q.get(RECURRENT_MASK))
         return dz, (dh,)
 

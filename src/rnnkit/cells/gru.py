@@ -27,8 +27,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from . import scratch
+from . import kernels, scratch
 from .activations import tanh_
 from .base import RECURRENT_MASK, Cell, Params, State
 from .matmul import linear
@@ -146,7 +145,7 @@ class GRU(Cell):
     # the same two loops compiled (engine/loops.cpp), where they can run
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
-        compiled.ops().gru_forward(xp, q["w"], q["b_n"].contiguous(), hs,
+        kernels.ops().gru_forward(xp, q["w"], q["b_n"].contiguous(), hs,
                                    saved[0] if saved else None, mask, q.get(RECURRENT_MASK),
                                    *q.get("zone", ()))
         return (hs[-1],)
@@ -157,7 +156,7 @@ class GRU(Cell):
         T, B, H = h_prev.shape
         d = scratch.empty((T, B, 4 * H), h_prev)  # laid out as backward_prepare's
         (dh,) = dstate
-        compiled.ops().gru_backward(*self._gates(saved, xp, h_prev, q), h_prev, q["w"], d,
+        kernels.ops().gru_backward(*self._gates(saved, xp, h_prev, q), h_prev, q["w"], d,
                                     dhseq, dh, mask, q.get(RECURRENT_MASK), *q.get("zone", ()))
         return d, (dh,)
 
@@ -187,7 +186,7 @@ class ResetFirstLoops:
 
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
-        compiled.ops().reset_forward(xp, *self.loop_weights(q), *self.loop_layout,
+        kernels.ops().reset_forward(xp, *self.loop_weights(q), *self.loop_layout,
                                      self.overwrites, self.keep_bits, hs,
                                      saved[0] if saved else None, mask)
         return (hs[-1],)
@@ -200,7 +199,7 @@ class ResetFirstLoops:
         d = scratch.empty((T, B, 3 * H), h_prev)  # the gates' blocks, in xp's order
         dr, dz, dn = (d[..., o * H : (o + 1) * H] for o in self.loop_layout[:3])
         (dh,) = dstate
-        compiled.ops().reset_backward(r, z, n, h_prev, self.overwrites, q.get("th"), dn, dr, dz,
+        kernels.ops().reset_backward(r, z, n, h_prev, self.overwrites, q.get("th"), dn, dr, dz,
                                       *self.loop_weights(q), dhseq, dh, mask)
         return d, (dh,)
 

@@ -57,8 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..engine import compiled
-from . import scratch
+from . import kernels, scratch
 from .activations import tanh_
 from .base import Cell, Params, State
 from .matmul import linear, project
@@ -326,7 +325,7 @@ class LSTMLayerNorm(_LayerNormCell):
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, s = saved[:2]
         self._keep_xp(xp, saved)
-        compiled.ops().lnlstm_forward(xp, q["w"], q["g_x"].contiguous(), self._biases(q),
+        kernels.ops().lnlstm_forward(xp, q["w"], q["g_x"].contiguous(), self._biases(q),
                                       q["g_h"].contiguous(), q["g_c"].contiguous(),
                                       q["b_c"].contiguous(), hs, c, s, state[1], mask)
         return hs[-1], c[-1]
@@ -340,7 +339,7 @@ class LSTMLayerNorm(_LayerNormCell):
         d = scratch.empty((T, B, 4 * H), c)  # d(W_hh h)
         q["dxp"] = scratch.empty((T, B, 4 * H), c)  # d(W_ih x)
         dh, dc = dstate
-        compiled.ops().lnlstm_backward(xp, s, c, state0[1], q["g_x"].contiguous(),
+        kernels.ops().lnlstm_backward(xp, s, c, state0[1], q["g_x"].contiguous(),
                                        self._biases(q), q["g_h"].contiguous(),
                                        q["g_c"].contiguous(), q["b_c"].contiguous(), q["w"], d,
                                        q["dxp"], dhseq, dh, dc, self._sums(q, 18 * H, c), mask)
@@ -454,7 +453,7 @@ class GRULayerNorm(_LayerNormCell):
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         self._keep_xp(xp, saved)
-        compiled.ops().lngru_forward(xp, q["w"], q["g_x"].contiguous(), self._biases(q),
+        kernels.ops().lngru_forward(xp, q["w"], q["g_x"].contiguous(), self._biases(q),
                                      q["g_h"].contiguous(), q["b_n"].contiguous(), hs,
                                      saved[0], mask)
         return (hs[-1],)
@@ -467,7 +466,7 @@ class GRULayerNorm(_LayerNormCell):
         q["dxp"] = scratch.empty((T, B, 3 * H), h_prev)  # d(W_ih x)
         z = scratch.empty((T, B, H), h_prev)  # the update gate of every step (the loop's)
         (dh,) = dstate
-        compiled.ops().lngru_backward(self._xp(xp, saved), saved[0], z, h_prev.contiguous(),
+        kernels.ops().lngru_backward(self._xp(xp, saved), saved[0], z, h_prev.contiguous(),
                                       q["g_x"].contiguous(), self._biases(q),
                                       q["g_h"].contiguous(), q["b_n"].contiguous(), q["w"], d,
                                       q["dxp"], dhseq, dh, self._sums(q, 12 * H, h_prev), mask)

@@ -21,8 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from . import scratch
+from . import kernels, scratch
 from .activations import tanh
 from .base import RECURRENT_MASK, Cell, Params, State
 from .matmul import linear
@@ -173,7 +172,7 @@ class LSTM(Cell):
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
-        compiled.ops().lstm_forward(xp, q["w"], hs, c, state[1], kept, mask,
+        kernels.ops().lstm_forward(xp, q["w"], hs, c, state[1], kept, mask,
                                     q.get(RECURRENT_MASK), *q.get("zone", ()))
         return hs[-1], c[-1]
 
@@ -192,7 +191,7 @@ class LSTM(Cell):
                        dz: Tensor, dhseq: Tensor, dstate: State, mask: Tensor | None) -> None:
         """The compiled backward loop of this cell (a variant calls its own): the front gates,
         the kept last ones, c; fills dz and q["db"], turns dstate into the first state's."""
-        compiled.ops().lstm_backward(front, self.recompute, back, c, c0, q["w"], dz, dhseq,
+        kernels.ops().lstm_backward(front, self.recompute, back, c, c0, q["w"], dz, dhseq,
                                      *dstate, q["db"], mask, q.get(RECURRENT_MASK),
                                      *q.get("zone", ()))
 

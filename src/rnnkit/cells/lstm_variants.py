@@ -42,8 +42,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from . import scratch
+from . import kernels, scratch
 from .activations import tanh
 from .base import RECURRENT_MASK, Params, State
 from .lstm import LSTM
@@ -126,13 +125,13 @@ class _BufferedVariant(LSTM):
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
-        compiled.ops().variant_forward(xp, q["w"], q.get("peep"), self.compiled_variant, hs, c,
+        kernels.ops().variant_forward(xp, q["w"], q.get("peep"), self.compiled_variant, hs, c,
                                        state[1], kept, mask, q.get(RECURRENT_MASK))
         return hs[-1], c[-1]
 
     def _backward_loop(self, front: Tensor, back: Tensor, c: Tensor, c0: Tensor, q: Params,
                        dz: Tensor, dhseq: Tensor, dstate: State, mask: Tensor | None) -> None:
-        compiled.ops().variant_backward(front, self.recompute, back, q.get("peep"),
+        kernels.ops().variant_backward(front, self.recompute, back, q.get("peep"),
                                         self.compiled_variant, c, c0, q["w"], dz, dhseq, *dstate,
                                         q.get("dpeep"), q["db"], mask, q.get(RECURRENT_MASK))
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from ..engine.tracing import tracing
+from ..tracing import tracing
+from . import kernels
 
 
 def _probe() -> bool:
@@ -64,7 +64,7 @@ def weight_grad(d: Tensor, u: Tensor) -> Tensor:
     they save; measured at N = 3200-64000, G = 512-4096, K = 64-1024 on the 2-core AVX-512
     EPYC). oneDNN's matmul reads d transposed too, and is 5-14 % faster than BLAS there: it
     runs where the compiled loops are loaded (``loops.cpp``'s weight_grad) and both are dense."""
-    ops = compiled.loaded()
+    ops = kernels.loaded()
     if ops is not None and _onednn(d, u) and d.is_contiguous() and u.is_contiguous():
         return ops.weight_grad(d, u)
     return d.t() @ u

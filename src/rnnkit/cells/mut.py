@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..engine.tracing import tracing
+from ..tracing import tracing
 from . import scratch
 from .activations import tanh, tanh_, tanh_autograd
 from .base import Cell, Params, State

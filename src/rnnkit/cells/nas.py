@@ -35,8 +35,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..engine import compiled
-from . import scratch
+from . import kernels, scratch
 from .activations import tanh_
 from .base import Cell, Params, State
 from .matmul import linear
@@ -180,7 +179,7 @@ class NAS(Cell):
     def forward_compiled(self, xp: Tensor, state: State, q: Params, hs: Tensor,
                          saved: list[Tensor], mask: Tensor | None) -> State:
         c, kept = saved
-        compiled.ops().nas_forward(xp, q["w"], hs, c, state[1], kept, mask)
+        kernels.ops().nas_forward(xp, q["w"], hs, c, state[1], kept, mask)
         return hs[-1], c[-1]
 
     def backward_compiled(self, saved: list[Tensor], xp: Tensor | None, h_prev: Tensor,
@@ -194,7 +193,7 @@ class NAS(Cell):
         q["dc"], q["dx3"] = scratch.empty((T, B, H), c), scratch.empty((T, B, H), c)
         q["dxp"] = scratch.empty((T, B, 8 * H), c)
         dh, dc = dstate
-        compiled.ops().nas_backward(z, x3.view(T, B, H), c, state0[1], q["w"], dz, q["dc"],
+        kernels.ops().nas_backward(z, x3.view(T, B, H), c, state0[1], q["w"], dz, q["dc"],
                                     q["dx3"], dhseq, dh, dc, mask)
         return dz, (dh, dc)
 

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import torch
 
+from ..cells import kernels
+from ..cells.kernels import usable
+
 SOURCE = Path(__file__).with_name("loops.cpp")
 # -ffast-math and omp simd let the compiler vectorise exp and tanh (glibc's vector math,
 # libmvec: a few ulp)
@@ -85,14 +88,6 @@ def loaded() -> object:
     return torch.ops.rnnkit_loops
 
 
-def usable(*tensors: torch.Tensor) -> object:
-    """The ops, if they can run on these tensors (CPU, float32 or float64), else None."""
-    if any(t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64)
-           for t in tensors):
-        return None
-    return ops()
-
-
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Run the Python loops inside this block (tests compare the two)."""
@@ -101,3 +96,8 @@ def disabled() -> Iterator[None]:
         yield
     finally:
         _state["off"] = old
+
+
+# the cells call their compiled loops through cells/kernels.py: tell it where they come from
+kernels.provide(ops, loaded)
+__all__ = ["disabled", "loaded", "ops", "usable"]
