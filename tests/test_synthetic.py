@@ -2,6 +2,7 @@
 adder that stays exact on 1,000-bit inputs, resume, errors, summary.json."""
 
 import json
+import math
 import random
 import signal
 
@@ -241,6 +242,12 @@ def test_cli_report_without_json(tmp_path, capsys):
     (["--dataset", "parity", "--val-size", "0"], "--val-size must be a whole number of at"),
     (["--dataset", "parity", "--feedforward-steps", "-1"], "--feedforward-steps must be"),
     (["--dataset", "parity", "--lr", "-1"], "--lr must be a positive number"),
+    (["--dataset", "adding", "--cell", "rnn_tanh", "--init", "chrono"],
+     "--init chrono sets the bias of a forget/keep gate, and cell 'rnn_tanh' has none"),
+    (["--dataset", "adding", "--cell", "nas", "--forget-bias", "1"],
+     "--forget-bias sets the bias of a forget/keep gate"),
+    (["--dataset", "adding", "--chrono-tmax", "1"], "--chrono-tmax is the longest memory span"),
+    (["--dataset", "adding", "--init", "identity"], "init='identity' (IRNN) is for single-gate"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, words):
     out = tmp_path / "never"
@@ -262,3 +269,72 @@ def test_api_errors_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="--length differs"):
         run_synthetic({"resume": run, "length": 8})
     assert run_synthetic({"resume": run, "steps": 4})["steps"] == 4  # a larger budget is fine
+
+
+# ---- initialisation by dataset and cell ------------------------------------------------------
+
+def _bias(model, gate):
+    """The total bias of one gate of layer 0 (b_ih + b_hh)."""
+    rnn = model.rnn
+    rows = slice(*(k * rnn.hidden_size for k in (rnn.cells[0].gate_names.index(gate),
+                                                 rnn.cells[0].gate_names.index(gate) + 1)))
+    total = rnn.bias_ih_l0 + getattr(rnn, "bias_hh_l0", 0)  # minGRU has no b_hh
+    return total[rows].detach()
+
+
+@pytest.mark.parametrize("dataset, cell, init, tmax", [
+    ("adding", "lstm", "chrono", 60), ("adding", "gru", "chrono", 60),
+    ("copy", "mingru", "chrono", 70), ("adding", "rnn_tanh", "default", None),
+    ("adding", "lstm_nofg", "default", None), ("parity", "lstm", "default", None)])
+def test_long_memory_tasks_start_gated_cells_with_chrono(tmp_path, dataset, cell, init, tmax):
+    from rnnkit.train.synthetic import DEFAULTS, build_model, fill_dataset_defaults
+
+    size = {"bits": 4} if dataset == "parity" else {"length": 60}
+    s = {**DEFAULTS, "dataset": dataset, "cell": cell, "hidden": 16, **size}
+    chosen = fill_dataset_defaults(s)
+    assert (s["init"], s["chrono_tmax"]) == (init, tmax) and "init" in chosen
+    model = build_model(s)
+    assert model.config.get("init", "default") == init
+    if init == "chrono":  # keep-gate biases log U(1, T_max - 1): memory spans up to T_max
+        gate, sign = next(g for g in model.rnn.cells[0].keep_gates
+                          if g[0] in model.rnn.cells[0].gate_names)
+        b = sign * _bias(model, gate)
+        assert b.min() >= 0 and b.max() <= math.log(tmax - 1) + 1e-6 and b.max() > 2.5
+        assert SyncedRNN(**model.config).config == model.config
+
+
+def test_init_flags_override_and_reach_the_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", "--dataset", "adding", "--length", "6", "--hidden", "8",
+                 "--init", "default", "--forget-bias", "1", "--steps", "1", "--val-size", "4",
+                 "--test-size", "4", "--no-progress", "--out", str(out), "--json"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["init"] == "default" and "init" not in config["chosen_for_dataset"]
+    assert config["model"]["forget_bias"] == 1.0 and "init" not in config["model"]
+    init = load_checkpoint(out / "checkpoints" / "init.safetensors")
+    f = init.model_state["rnn.bias_ih_l0"][8:16]  # lstm: i, f, g, o
+    assert torch.equal(f, torch.ones(8))
+
+
+def test_long_memory_tasks_default_to_steps_that_grow_with_t():
+    from rnnkit.train.runs import settings_for
+    from rnnkit.train.synthetic import DEFAULTS, default_steps, fill_dataset_defaults
+
+    assert default_steps("adding", 50) < default_steps("adding", 200) < default_steps("adding", 500)
+    s = settings_for({"dataset": "adding", "length": 200}, DEFAULTS)
+    assert "steps" in fill_dataset_defaults(s)
+    assert (s["steps"], s["max_time"]) == (default_steps("adding", 200), None)
+    s = settings_for({"dataset": "copy", "length": 50, "max_time": 30.0}, DEFAULTS)
+    fill_dataset_defaults(s)  # a budget given: no steps on top of it
+    assert (s["steps"], s["max_time"]) == (None, 30.0)
+    s = settings_for({"dataset": "parity"}, DEFAULTS)
+    fill_dataset_defaults(s)
+    assert s["steps"] == 2000 and s["init"] == "default"
+
+
+def test_seq_len_is_length(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", "--dataset", "adding", "--seq-len", "7", "--hidden", "4",
+                 "--steps", "1", "--val-size", "2", "--test-size", "2", "--no-progress",
+                 "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["length"] == 7

@@ -39,6 +39,8 @@ from ..data.synthetic import (
     copy_baseline_loss,
 )
 from ..errors import UserError
+from ..layers.init import CHRONO_TMAX
+from ..layers.init import SCHEMES as INIT_SCHEMES
 from ..models.feedforward import BitMLP
 from ..models.synced import SyncedRNN
 from . import distributed as D
@@ -61,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     # model
     "cell": None, "hidden": None, "layers": 1, "dropout": 0.0, "embed": None,
     "backend": "auto",
+    # initialisation (rnnkit.layers.init); None: by the dataset and cell (fill_init)
+    "init": None, "forget_bias": None, "chrono_tmax": None,
     # batches
     "batch_size": None,
     # training (rnnkit.train.trainer.TrainSettings)
@@ -80,18 +84,44 @@ DEFAULTS: dict[str, Any] = {
 # seeds in 24, parity for 23 in 24 (the 24th: 999 of 1,000 inputs) in the tuning runs. Parity
 # needs noise on its training inputs for that: without it 8 seeds in 12 drift off over long
 # inputs; the noise teaches the two parity states to pull a disturbed state back. LSTM and GRU
-# learn both too, but their states drift over 1,000 steps. Adding and copy: the LSTM
-# literature's 128 units; the budget in seconds (an LSTM solves adding at T = 50 in about 70 s
-# on one thread); copy learns faster at lr 0.005 (T = 10, 40 s: 58% of the symbols right,
-# against 36% at 0.002).
+# learn both too, but their states drift over 1,000 steps.
+# Adding and copy (tuning runs on one thread, BENCHMARKS.md "Which cell learns which span"):
+# gated cells start with chrono gates spanning the task's T (fill_init). Adding: 64 units at
+# lr 0.005 (an LSTM at T = 200 solves it in 1,500 steps, 0.6% of the trivial MSE; at lr 0.002,
+# 3.5% after 3,000; 128 units cost 3x a step on a CPU); the budget in steps grows with T
+# (default_steps). Copy: 128 units at lr 0.01 (a GRU at T = 50: 98% of the symbols right after
+# 3,000 steps; 64 units at lr 0.005, 52%; 128 at 0.005, 65% after 1,500).
 _BITS = {"bits": 8, "cell": "rnn_tanh", "hidden": 16, "batch_size": 64, "lr": 1e-2,
          "steps": 2000, "threads": 1}  # a model this small runs fastest on one thread
-_SEQUENCES = {"length": 50, "noise": 0.0, "cell": "lstm", "hidden": 128, "batch_size": 64,
-              "lr": 2e-3, "max_time": 300.0}
+_SEQUENCES = {"length": 50, "noise": 0.0, "cell": "lstm", "hidden": 64, "batch_size": 64,
+              "lr": 5e-3}
 PER_DATASET: dict[str, dict[str, Any]] = {
     "binary-add": {**_BITS, "noise": 0.0}, "parity": {**_BITS, "noise": 0.2},
-    "adding": _SEQUENCES, "copy": {**_SEQUENCES, "embed": 16, "lr": 5e-3},
+    "adding": _SEQUENCES, "copy": {**_SEQUENCES, "hidden": 128, "embed": 16, "lr": 1e-2},
 }
+# (steps at T = 50, the power of T/50 they scale by): adding's grow with T (1,500 at T = 50,
+# 2,300 at 200, 3,000 at 500); copy's shrink (4,000 at 50, 2,000 at 200, 1,300 at 500) so
+# that the default table of `rnnkit bench memory` fits in about an hour on 2 cores (a step
+# costs about T: in seconds, copy's budget still grows as sqrt(T))
+STEP_BUDGET = {"adding": (1500, 0.3), "copy": (4000, -0.5)}
+STEP_BUDGET_RANGE = (500, 5000)
+
+
+def default_steps(dataset: str, length: int) -> int:
+    """The step budget of adding or copy at ``length`` T: ``STEP_BUDGET``'s power law, rounded
+    to 100 steps, within ``STEP_BUDGET_RANGE``.
+
+    Example:
+        >>> [default_steps("adding", n) for n in (50, 200, 500)]
+        [1500, 2300, 3000]
+        >>> [default_steps("copy", n) for n in (50, 200, 500)]
+        [4000, 2000, 1300]
+    """
+    base, power = STEP_BUDGET[dataset]
+    steps = round(base * (length / 50) ** power / 100) * 100
+    return min(max(steps, STEP_BUDGET_RANGE[0]), STEP_BUDGET_RANGE[1])
+
+
 BUDGETS = ("steps", "epochs", "max_time")
 
 
@@ -107,6 +137,9 @@ def fill_dataset_defaults(s: dict[str, Any]) -> list[str]:
         if s[key] is None:
             s[key], chosen = value, [*chosen, key]
     check_dataset(s["dataset"], s["length"], s["bits"])
+    if s["dataset"] in STEP_BUDGET and not any(s[b] is not None for b in BUDGETS):
+        s["steps"], chosen = default_steps(s["dataset"], s["length"]), [*chosen, "steps"]
+    chosen += fill_init(s)
     if s["embed"] is not None and s["dataset"] != "copy":
         raise UserError(f"--embed is for copy's symbols; {s['dataset']} feeds its "
                         f"{'bits' if s['dataset'] in BIT_TASKS else 'values'} to the cell "
@@ -125,15 +158,73 @@ def fill_dataset_defaults(s: dict[str, Any]) -> list[str]:
     return chosen
 
 
+def has_keep_gate(cell: str) -> bool:
+    """Whether ``cell`` has a forget/keep gate with a bias, which ``chrono`` and
+    ``forget_bias`` set (lstm, gru, mingru ...; not the Elman cells, lstm_nofg or nas)."""
+    from ..cells import available, cell_class
+
+    if cell not in available():
+        return False  # build_model says it is unknown
+    c = cell_class(cell)
+    return any(gate in c.gate_names for gate, _ in c.keep_gates)
+
+
+def memory_span(dataset: str, length: int) -> int:
+    """The longest dependency of a long-memory task, in steps: adding, T (a marker in the
+    first step, the answer at the last); copy, T + 10 (a symbol to its copy)."""
+    return length + COPY_SYMBOLS if dataset == "copy" else length
+
+
+def fill_init(s: dict[str, Any]) -> list[str]:
+    """The initialisation left ``None``: for adding and copy, ``chrono`` with memory spans up
+    to the task's (``memory_span``) for every cell with a forget/keep gate (Tallec & Ollivier
+    2018: gates that start out remembering over T steps learn T-step dependencies within
+    the budget; torch's default gates forget within a few steps), torch's default for the
+    others and for the bit tasks. Returns the names filled; checks what was given."""
+    chosen = []
+    long_memory = s["dataset"] in ("adding", "copy")
+    if "init" not in s:  # a run from before these settings, resumed: it had torch's init
+        s.update(init="default", forget_bias=None, chrono_tmax=None)
+    if s["init"] is None:
+        gated = long_memory and has_keep_gate(s["cell"])
+        s["init"], chosen = ("chrono" if gated else "default"), ["init"]
+    if s["init"] not in INIT_SCHEMES:
+        raise UserError(f"unknown --init {s['init']!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    if s["init"] == "chrono" and s.get("chrono_tmax") is None:
+        s["chrono_tmax"] = memory_span(s["dataset"], s["length"]) if long_memory else CHRONO_TMAX
+        chosen.append("chrono_tmax")
+    tmax = s.get("chrono_tmax")
+    if tmax is not None and (not isinstance(tmax, int) or isinstance(tmax, bool) or tmax < 2):
+        raise UserError(f"--chrono-tmax is the longest memory span in steps, a whole number of "
+                        f"at least 2; got {tmax!r}")
+    needs = [flag for flag, on in (("--init chrono", s["init"] == "chrono"),
+                                   ("--forget-bias", s.get("forget_bias") is not None)) if on]
+    if needs and not has_keep_gate(s["cell"]):
+        raise UserError(f"{needs[0]} sets the bias of a forget/keep gate, and cell "
+                        f"{s['cell']!r} has none: drop it, or use a gated cell (lstm, gru, "
+                        "mingru ...)")
+    return chosen
+
+
 def build_model(s: dict[str, Any]) -> SyncedRNN:
     """The model a dataset needs: bits in, 2 classes per step; (value, marker) in, one number
     at the end; symbols in (embedded), blank or symbol per step."""
     shape = {"binary-add": (2, 2, "each"), "parity": (1, 2, "each"), "adding": (2, 1, "last"),
              "copy": (DELIMITER + 1, COPY_ALPHABET + 1, "each")}
     inputs, outputs, readout = shape[s["dataset"]]
-    return SyncedRNN(inputs, outputs, cell=s["cell"], hidden=s["hidden"], layers=s["layers"],
-                     embed=s["embed"], readout=readout, backend=s["backend"],
-                     dropout=s["dropout"])
+    init: dict[str, Any] = {}  # only what differs from torch's, so older runs rebuild alike
+    if s.get("init") not in (None, "default"):
+        init["init"] = s["init"]
+    if s.get("init") == "chrono":
+        init["chrono_tmax"] = s.get("chrono_tmax") or CHRONO_TMAX
+    if s.get("forget_bias") is not None:
+        init["forget_bias"] = float(s["forget_bias"])
+    try:
+        return SyncedRNN(inputs, outputs, cell=s["cell"], hidden=s["hidden"],
+                         layers=s["layers"], embed=s["embed"], readout=readout,
+                         backend=s["backend"], dropout=s["dropout"], **init)
+    except ValueError as e:  # an init the cell cannot take (identity for a gated cell ...)
+        raise UserError(f"{e} (--init)") from e
 
 
 class SyntheticTask:
