@@ -401,3 +401,25 @@ def test_bench_quick_prints_the_table(tmp_path, capsys):
     rows = json.loads((tmp_path / "b.json").read_text())["datasets"]["sunspots"]["table"]
     assert rows["arima"]["rmse_h1"][0] == pytest.approx(17.3, abs=0.05)  # issue 13's number
     assert rows["naive"]["rmse_h1"][0] == pytest.approx(32.5, abs=0.05)
+
+
+def test_the_plot_reads_the_series_own_times():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rnnkit.train.forecaster import time_ticks
+
+    ax = plt.subplots()[1]
+    ax.plot(range(40), range(40))
+    times = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(40)]
+    time_ticks(ax, times, 0, 40)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels and all(label in times for label in labels) and ax.get_xlabel() == "time"
+    ax2 = plt.subplots()[1]
+    ax2.plot(range(5), range(5))
+    time_ticks(ax2, None, 0, 5)  # no time column: steps
+    assert ax2.get_xlabel() == "step"
+    plt.close("all")
+

@@ -646,6 +646,25 @@ def _baseline_line(extra: dict[str, Any]) -> str:
     return "baselines on the test origins: " + "; ".join(parts)
 
 
+def time_ticks(ax: Any, times: list[str] | None, start: int, end: int) -> None:
+    """Label the x axis (step indices) with the series' own time labels where it has them.
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> ax = plt.subplots()[1]; _ = ax.plot(range(10), range(10))
+        >>> time_ticks(ax, [f"20{i:02d}" for i in range(10)], 0, 10)
+        >>> [t.get_text() for t in ax.get_xticklabels()][:2], ax.get_xlabel()
+        (['2000', '2002'], 'time')
+    """
+    if not times:
+        ax.set_xlabel("step")
+        return
+    ticks = [int(t) for t in ax.get_xticks() if start <= t < min(end, len(times)) and t == int(t)]
+    ax.set_xticks(ticks, [times[t] for t in ticks])
+    ax.set_xlabel("time")
+
+
 def finish(run: RunDir, task: ForecasterTask, model: Forecaster, plot: dict) -> None:
     """``intervals.json`` (a point head's residual quantiles) and ``forecast.png``."""
     if model.head_kind == "point" and task.residuals is not None:
@@ -672,7 +691,7 @@ def finish(run: RunDir, task: ForecasterTask, model: Forecaster, plot: dict) -> 
         ax.plot(o + 1, plot["arima"][:, 0], color="C2", ls="--", lw=1,
                 label="ARIMA, 1 step ahead")
     ax.axvline(sp.val - 0.5, color="grey", ls=":", lw=1)
-    ax.set_xlabel("step")
+    time_ticks(ax, task.p.data.series[0].times, start, sp.end)
     ax.set_title(f"{task.p.data.series[0].name}: rolling-origin forecasts of the test tail")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
