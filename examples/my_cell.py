@@ -32,15 +32,17 @@ class MyCell(Cell):
         H = self.hidden_size
         s = xp + self.recurrent(h, p)  # + W_hh h + b_hh
         f, c = torch.sigmoid(s[:, :H]), torch.tanh(s[:, H:])
-        return (c + f * (h - c),), (h, f, c)
+        d = h - c  # h' = c~ + f (h - c~)
+        return (c + f * d,), (f, c, d)
 
     def backward_step(self, saved, dstate, p):
         """Given dh', the gradients of the pre-activations and of h(t-1)."""
-        h, f, c = saved
+        f, c, d = saved
         (dh,) = dstate
-        ds_f = dh * (h - c) * f * (1 - f)  # dh'/df = h - c~
-        ds_c = dh * (1 - f) * (1 - c * c)  # dh'/dc~ = 1 - f, tanh' = 1 - c~^2
+        dhf = dh * f  # dh'/dh directly = f
+        ds_f = dhf * d * (1 - f)  # dh'/df = h - c~, sigm' = f (1 - f)
+        ds_c = (dh - dhf) * (1 - c * c)  # dh'/dc~ = 1 - f, tanh' = 1 - c~^2
         ds = torch.cat([ds_f, ds_c], dim=1)
-        dh_prev = dh * f + ds @ p["weight_hh"]  # direct path + through W_hh
+        dh_prev = torch.addmm(dhf, ds, p["weight_hh"])  # direct path + through W_hh
         # d(W_ih x + b_ih) = d(W_hh h + b_hh) = ds: rnnkit forms the weight gradients from it
         return ds, ds, (dh_prev,), {}

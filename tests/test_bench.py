@@ -51,6 +51,11 @@ def test_bench_core_quick_writes_every_row(tmp_path, capsys):
         assert row["picked"] == "bptt" and row["target"] == "<= 1.2x rnnkit auto's time"
         assert row["vs same in cell loop"] == pytest.approx(
             regs[f"cell loop {name}"]["ms"] / row["ms"])
+    user = {r["impl"]: r for r in result["user_cell"]}  # the README's cell, its own loop
+    assert set(user) == {"user cell autograd", "user cell bptt"}
+    assert user["user cell bptt"]["vs autograd loop"] == pytest.approx(
+        user["user cell autograd"]["ms"] / user["user cell bptt"]["ms"])
+    assert "met" not in user["user cell bptt"]  # its goal is at H = 256 only
     assert result["targets"]["total"] == len(judged) + sum(
         "met" in r for r in result.get("mingru", []) + result["compiled"]
         + result["regularisers"])
@@ -69,6 +74,16 @@ def test_bench_core_cells_picks_rows(tmp_path):
                  "--cells", "mut2", "--json", str(path)]) == 0
     result = json.loads(path.read_text())
     assert {r["cell"] for r in result["no_kernel"] + result["memory"]} == {"mut2"}
+
+
+def test_bench_user_cell_judges_its_goal_at_h256(tmp_path, capsys):
+    from rnnkit.bench.core import bench_user_cell
+    rows = bench_user_cell([(2, 3, 4, 256)], pairs=1, warmup=0, log=lambda rows: None)
+    bptt = next(r for r in rows if r["impl"] == "user cell bptt")
+    assert bptt["target"] == ">= 1.2x autograd loop"
+    assert bptt["met"] == (bptt["vs autograd loop"] >= 1.2)
+    assert bench_user_cell([(2, 3, 4, 8)], 1, 0, print, path=tmp_path / "none.py") == []
+    assert "skipped" in capsys.readouterr().out
 
 
 def test_saved_bytes_counts_each_storage_once():

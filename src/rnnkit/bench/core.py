@@ -1,6 +1,6 @@
 """`rnnkit bench core`: the engine's training speed and memory against torch.
 
-Six sections, each measured side by side in one run (``timing.compare``: interleaved, median
+Seven sections, each measured side by side in one run (``timing.compare``: interleaved, median
 of >= 9 rounds) and checked against rnnkit's performance goals (``speed_target``, and the
 memory and minGRU goals in their sections; BENCHMARKS.md lists them):
 
@@ -14,6 +14,8 @@ memory and minGRU goals in their sections; BENCHMARKS.md lists them):
 * regularisers: an LSTM training step with recurrent dropout per sequence (0.25) and with
              zoneout (0.1) under ``auto``, against the same LSTM without them, and against
              what a PyTorch user writes for each: ``nn.LSTMCell`` in a loop, masks around it.
+* user-cell: the README's cell of your own (``examples/my_cell.py``, JANET with its
+             hand-written backward step) on ``bptt`` against its own autograd loop.
 
 Example:
     rnnkit bench core --quick --json /tmp/bench-core.json
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -42,10 +45,13 @@ BACKENDS = ("auto", "native", "bptt", "autograd")
 MEMORY = {"T": 2000, "B": 32, "I": 64, "H": 128}
 MINGRU = {"Ts": (256, 1024, 4096), "B": 16, "I": 64, "H": 128}
 COMPILED = (64, 100, 128, 256)  # B, T, I, H
-SECTIONS = ("speed", "no-kernel", "memory", "mingru", "compiled", "regularisers")
+SECTIONS = ("speed", "no-kernel", "memory", "mingru", "compiled", "regularisers", "user-cell")
 REGULARISERS = {"recurrent_dropout": 0.25, "zoneout": 0.1}
 REG_COST = 1.2  # the goal: each costs at most 1.2x the same LSTM without it, under auto
 KEEP = "rnnkit bptt keep"  # bptt with recompute=False
+# the README's user cell, in a source checkout (an installed wheel has no examples/)
+USER_CELL = Path(rnnkit.__file__).resolve().parents[2] / "examples" / "my_cell.py"
+USER_CELL_GOAL = (256, 1.2)  # at H = 256, bptt >= 1.2x the cell's own autograd loop
 
 
 # ---- what is timed ----------------------------------------------------------------------------
@@ -280,6 +286,33 @@ def bench_regularisers(shapes, pairs: int, warmup: int, log) -> list[dict]:
     return rows
 
 
+def bench_user_cell(shapes, pairs: int, warmup: int, log, path: Path = USER_CELL
+                    ) -> list[dict]:
+    """A cell of a user's own file with its ``backward_step``: ``bptt`` against the cell's
+    autograd loop (what its author pays without rnnkit's engine), same weights."""
+    if not path.exists():
+        print(f"user-cell: skipped, {path} not found (a source checkout of rnnkit has it)")
+        return []
+    spec, rows = f"{path}:MyCell", []
+    for B, T, I, H in shapes:
+        torch.manual_seed(0)
+        models = {f"user cell {b}": rnnkit.Recurrent(spec, I, H, backend=b)
+                  for b in ("autograd", "bptt")}
+        models["user cell bptt"].load_state_dict(models["user cell autograd"].state_dict())
+        x = torch.randn(T, B, I)
+        r = compare({k: training_step(m, x) for k, m in models.items()}, pairs, warmup)
+        for name, sec in r["seconds"].items():
+            row = {"cell": "janet", "B": B, "T": T, "I": I, "H": H, "impl": name,
+                   "ms": 1000 * sec, "pairs": pairs,
+                   "vs autograd loop": r["seconds"]["user cell autograd"] / sec}
+            if name == "user cell bptt" and H == USER_CELL_GOAL[0]:
+                goal = USER_CELL_GOAL[1]
+                _judge(row, (f">= {goal}x autograd loop", "autograd loop", goal))
+            rows.append(row)
+        log(rows[-len(r["seconds"]):])
+    return rows
+
+
 def _cell_weights(lstm: nn.LSTM) -> dict[str, Tensor]:
     """nn.LSTM's layer-0 weights under nn.LSTMCell's names."""
     return {k.removesuffix("_l0"): v for k, v in lstm.state_dict().items()}
@@ -406,8 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         result["compiled"] = bench_compiled(*shape, args.pairs, warmup, log)
     if "regularisers" in args.only and chosen(("lstm",)):
         result["regularisers"] = bench_regularisers(args.shapes, args.pairs, warmup, log)
-    rows = [r for k in ("speed", "no_kernel", "memory", "mingru", "compiled", "regularisers")
-            for r in result.get(k, [])]
+    if "user-cell" in args.only and args.cells is None:
+        result["user_cell"] = bench_user_cell(args.shapes, args.pairs, warmup, log)
+    rows = [r for k in ("speed", "no_kernel", "memory", "mingru", "compiled", "regularisers",
+                        "user_cell") for r in result.get(k, [])]
     judged = [r for r in rows if "met" in r]
     result["targets"] = {"met": sum(r["met"] for r in judged), "total": len(judged)}
     print(verdict(result["targets"], args.quick))

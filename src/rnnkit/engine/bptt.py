@@ -14,8 +14,8 @@ Two ways to run a cell (see ``cells/base.py``):
   On the CPU the Python cost per op (a few us) is what limits small sizes. Memory: only x,
   h and what the cell saves (an LSTM: c) are kept; the input projection and the gates are
   recomputed for all steps at once in the backward (two big products, no per-step cost).
-* generic (``forward_step`` / ``backward_step``): each step returns fresh tensors, stacked
-  after the loop.
+* generic (``forward_step`` / ``backward_step``): each step returns fresh tensors; h is
+  stacked after the loop into a pooled buffer, what a step saved is kept as it came.
 
 Regularisers (``regularisers.py``): recurrent dropout per sequence reaches the loops as
 q[RECURRENT_MASK] (the buffered cells multiply h(t-1) by it before their product, and the
@@ -50,8 +50,10 @@ class _BPTT(torch.autograd.Function):
         p = dict(zip(names, tensors[n_states:]))
         buffered = cell.saved_shapes() is not None
         run = _forward_buffered if buffered else _forward_generic
-        # buffered: hs holds h(0) .. h(T), so that h(t-1) for every step is a view of it
+        # hs holds h(0) .. h(T), so that h(t-1) for every step is a view of it
         hs, final, columns = run(cell, inputs, state, p, mask, noise)
+        if not buffered:  # what each step saved, as it returned it: stacking costs a copy
+            ctx.steps, columns = columns, []
         ctx.cell, ctx.names, ctx.n_states, ctx.n_saved = cell, names, n_states, len(columns)
         ctx.buffered, ctx.has_mask, ctx.noise = buffered, mask is not None, noise
         # buffered: x, not xp (G times wider), is kept, as the autograd loop keeps it too
@@ -62,8 +64,7 @@ class _BPTT(torch.autograd.Function):
                               *tensors[n_states:], *(() if mask is None else (mask,)))
         # a copy, not a view of hs: the caller may modify the output in place (dropout, +=),
         # which autograd refuses on a view a Function returns
-        if buffered:
-            hs = scratch.empty(hs[1:].shape, hs).copy_(hs[1:])
+        hs = scratch.empty(hs[1:].shape, hs).copy_(hs[1:])
         return (hs, *final)
 
     @staticmethod
@@ -93,10 +94,10 @@ class _BPTT(torch.autograd.Function):
             pairs = cell.buffered_recurrent_inputs(q, columns, h_prev)
         else:
             q = {}
-            h_prev = torch.cat([state0[0].unsqueeze(0), hs[:-1]])
-            dxp, dhp, dstate, grads = _backward_generic(cell, hs, state0, columns, p, mask,
-                                                        dhseq, dfinal, noise)
-            pairs = cell.recurrent_inputs(columns, h_prev)
+            h_prev = hs[:-1]
+            dxp, dhp, dstate, grads = _backward_generic(cell, hs[1:], state0, ctx.steps, p,
+                                                        mask, dhseq, dfinal, noise)
+            pairs = cell.recurrent_inputs(_stacked(cell, ctx.steps), h_prev)
         # the weight gradients, each one product over all steps
         dhp2 = dhp.reshape(-1, dhp.shape[-1])
         xh = q.get("xh") if dhp is dxp else None
@@ -207,6 +208,7 @@ def _backward_buffered(cell, q, hs, h_prev, state0, columns, mask, dhseq, dfinal
 def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tensor | None,
                      noise: Noise | None):
     hs, saved = [], []
+    h0 = state[0]
     zone = () if noise is None else noise.zone
     if noise is not None and noise.recurrent is not None:  # recurrent(h, p) reads m * h
         p = {**p, RECURRENT_MASK: noise.recurrent}
@@ -221,11 +223,23 @@ def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tens
         state = new
         hs.append(state[0])
         saved.append(s)
-    columns = [torch.stack(col) for col in zip(*saved)] if saved else []
-    return torch.stack(hs), state, columns
+    # h stacked into a pooled buffer (a fresh one faults every page in), h(0) ahead as in the
+    # buffered loop, so that h(t-1) of every step is a view: dW_hh's one product reads it
+    out = scratch.empty((len(hs) + 1, *hs[0].shape), hs[0])
+    out[0] = h0
+    torch.stack(hs, out=out[1:])
+    return out, state, saved
 
 
-def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal, noise):
+def _stacked(cell: Cell, steps: list[tuple]) -> list[Tensor]:
+    """What the steps saved, stacked over time, for a cell whose ``recurrent_inputs`` reads
+    it (Cell's own reads only h(t-1): nothing is copied for it)."""
+    if type(cell).recurrent_inputs is Cell.recurrent_inputs:
+        return []
+    return [torch.stack(col) for col in zip(*steps)]
+
+
+def _backward_generic(cell, hseq, state0, steps, p, mask, dhseq, dfinal, noise):
     T = hseq.shape[0]
     zone = () if noise is None else noise.zone
     drop = None if noise is None else noise.recurrent
@@ -241,14 +255,14 @@ def _backward_generic(cell, hseq, state0, columns, p, mask, dhseq, dfinal, noise
         if zone:  # d ds(t) reaches s(t-1) directly, (1 - d) ds(t) the cell's s~
             through = tuple(ds if d is None else d[t] * ds for ds, d in zip(dstate, zone))
             dstate = tuple(ds if d is None else ds - d[t] * ds for ds, d in zip(dstate, zone))
-        dx, dh, dprev, dext = cell.backward_step(tuple(col[t] for col in columns), dstate, p)
+        dx, dh, dprev, dext = cell.backward_step(steps[t], dstate, p)
         if drop is not None:  # the cell's W_hh^T dh, times the mask W_hh read h(t-1) through
             dprev = (dprev[0] - (dh @ p["weight_hh"]) * (1 - drop), *dprev[1:])
         if zone:
             dprev = tuple(a if d is None else a + b for a, b, d in zip(dprev, through, zone))
         if dxp is None:
-            dxp = dx.new_empty((T, *dx.shape))
-            dhp = dxp if dh is dx else dh.new_empty((T, *dh.shape))
+            dxp = scratch.empty((T, *dx.shape), dx)
+            dhp = dxp if dh is dx else scratch.empty((T, *dh.shape), dh)
         dxp[t] = dx
         if dhp is not dxp:
             dhp[t] = dh
