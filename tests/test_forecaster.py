@@ -45,7 +45,11 @@ def one_series(values, season=None) -> SeriesSet:
                                 dict(window=12, mode="autoregressive", relative=True),
                                 dict(window=None, relative=True),
                                 dict(window=12, mode="autoregressive", members=3),
-                                dict(window=None, head="student", members=2)])
+                                dict(window=None, head="student", members=2),
+                                dict(window=12, difference=[0.1, 0.5]),
+                                dict(window=12, mode="autoregressive", difference=[0.1, 0.5]),
+                                dict(window=None, mode="autoregressive", members=2,
+                                     difference=[-0.2, 2.0])])
 def test_a_spike_after_the_origin_changes_no_forecast_before_it(kw):
     torch.manual_seed(0)
     m = Forecaster(1, horizon=4, hidden=8, **{"lags": 12, **kw})
@@ -137,6 +141,62 @@ def test_a_seasonal_profile_round_trips_and_finds_its_phase():
     assert prepare(one_series(y, 7), {**s, "deseason": False}).profiles[0] is None
     with pytest.raises(rnnkit.errors.UserError, match="no season"):
         prepare(one_series(y), {**s, "deseason": True})
+
+
+@pytest.mark.parametrize("mode, head", [("direct", "gaussian"), ("autoregressive", "gaussian"),
+                                        ("autoregressive", "point")])
+def test_a_differenced_model_forecasts_levels_from_summed_differences(mode, head):
+    torch.manual_seed(0)
+    diff = [0.05, 0.3]
+    m = Forecaster(1, 4, mode=mode, head=head, hidden=6, window=10, lags=3, members=2,
+                   difference=diff)
+    x = torch.cumsum(0.05 + 0.3 * torch.randn(40, 1), 0)
+    origins = [9, 25, 39]
+    mean, lower, upper = m.forecast(x, origins, 4, samples=400, seed=1)
+    if head != "point":
+        assert bool((lower < mean).all() and (mean < upper).all())
+    # differences forget the level: the history shifted by c forecasts c more, to float error
+    for u, v in zip((mean, lower, upper), m.forecast(x + 7.0, origins, 4, samples=400, seed=1)):
+        torch.testing.assert_close(v, u + 7.0, rtol=0, atol=1e-4)
+    # the levels are the origin's plus the forecast differences summed (the model without its
+    # differencer forecasts those, from the differenced history)
+    plain = Forecaster(**{**m.config, "difference": None})
+    plain.load_state_dict(m.state_dict())
+    d_mean = plain.forecast(m.differenced(x), origins, 4, samples=400, seed=1)[0]
+    summed = d_mean.cumsum(-1) if mode == "autoregressive" else d_mean  # direct: trained so
+    expect = x[origins, 0][:, None] + diff[0] * torch.arange(1, 5) + diff[1] * summed
+    # sampled paths: their mean one step ahead is the head's own in d_mean, the draws' here
+    tol = 0.03 if mode == "autoregressive" and head != "point" else 1e-4
+    torch.testing.assert_close(mean, expect.float(), rtol=0, atol=tol)
+
+
+def test_a_random_walk_is_differenced_and_its_drift_continued(tmp_path):
+    rng = np.random.default_rng(4)
+    y = 50 + np.cumsum(0.5 + 0.3 * rng.normal(size=200))
+    plain = {**DEFAULTS, "horizon": 6}  # the default: a unit root, read relative to a window
+    assert prepare(one_series(y), plain).differencer is None and plain["relative"]
+    s = {**DEFAULTS, "horizon": 6, "difference": True}
+    p = prepare(one_series(y), s)
+    assert s["difference"] and not s["relative"] and p.differencer is not None
+    assert p.differencer.mean * p.scalers[0].std == pytest.approx(np.diff(y[:160]).mean())
+    direct = Forecaster(1, 6, hidden=4, window=p.window, difference=[p.differencer.mean,
+                                                                     p.differencer.std])
+    task = ForecasterTask(p, direct, {**s, "mode": "direct"}, Dist(), torch.device("cpu"))
+    z = p.z[0][:, 0]  # direct targets: h steps' summed (standardized) differences
+    t, h = p.window - 1, np.arange(1, 7)
+    np.testing.assert_allclose(task.y[t, 0].numpy(), (z[t + h] - z[t] - h * p.differencer.mean)
+                               / p.differencer.std, atol=1e-5)
+    f = tmp_path / "walk.csv"
+    f.write_text("y\n" + "".join(f"{v}\n" for v in y))
+    out = tmp_path / "run"
+    summary = run_forecaster({"csv": str(f), "column": "y", "horizon": 6, "hidden": 8,
+                              "members": 2, "steps": 60, "samples": 100, "arima": False,
+                              "difference": True, "out": str(out), "progress": False})
+    assert summary["difference"] and math.isfinite(summary["test_rmse_h6"])
+    fc = rnnkit.load(out).forecast(y, 6)  # past the training range: the drift goes on
+    assert np.all(np.diff(np.r_[y[-1], fc.mean]) > 0.2)
+    assert bool(np.all(fc.lower < fc.mean) and np.all(fc.mean < fc.upper))
+    assert np.all(np.diff(fc.upper - fc.lower) > 0)  # summed paths: wider further ahead
 
 
 # ---- rolling-origin scores -------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from rnnkit.cli.main import main
 from rnnkit.data.series import (
+    Differencer,
     Scaler,
     builtin_series,
     default_window,
@@ -81,6 +82,25 @@ def test_scaler_is_fitted_on_the_training_part():
     s = Scaler.fit(y[:60])
     assert s.mean == pytest.approx(np.mean(y[:60])) and s.std == pytest.approx(np.std(y[:60]))
     assert np.allclose(s.inverse(s.apply(y)), y)
+
+
+def test_differences_round_trip_and_read_the_past_only():
+    rng = np.random.default_rng(2)
+    z = np.cumsum(0.3 + rng.normal(size=80))  # a random walk with drift
+    f = Differencer.fit([z[:50]])  # the training part only
+    steps = np.diff(z[:50])
+    assert f.mean == pytest.approx(steps.mean()) and f.std == pytest.approx(steps.std())
+    d = f.apply(z)
+    assert d[0] == 0.0 and np.allclose(d[1:], (np.diff(z) - f.mean) / f.std)
+    # transform -> inverse: from each origin, the summed differences give back the levels
+    origins = np.array([0, 10, 49, 70])
+    summed = np.stack([np.cumsum(d[o + 1:o + 7]) for o in origins])
+    np.testing.assert_allclose(f.integrate(z[origins], summed),
+                               np.stack([z[o + 1:o + 7] for o in origins]), atol=1e-10)
+    spiked = z.copy()
+    spiked[60] += 100.0  # after the origin: nothing before it changes
+    assert np.array_equal(f.apply(spiked)[:60], d[:60])
+    assert Differencer.fit([spiked[:50]]) == f
 
 
 @pytest.mark.parametrize("end, window, outputs", [(12, 4, 3), (9, 8, 1), (30, 5, 7)])

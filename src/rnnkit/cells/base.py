@@ -34,6 +34,8 @@ Params = dict[str, Tensor]
 # autograd engine) or of ``bptt_setup``'s dict (the bptt loops), the (B, H) mask m, 0 or
 # 1/(1-p), that h(t-1) is multiplied by where it enters W_hh (``dropped``)
 RECURRENT_MASK = "recurrent_mask"
+# W_hh in oneDNN's blocked layout (``matmul.pack``), for ``recurrent`` in the bptt engine's loop
+PACKED_WEIGHT_HH = "packed_weight_hh"
 
 
 @dataclass
@@ -113,9 +115,10 @@ class Cell:
         """W_hh h(t-1) + b_hh: the part of the pre-activation that reads the state."""
         h = self.dropped(h, p)
         b, w = p.get("bias_hh"), p["weight_hh"]
-        # inside the bptt engine: the faster product (a tracer records one graph either way)
+        # inside the bptt engine: the faster product, with W_hh packed once for the loop where
+        # the engine did so (a tracer records one graph either way)
         if not torch.is_grad_enabled() and not tracing():
-            return linear(h, w) if b is None else linear(h, w).add_(b)
+            return linear(h, p.get(PACKED_WEIGHT_HH, w), bias=b)
         return h @ w.t() if b is None else torch.addmm(b, h, w.t())
 
     def step(self, xp: Tensor, state: State, p: Params) -> State:

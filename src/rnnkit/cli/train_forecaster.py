@@ -59,6 +59,11 @@ def add_parser(tasks, common: dict) -> None:
                    help="take each series' seasonal profile (fitted on its training part) out "
                    "of what the network reads and add it back to the forecasts (default: on "
                    "when there is a season)")
+    g.add_argument("--difference", action=argparse.BooleanOptionalAction,
+                   help="read and forecast the first differences of the values (after the "
+                   "seasonal profile), summed back to levels from the forecast origin, as "
+                   "ARIMA's d = 1 (off: on CO2's validation part it lost to reading each "
+                   "window relative to its first value)")
     g.add_argument("--stateful", action=argparse.BooleanOptionalAction,
                    help="carry the state along each series while training and read the whole "
                    "history to forecast (off: independent windows from a zero state; default: "

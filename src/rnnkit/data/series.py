@@ -401,6 +401,49 @@ def _detrended(y: np.ndarray, season: int) -> tuple[np.ndarray | None, np.ndarra
     return y[steps] - trend, steps
 
 
+@dataclass
+class Differencer:
+    """First differences of a (scaled) series, standardized by their mean (the drift) and
+    standard deviation on a training part: what a network reads and forecasts in place of a
+    level with a unit root (ARIMA's d = 1). ``apply`` maps z (N,) to d with
+    ``d[t] = (z[t] - z[t-1] - mean) / std`` (step 0 has no past: 0); a forecast integrates the
+    standardized differences after origin o back with ``integrate``: z[o + h] = z[o] + h mean +
+    std (d[o+1] + ... + d[o+h]), an increasing affine map at each h, so that a forecast's mean
+    and quantiles of the summed differences map to the level's.
+
+    Example:
+        >>> z = np.array([1.0, 2.0, 4.0, 7.0])
+        >>> f = Differencer.fit([z])
+        >>> f.mean, f.apply(z).round(4).tolist()
+        (2.0, [0.0, -1.2247, 0.0, 1.2247])
+        >>> f.integrate(np.array([z[1]]), np.cumsum(f.apply(z)[2:])[None]).tolist()
+        [[4.0, 7.0]]
+    """
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, parts: list[np.ndarray]) -> Differencer:
+        """Pooled over the training parts ``parts`` (one model reads them all)."""
+        steps = np.concatenate([np.diff(z) for z in parts])
+        std = float(np.std(steps)) if len(steps) else 1.0
+        return cls(float(np.mean(steps)) if len(steps) else 0.0, std if std > 1e-12 else 1.0)
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        d = (np.diff(z, prepend=z[:1]) - self.mean) / self.std
+        d[:1] = 0.0
+        return d
+
+    def integrate(self, last, summed):
+        """The levels from ``last`` (n,) at each origin and the cumulative sums ``summed`` (n,
+        H) of the standardized differences after it (arrays or tensors)."""
+        steps = np.arange(1, summed.shape[-1] + 1, dtype=float)
+        if hasattr(summed, "new_tensor"):  # a torch tensor
+            steps = summed.new_tensor(steps)
+        return last[:, None] + self.mean * steps + self.std * summed
+
+
 def steps_between(first: str, later: str, freq: str | None, step: float | None) -> int | None:
     """How many steps of the series' time column lead from label ``first`` to ``later``
     (negative when ``later`` is earlier): dates stepped by ``freq``, numbers by ``step``;

@@ -34,8 +34,8 @@ import torch
 from torch import Tensor
 
 from ..cells import scratch
-from ..cells.base import RECURRENT_MASK, Cell, Params, State
-from ..cells.matmul import weight_grad
+from ..cells.base import PACKED_WEIGHT_HH, RECURRENT_MASK, Cell, Params, State
+from ..cells.matmul import pack, weight_grad
 from .regularisers import Noise
 
 
@@ -212,6 +212,8 @@ def _forward_generic(cell: Cell, xp: Tensor, state: State, p: Params, mask: Tens
     zone = () if noise is None else noise.zone
     if noise is not None and noise.recurrent is not None:  # recurrent(h, p) reads m * h
         p = {**p, RECURRENT_MASK: noise.recurrent}
+    if "weight_hh" in p:  # packed once, not reordered by every step's product
+        p = {**p, PACKED_WEIGHT_HH: pack(p["weight_hh"])}
     for t in range(xp.shape[0]):
         new, s = cell.forward_step(xp[t], state, p)
         if zone:  # zoneout: s(t) = s~ + d (s(t-1) - s~)

@@ -22,6 +22,13 @@ and the forecasts are shifted back: a series with a trend then asks for values t
 windows never held in absolute terms only (a recurrent net cannot extrapolate a level it never
 saw; the first value is in every step's past, so no step reads its future).
 
+With ``difference`` (a ``data.series.Differencer``'s mean and standard deviation) the model
+reads and forecasts the standardized first differences of the values (ARIMA's d = 1, for a
+level with a unit root): ``forecast`` takes the levels, differences them, and integrates the
+forecast differences back from each origin's level (an autoregressive model sums each sampled
+path, so its interval is the summed paths'; a direct one is trained on the summed differences
+at each horizon).
+
 A model reads either the last ``window`` steps before the forecast origin from a zero state
 (stateless), or, with ``window=None`` (stateful), the whole history from its first step.
 Layout: time-major, x (T, B, F).
@@ -41,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, distributions, nn
 
 from ..cells import available
+from ..data.series import Differencer
 from ..errors import UserError
 from ..layers import Recurrent
 
@@ -69,18 +77,22 @@ class Forecaster(nn.Module):
                  head: str = "gaussian", cell: str = "lstm", hidden: int = 64,
                  layers: int = 1, dropout: float = 0.0, window: int | None = 32,
                  lags: int = 0, relative: bool = False, backend: str = "auto",
-                 members: int = 1):
+                 members: int = 1, difference: list[float] | None = None):
         super().__init__()
-        _check(input_features, horizon, mode, head, cell, hidden, layers, dropout, window, lags)
+        _check(input_features, horizon, mode, head, cell, hidden, layers, dropout, window, lags,
+               difference)
         if not isinstance(members, int) or members < 1:
             raise UserError(f"--members must be a positive integer, got {members}")
         self.config = {"input_features": input_features, "horizon": horizon, "mode": mode,
                        "head": head, "cell": cell, "hidden": hidden, "layers": layers,
                        "dropout": float(dropout), "window": window, "lags": lags,
-                       "relative": relative, "backend": backend, "members": members}
+                       "relative": relative, "backend": backend, "members": members,
+                       "difference": None if difference is None else
+                       [float(v) for v in difference]}
         self.mode, self.head_kind, self.window = mode, head, window
         self.outputs = horizon if mode == "direct" else 1
         self.lags, self.relative = lags, relative
+        self.differencer = None if difference is None else Differencer(*difference)
         self.members: nn.ModuleList | None = None
         if members > 1:  # a deep ensemble: K forecasters, one each random start
             one = {**self.config, "members": 1}
@@ -147,12 +159,28 @@ class Forecaster(nn.Module):
         is the head's own, not the draws'. An ensemble: the members' mixture (module doc)."""
         was = self.training
         self.eval()
+        diff = self.differencer
         try:
             members = [self] if self.members is None else list(self.members)
-            return self._combine([m._predict(x, origins, horizon, samples, seed + 1000 * k)
-                                  for k, m in enumerate(members)], level)
+            z = x if diff is None else self.differenced(x)
+            out = self._combine([m._predict(z, origins, horizon, samples, seed + 1000 * k)
+                                 for k, m in enumerate(members)], level)
+            if diff is None:
+                return out
+            last = x[origins, 0]  # each origin's level, where the summed differences start
+            return tuple(diff.integrate(last, t) for t in out)
         finally:
             self.train(was)
+
+    def differenced(self, x: Tensor) -> Tensor:
+        """``x`` (N, F) with its values (column 0) replaced by their standardized first
+        differences (``data.series.Differencer``); ``x`` itself without ``difference``."""
+        if self.differencer is None:
+            return x
+        out = x.clone()
+        d = self.differencer.apply(x[:, 0].double().numpy())
+        out[:, 0] = torch.as_tensor(d, dtype=x.dtype)
+        return out
 
     def _predict(self, x: Tensor, origins: list[int], horizon: int, samples: int, seed: int
                  ) -> dict[str, Tensor]:
@@ -178,8 +206,10 @@ class Forecaster(nn.Module):
             params = last[:, :horizon].clone()
             params[..., 0] += base[:, None]  # a location: the scale is the same either way
             return {"params": params}
-        z = self._paths(last[:, 0], state, horizon, samples, seed, recent)
-        return {"paths": z + base[:, None, None], "first": last[:, 0, 0] + base}
+        z = self._paths(last[:, 0], state, horizon, samples, seed, recent) + base[:, None, None]
+        if self.differencer is not None:  # each path's differences summed: its levels
+            z = z.cumsum(-1)
+        return {"paths": z, "first": last[:, 0, 0] + base}
 
     def _combine(self, preds: list[dict[str, Tensor]], level: float
                  ) -> tuple[Tensor, Tensor, Tensor]:
@@ -294,7 +324,7 @@ class Forecaster(nn.Module):
 
 
 def _check(input_features, horizon, mode, head, cell, hidden, layers, dropout, window,
-           lags) -> None:
+           lags, difference) -> None:
     if mode not in MODES:
         raise UserError(f"unknown --mode {mode!r}; choose {' or '.join(MODES)}")
     if head not in HEADS:
@@ -313,3 +343,5 @@ def _check(input_features, horizon, mode, head, cell, hidden, layers, dropout, w
         raise UserError(f"--window must be an integer of at least 2, got {window}")
     if not 0 <= dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {dropout}")
+    if difference is not None and (len(difference) != 2 or not difference[1] > 0):
+        raise UserError(f"difference must be [mean, std] with std > 0, got {difference}")

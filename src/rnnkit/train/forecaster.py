@@ -12,6 +12,13 @@ seasonal series rather than chosen per series. Validation RMSE one season ahead,
 0.669 -> 0.500, El Nino 0.661 -> 0.692 (the test tails: 1.08 -> 1.00 and 1.11 -> 0.87;
 BENCHMARKS.md).
 
+With ``--difference`` (off) the network reads and forecasts the standardized first differences
+of the scaled values (``data.series.Differencer``, fitted on the training parts), summed back
+to levels from each forecast origin, as ARIMA's d = 1: an autoregressive model sums each
+sampled path (its interval is the summed paths'), a direct one is trained on the summed
+differences at each horizon. Off by default: on CO2's validation part it lost to reading the
+level relative to each window (RMSE one season ahead 0.67 against 0.50; BENCHMARKS.md).
+
 Training (``--no-stateful``): random windows of ``--window`` steps from the training parts,
 each read from a zero state; at every step of a window the model forecasts the next
 ``--horizon`` values (direct) or the next one (autoregressive), wherever they lie in the
@@ -49,6 +56,7 @@ from torch import Tensor, nn
 
 from ..data.series import (
     MAX_SARIMA_SEASON,
+    Differencer,
     Scaler,
     SeasonalProfile,
     SeriesSet,
@@ -75,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "dataset": None, "csv": None, "column": None, "time_column": None, "exog": None,
     "id_column": None, "encoding": "utf-8", "val_fraction": 0.1, "test_fraction": 0.1,
     "season": None, "horizon": None, "window": None, "stateful": None,
-    "lags": None, "relative": None, "deseason": None,
+    "lags": None, "relative": None, "deseason": None, "difference": False,
     # forecasts and baselines
     "mode": None, "head": "gaussian", "level": 0.9, "samples": 200, "arima": True,
     "hindsight": False, "refit": True,
@@ -102,6 +110,11 @@ METRICS = ("mae", "rmse", "mase", "coverage")
 # against a stateless one, val RMSE (mean over horizons) 32.9 against 33.9 on sunspots, 1.30
 # against 0.61 on CO2, 0.94 against 0.60 on El Nino.
 STATEFUL_WHEN = "no season and no unit root"
+# Not differenced unless asked (--difference), even with a unit root: on CO2's validation part
+# (the only built-in series with one), 3 seeds, RMSE one season ahead 0.497 reading the level
+# relative to each window's first value, 0.67-0.70 differenced (autoregressive or direct, with
+# or without the linear part), 0.72 with each window's own drift taken out too, 0.61 with a
+# linear trend of the training part taken out instead (BENCHMARKS.md).
 EVAL_SAMPLES = 50  # sampled paths an origin in the periodic evaluations (the final: --samples)
 
 
@@ -172,7 +185,8 @@ def rolling_scores(truth: list[np.ndarray], mean: list[np.ndarray], scale: list[
 class Prepared:
     """The series of a run, split and scaled: for each series its raw values, scaled inputs
     (N, F) (value then exogenous columns), split, scaler, seasonal profile (None: not taken
-    out) and MASE denominator."""
+    out) and MASE denominator; the differencer of the scaled values (None: the network reads
+    the values themselves)."""
 
     data: SeriesSet
     y: list[np.ndarray]
@@ -185,6 +199,15 @@ class Prepared:
     season: int | None
     horizon: int
     window: int
+    differencer: Differencer | None = None
+
+    def inputs(self, i: int) -> np.ndarray:
+        """What the network reads of series ``i``: its scaled inputs, the values differenced
+        when there is a differencer (``Forecaster.differenced``)."""
+        z = self.z[i]
+        if self.differencer is None:
+            return z
+        return np.column_stack([self.differencer.apply(z[:, 0]), z[:, 1:]])
 
     def scaler_table(self) -> dict[str, Any]:
         """What ``rnnkit forecast`` needs to scale a history as training did."""
@@ -256,17 +279,17 @@ def prepare(data: SeriesSet, s: dict[str, Any]) -> Prepared:
     profiles = seasonal_profiles(data, splits, season, s["deseason"])
     level = [x.values if f is None else f.apply(x.values)
              for x, f in zip(data.series, profiles)]
-    relative = s["relative"]
+    relative, difference = s["relative"], bool(s["difference"])
     unit_root = any(B.differences(v[:sp.train])[0] for v, sp in
-                    zip(level[:5], splits)) if relative is None or \
-        s["stateful"] is None else False
+                    zip(level[:5], splits)) if None in (relative, s["stateful"]) else False
     if relative is None:  # a level that wanders (a unit root): read windows relative to it
-        relative = unit_root
+        relative = unit_root and not difference
     stateful = s["stateful"]
     if stateful is None:  # see STATEFUL_WHEN
         stateful = season is None and not unit_root
     s.update(season=season, horizon=horizon, window=window, mode=mode, relative=relative,
-             stateful=bool(stateful), deseason=any(f is not None for f in profiles))
+             stateful=bool(stateful), deseason=any(f is not None for f in profiles),
+             difference=difference)
     scalers = [Scaler.fit(v[:sp.train]) for v, sp in zip(level, splits)]
     exog_train = np.concatenate([x.exog[:sp.train] for x, sp in zip(data.series, splits)])
     exog_scalers = [Scaler.fit(exog_train[:, j]) for j in range(exog_train.shape[1])]
@@ -274,8 +297,10 @@ def prepare(data: SeriesSet, s: dict[str, Any]) -> Prepared:
                                         for j, e in enumerate(exog_scalers))])
          for x, v, c in zip(data.series, level, scalers)]
     mase = [B.mase_scale(x.values[:sp.val], season) for x, sp in zip(data.series, splits)]
+    differencer = Differencer.fit([v[:sp.train, 0] for v, sp in zip(z, splits)]) \
+        if difference else None
     return Prepared(data, [x.values for x in data.series], z, splits, scalers, exog_scalers,
-                    mase, profiles, season, horizon, window)
+                    mase, profiles, season, horizon, window, differencer)
 
 
 def seasonal_profiles(data: SeriesSet, splits: list[Split], season: int | None,
@@ -310,10 +335,12 @@ class ForecasterTask:
         if settings["stateful"]:
             self._streams()
         else:
-            parts = [training_windows(z, sp.train, p.window, self.outputs)
-                     for z, sp in zip(p.z, p.splits)]
+            parts = [training_windows(p.inputs(i), sp.train, p.window, self.outputs)
+                     for i, sp in enumerate(p.splits)]
             self.x, self.y, self.mask = (torch.as_tensor(np.concatenate(a, 1), dtype=torch.float32)
                                          for a in zip(*parts))
+        if p.differencer is not None and model.mode == "direct":  # h steps: the sum of h
+            self.y = self.y.cumsum(-1)  # differences (masked ones are past the end anyway)
         if model.relative:  # each window's values relative to its first (see the model)
             base = self.x[0, :, 0].clone()
             self.x[..., 0] -= base
@@ -323,7 +350,8 @@ class ForecasterTask:
         """Stateful: each training part cut into streams of at least 4 windows, side by side
         (padded at the end, where the targets are masked)."""
         streams = []
-        for z, sp in zip(self.p.z, self.p.splits):
+        for i, sp in enumerate(self.p.splits):
+            z = self.p.inputs(i)
             n = max(1, min(self.B, (sp.train - 1) // (4 * self.p.window)))
             size = sp.train // n
             for k in range(n):
@@ -525,8 +553,10 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
                        cell=s["cell"], hidden=s["hidden"], layers=s["layers"],
                        dropout=s["dropout"], window=None if s["stateful"] else p.window,
                        lags=p.window if s["lags"] is None else s["lags"],
-                       relative=s["relative"],
-                       backend=s["backend"], members=s.get("members", 1))
+                       relative=s["relative"], backend=s["backend"],
+                       members=s.get("members", 1),
+                       difference=None if p.differencer is None else
+                       [p.differencer.mean, p.differencer.std])
     task = ForecasterTask(p, model, s, dist, device)
     run.make()
     if not resume:
@@ -540,6 +570,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         "mode": s["mode"], "head": s["head"], "level": s["level"], "cell": s["cell"],
         "members": model.config["members"],
         "lags": model.lags, "relative": model.relative, "deseason": s["deseason"],
+        "difference": s["difference"],
         "train_steps": sum(sp.train for sp in p.splits),
         "val_steps": sum(sp.val - sp.train for sp in p.splits),
         "test_steps": sum(sp.end - sp.val for sp in p.splits),

