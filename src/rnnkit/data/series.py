@@ -435,6 +435,10 @@ class Differencer:
         d[:1] = 0.0
         return d
 
+    def apply_values(self, z: np.ndarray) -> np.ndarray:
+        """Inputs ``z`` (N, F) with their values (column 0) differenced by ``apply``."""
+        return np.column_stack([self.apply(z[:, 0]), z[:, 1:]])
+
     def integrate(self, last, summed):
         """The levels from ``last`` (n,) at each origin and the cumulative sums ``summed`` (n,
         H) of the standardized differences after it (arrays or tensors)."""

@@ -162,7 +162,7 @@ class Forecaster(nn.Module):
         diff = self.differencer
         try:
             members = [self] if self.members is None else list(self.members)
-            z = x if diff is None else self.differenced(x)
+            z = self.differenced(x)
             out = self._combine([m._predict(z, origins, horizon, samples, seed + 1000 * k)
                                  for k, m in enumerate(members)], level)
             if diff is None:
@@ -177,10 +177,8 @@ class Forecaster(nn.Module):
         differences (``data.series.Differencer``); ``x`` itself without ``difference``."""
         if self.differencer is None:
             return x
-        out = x.clone()
-        d = self.differencer.apply(x[:, 0].double().numpy())
-        out[:, 0] = torch.as_tensor(d, dtype=x.dtype)
-        return out
+        d = self.differencer.apply_values(x.detach().cpu().double().numpy())
+        return torch.as_tensor(d, dtype=x.dtype, device=x.device)
 
     def _predict(self, x: Tensor, origins: list[int], horizon: int, samples: int, seed: int
                  ) -> dict[str, Tensor]:

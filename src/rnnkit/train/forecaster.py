@@ -208,9 +208,7 @@ class Prepared:
         """What the network reads of series ``i``: its scaled inputs, the values differenced
         when there is a differencer (``Forecaster.differenced``)."""
         z = self.z[i]
-        if self.differencer is None:
-            return z
-        return np.column_stack([self.differencer.apply(z[:, 0]), z[:, 1:]])
+        return z if self.differencer is None else self.differencer.apply_values(z)
 
     def scaler_table(self) -> dict[str, Any]:
         """What ``rnnkit forecast`` needs to scale a history as training did."""
