@@ -123,7 +123,8 @@ def report(s: dict) -> str:
     rows += [(key, "") for key in ("naive", "snaive", "arima", "arima_hindsight")
              if f"test_{key}_rmse_h1" in s]
     kind = f"{s['head']}, {s['mode']}" + (", stateful" if s.get("stateful") else "") + \
-        (", deseasonalized" if s.get("deseason") else "")
+        (", deseasonalized" if s.get("deseason") else "") + \
+        (", differenced" if s.get("difference") else "")
     members = s.get("members") or 1
     names = {"model": f"{s['cell']}{f' x{members}' if members > 1 else ''} ({kind})",
              "naive": "naive",
