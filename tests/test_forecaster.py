@@ -173,9 +173,16 @@ def test_a_differenced_model_forecasts_levels_from_summed_differences(mode, head
 def test_a_random_walk_is_differenced_and_its_drift_continued(tmp_path):
     rng = np.random.default_rng(4)
     y = 50 + np.cumsum(0.5 + 0.3 * rng.normal(size=200))
-    plain = {**DEFAULTS, "horizon": 6}  # the default: a unit root, read relative to a window
+    # a unit root: differenced by default; --no-difference reads it relative to a window
+    plain = {**DEFAULTS, "horizon": 6, "difference": False}
     assert prepare(one_series(y), plain).differencer is None and plain["relative"]
-    s = {**DEFAULTS, "horizon": 6, "difference": True}
+    stationary = {**DEFAULTS, "horizon": 6}
+    ar = np.zeros(200)
+    for t in range(1, 200):
+        ar[t] = 0.5 * ar[t - 1] + rng.normal()
+    assert prepare(one_series(10 + ar), stationary).differencer is None
+    assert not (stationary["difference"] or stationary["relative"])
+    s = {**DEFAULTS, "horizon": 6}
     p = prepare(one_series(y), s)
     assert s["difference"] and not s["relative"] and p.differencer is not None
     assert p.differencer.mean * p.scalers[0].std == pytest.approx(np.diff(y[:160]).mean())
@@ -191,7 +198,7 @@ def test_a_random_walk_is_differenced_and_its_drift_continued(tmp_path):
     out = tmp_path / "run"
     summary = run_forecaster({"csv": str(f), "column": "y", "horizon": 6, "hidden": 8,
                               "members": 2, "steps": 60, "samples": 100, "arima": False,
-                              "difference": True, "out": str(out), "progress": False})
+                              "out": str(out), "progress": False})
     assert summary["difference"] and math.isfinite(summary["test_rmse_h6"])
     fc = rnnkit.load(out).forecast(y, 6)  # past the training range: the drift goes on
     assert np.all(np.diff(np.r_[y[-1], fc.mean]) > 0.2)

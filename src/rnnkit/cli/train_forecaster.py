@@ -62,8 +62,8 @@ def add_parser(tasks, common: dict) -> None:
     g.add_argument("--difference", action=argparse.BooleanOptionalAction,
                    help="read and forecast the first differences of the values (after the "
                    "seasonal profile), summed back to levels from the forecast origin, as "
-                   "ARIMA's d = 1 (off: on CO2's validation part it lost to reading each "
-                   "window relative to its first value)")
+                   "ARIMA's d = 1 (default: on when the ADF test finds a unit root in the "
+                   "training part, as ARIMA chooses d)")
     g.add_argument("--stateful", action=argparse.BooleanOptionalAction,
                    help="carry the state along each series while training and read the whole "
                    "history to forecast (off: independent windows from a zero state; default: "
