@@ -234,6 +234,33 @@ def test_a_unit_built_to_track_strings_is_found_with_correlation_one():
                 np.corrcoef(column, text_features(acts.text)[p.feature])[0, 1], abs=1e-6)
 
 
+def test_hidden_units_are_h_and_cell_units_are_tanh_c_as_deck_003_colours_them():
+    text = _code_text(60, seed=3)
+    tok = CharTokenizer.train(text)
+    torch.manual_seed(0)
+    model = LanguageModel(tok.vocab_size, cell="lstm", embed=5, hidden=4, layers=2).eval()
+    with torch.no_grad():
+        model.rnn.bias_ih_l1[4:8] = 3.0  # forget gate open: layer 1's c runs past [-1, 1]
+    acts = unit_activations(model, tok, text, streams=1)
+    x = model.embedding(torch.tensor(tok.encode(text)).unsqueeze(1))
+    state, hs, cs = None, [], []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            _, state = model.rnn(x[t:t + 1], state)
+            hs.append(torch.cat([s for s in state[0]], -1)[0])
+            cs.append(torch.cat([s for s in state[1]], -1)[0])
+    h, c = torch.stack(hs).numpy(), torch.stack(cs).numpy()
+    assert np.abs(c).max() > 1.0  # a raw c would not be what the probe reads
+    kinds = [(u.layer, u.state) for u in acts.units]
+    for layer in (0, 1):
+        cols = [j for j, k in enumerate(kinds) if k == (layer, "hidden")]
+        np.testing.assert_allclose(acts.values[:, cols], h[:, 4 * layer:4 * layer + 4],
+                                   atol=1e-5)
+        cols = [j for j, k in enumerate(kinds) if k == (layer, "cell")]
+        np.testing.assert_allclose(acts.values[:, cols],
+                                   np.tanh(c[:, 4 * layer:4 * layer + 4]), atol=1e-5)
+
+
 # ---- run directories and the command ------------------------------------------------------
 
 def _lm_run(path: Path, text: str, model: LanguageModel, tok: CharTokenizer,

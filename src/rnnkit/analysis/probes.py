@@ -1,7 +1,9 @@
 """Unit probes (deck 003, Karpathy's interpretable cells): which single hidden or cell unit of a
 character model follows a feature of the text (``features``): its activation over the text,
 correlated (Pearson) with the feature, for every unit of every layer; the best unit per feature
-is the one with the largest |correlation|.
+is the one with the largest |correlation|. A cell unit is read as tanh(c), the value deck 003's
+pictures colour (Karpathy et al. 2015: "text color corresponds to tanh(c)"): c itself grows
+without bound in long strings or comments, tanh(c) saturates as the feature does.
 
 The text is read as ``streams`` contiguous pieces side by side (one batch), each from a zero
 state; each piece but the first starts ``WARMUP`` characters early and those steps are
@@ -36,7 +38,7 @@ WARMUP = 200  # characters read before a piece's values count (a line or two of 
 class Unit:
     layer: int
     index: int
-    state: str  # "hidden" (h) or "cell" (c)
+    state: str  # "hidden" (h) or "cell" (read as tanh(c))
 
     def __str__(self) -> str:
         return f"layer {self.layer} unit {self.index} {self.state}"
@@ -93,6 +95,7 @@ def unit_activations(model: nn.Module, tokenizer: Any, text: str, streams: int =
         for part in range(rnn.num_states):
             v = unrolled.stacked(k, part)  # (T + warm, S, H) -> kept, in text order (N, H)
             v = v.gather(0, rows.unsqueeze(-1).expand(-1, -1, v.shape[-1]))
+            v = v if part == 0 else torch.tanh(v)  # a cell unit as deck 003 colours it
             values.append(v.transpose(0, 1).reshape(-1, v.shape[-1]).float().numpy())
             units += [Unit(k, i, STATES[part]) for i in range(v.shape[-1])]
     return Activations(text[:steps * streams], np.concatenate(values, 1), units)
