@@ -161,6 +161,9 @@ def test_text_features_on_code_and_prose():
         '"it\\"s') + list('"""\n(\n')  # the closing quote is out again; escapes stay in
     comment = "".join(c for c, v in zip(code, f["inside_comment"]) if v)
     assert comment == "# a (comment)"
+    either = f["comment_or_string"]  # deck 003's cell: on inside comments and quotes
+    np.testing.assert_array_equal(either, np.logical_or(f["inside_string"], f["inside_comment"]))
+    assert either.sum() == f["inside_string"].sum() + f["inside_comment"].sum()  # never both
     depth = f["bracket_depth"]
     assert depth[code.index("(")] == 1 and depth[code.index("[")] == 2
     assert depth[code.index(":")] == 0  # brackets in the string and comment are not counted
@@ -286,14 +289,15 @@ def test_analyze_units_command_finds_the_string_unit(tmp_path, capsys):
     assert main(["analyze", "units", str(run), "--text", str(probe_text)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["position_in_line", "inside_string",
-                                                   "inside_comment", "bracket_depth",
-                                                   "indentation", "inside_quotes"]
+                                                   "inside_comment", "comment_or_string",
+                                                   "bracket_depth", "indentation",
+                                                   "inside_quotes"]
     row = lines[1].split()
     assert row[1:5] == ["layer", "0", "unit", "0"] and abs(float(row[-1])) > 0.95
     saved = json.loads((run / "analysis" / "units.json").read_text())
     assert saved["features"][1]["index"] == 0 and saved["text"] == str(probe_text)
     page = (run / "analysis" / "units.html").read_text()
-    assert page.count("<pre>") == 5 and "inside_string" in page  # no comment: no section
+    assert page.count("<pre>") == 6 and "inside_string" in page  # none for inside_comment
     assert (run / "analysis" / "units.png").stat().st_size > 1000
     assert main(["analyze", "units", str(run), "--json"]) == 0  # the validation text
     assert json.loads(capsys.readouterr().out)["text"] == "validation"

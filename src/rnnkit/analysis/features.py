@@ -1,6 +1,7 @@
 """What a reader tracks in a text, one number per character (deck 003, Karpathy's cells):
-the position in the line, whether we are inside a string, a comment or (prose) quotes, the
-bracket depth and the indentation of the line (code).
+the position in the line, whether we are inside a string, a comment, either of them (deck
+003's "cell that turns on inside comments and quotes") or (prose) quotes, the bracket depth and
+the indentation of the line (code).
 
 Each feature at character i is the state AFTER reading it, which is what a model's h_i has
 seen: the opening quote of a string is inside it, the closing one is out again. Code is read by
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-FEATURES = ("position_in_line", "inside_string", "inside_comment", "bracket_depth",
-            "indentation", "inside_quotes")
+FEATURES = ("position_in_line", "inside_string", "inside_comment", "comment_or_string",
+            "bracket_depth", "indentation", "inside_quotes")
 OPEN, CLOSE = "([{", ")]}"
 PROSE_QUOTES = {'"': '"', "\u201c": "\u201d"}  # "..." and curly double quotes
 
@@ -27,6 +28,8 @@ def text_features(text: str) -> dict[str, np.ndarray]:
         '....sss............'
         >>> "".join("c" if v else "." for v in f["inside_comment"])
         '..........ccc......'
+        >>> "".join("x" if v else "." for v in f["comment_or_string"])
+        '....xxx...xxx......'
         >>> [f[name][-3:].tolist() for name in ("bracket_depth", "indentation")]
         [[1.0, 1.0, 0.0], [2.0, 2.0, 2.0]]
         >>> f["position_in_line"][-3:].tolist()
@@ -91,7 +94,8 @@ def _code_state(text: str) -> dict[str, np.ndarray]:
         comment[i:i + span] = 1.0 if in_comment else 0.0
         depth[i:i + span] = level
         i += span
-    return {"inside_string": string, "inside_comment": comment, "bracket_depth": depth}
+    return {"inside_string": string, "inside_comment": comment,
+            "comment_or_string": np.maximum(string, comment), "bracket_depth": depth}
 
 
 def _inside_quotes(text: str) -> np.ndarray:
