@@ -490,3 +490,18 @@ def test_the_plot_reads_the_series_own_times():
     assert ax2.get_xlabel() == "step"
     plt.close("all")
 
+
+
+def test_several_series_name_their_arima_orders_by_count_not_as_a_list():
+    from rnnkit.cli.train_forecaster import report
+    from rnnkit.train.forecaster import _baseline_line, arima_label
+
+    assert arima_label("ARIMA(9,0,0)") == "ARIMA(9,0,0)"
+    orders = ["ARIMA(1,1,1)(0,1,1)12", "ARIMA(1,0,0)(1,1,1)12"]
+    assert arima_label(orders) == "ARIMA, one order per series (2)"
+    s = {"horizon": 2, "season": None, "head": "gaussian", "mode": "direct", "cell": "lstm",
+         "members": 1, "out": "run", "status": "completed", "steps": 5, "train_seconds": 1.0,
+         "arima_order": orders, **{f"test_{k}rmse_h{h}": 1.0 for k in ("", "arima_")
+                                   for h in (1, 2)}}
+    text = report(s) + _baseline_line(s)
+    assert "[" not in text and text.count("ARIMA, one order per series (2)") == 2

@@ -98,7 +98,8 @@ def add_parser(tasks, common: dict) -> None:
                    "model)")
     g.add_argument("--relative", action=argparse.BooleanOptionalAction,
                    help="read each window relative to its first value, for a series with a "
-                   "trend (default: when the ADF test finds a unit root in the training part)")
+                   "trend (default: when the ADF test finds a unit root in the training part and "
+                   "--no-difference is given)")
     g.add_argument("--lags", type=int, metavar="N", help="a linear autoregression on the last N "
                    "values added to the mean (LSTNet's highway; default: the window; 0: none)")
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
@@ -117,6 +118,8 @@ def train(given: dict) -> dict:
 
 def report(s: dict) -> str:
     """The run, then the table: the model and each baseline at a few horizons."""
+    from ..train.forecaster import arima_label
+
     H = s["horizon"]
     hs = sorted({1, s.get("season") or 1, H} & set(range(1, H + 1)))
     rows = [("model", "")]
@@ -128,8 +131,9 @@ def report(s: dict) -> str:
     members = s.get("members") or 1
     names = {"model": f"{s['cell']}{f' x{members}' if members > 1 else ''} ({kind})",
              "naive": "naive",
-             "snaive": "seasonal naive", "arima": f"{s.get('arima_order')} (AIC)",
-             "arima_hindsight": f"{s.get('arima_hindsight_order')} (hindsight)"}
+             "snaive": "seasonal naive",
+             "arima": f"{arima_label(s.get('arima_order'))} (AIC)",
+             "arima_hindsight": f"{arima_label(s.get('arima_hindsight_order'))} (hindsight)"}
     width = max(len(names[k]) for k, _ in rows) + 2
     head = f"{'test, rolling origins':<{width}}" + "".join(f"{'RMSE h' + str(h):>11}"
                                                              for h in hs)

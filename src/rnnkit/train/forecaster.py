@@ -675,12 +675,24 @@ def task_model(task: ForecasterTask, run: RunDir) -> Forecaster:
     return model.eval()
 
 
+def arima_label(order: str | list[str] | None) -> str:
+    """One series' ARIMA order, or, for several series (each its own order), how many.
+
+    Example:
+        >>> arima_label("ARIMA(9,0,0)"), arima_label(["ARIMA(1,1,0)", "ARIMA(2,1,0)"])
+        ('ARIMA(9,0,0)', 'ARIMA, one order per series (2)')
+    """
+    if isinstance(order, list):
+        return f"ARIMA, one order per series ({len(order)})"
+    return str(order)
+
+
 def _baseline_line(extra: dict[str, Any]) -> str:
     H = extra["horizon"]
     parts = [f"{name} RMSE h1 {extra[f'test_{key}_rmse_h1']:.3g}, h{H} "
              f"{extra.get(f'test_{key}_rmse_h{H}', float('nan')):.3g}"
              for key, name in (("naive", "naive"), ("snaive", "seasonal naive"),
-                               ("arima", str(extra.get("arima_order"))))
+                               ("arima", arima_label(extra.get("arima_order"))))
              if f"test_{key}_rmse_h1" in extra]
     return "baselines on the test origins: " + "; ".join(parts)
 
