@@ -224,7 +224,7 @@ def test_a_unit_built_to_track_strings_is_found_with_correlation_one():
     text = '""\n' + _code_text(300)  # from the first character on, the unit is in or out
     tok = CharTokenizer.train(text)
     acts = unit_activations(string_tracking_lm(tok), tok, text, streams=1)
-    assert acts.values.shape == (len(text), 12)  # 6 hidden + 6 cell units
+    assert acts.values.shape == (len(text), 18)  # 6 hidden units, 6 cell units as c, tanh(c)
     found = {p.feature: p for p in probe(acts)}
     best = found["inside_string"]
     assert (best.unit.layer, best.unit.index) == (0, 0)
@@ -237,7 +237,7 @@ def test_a_unit_built_to_track_strings_is_found_with_correlation_one():
                 np.corrcoef(column, text_features(acts.text)[p.feature])[0, 1], abs=1e-6)
 
 
-def test_hidden_units_are_h_and_cell_units_are_tanh_c_as_deck_003_colours_them():
+def test_hidden_units_are_h_and_cell_units_c_and_tanh_c_as_deck_003_colours_them():
     text = _code_text(60, seed=3)
     tok = CharTokenizer.train(text)
     torch.manual_seed(0)
@@ -253,13 +253,16 @@ def test_hidden_units_are_h_and_cell_units_are_tanh_c_as_deck_003_colours_them()
             hs.append(torch.cat([s for s in state[0]], -1)[0])
             cs.append(torch.cat([s for s in state[1]], -1)[0])
     h, c = torch.stack(hs).numpy(), torch.stack(cs).numpy()
-    assert np.abs(c).max() > 1.0  # a raw c would not be what the probe reads
+    assert np.abs(c).max() > 1.0  # c and tanh(c) differ
     kinds = [(u.layer, u.state) for u in acts.units]
     for layer in (0, 1):
         cols = [j for j, k in enumerate(kinds) if k == (layer, "hidden")]
         np.testing.assert_allclose(acts.values[:, cols], h[:, 4 * layer:4 * layer + 4],
                                    atol=1e-5)
         cols = [j for j, k in enumerate(kinds) if k == (layer, "cell")]
+        np.testing.assert_allclose(acts.values[:, cols], c[:, 4 * layer:4 * layer + 4],
+                                   atol=1e-5)
+        cols = [j for j, k in enumerate(kinds) if k == (layer, "tanh(cell)")]
         np.testing.assert_allclose(acts.values[:, cols],
                                    np.tanh(c[:, 4 * layer:4 * layer + 4]), atol=1e-5)
 

@@ -1,9 +1,10 @@
 """Unit probes (deck 003, Karpathy's interpretable cells): which single hidden or cell unit of a
 character model follows a feature of the text (``features``): its activation over the text,
 correlated (Pearson) with the feature, for every unit of every layer; the best unit per feature
-is the one with the largest |correlation|. A cell unit is read as tanh(c), the value deck 003's
-pictures colour (Karpathy et al. 2015: "text color corresponds to tanh(c)"): c itself grows
-without bound in long strings or comments, tanh(c) saturates as the feature does.
+is the one with the largest |correlation|. A cell unit is read two ways: as c, which counts (an
+indentation or a bracket depth is followed linearly), and as tanh(c), the value deck 003's
+pictures colour (Karpathy et al. 2015: "text color corresponds to tanh(c)"), which saturates as
+an on/off feature does (inside a string or a comment).
 
 The text is read as ``streams`` contiguous pieces side by side (one batch), each from a zero
 state; each piece but the first starts ``WARMUP`` characters early and those steps are
@@ -27,7 +28,7 @@ from .features import FEATURES, text_features
 from .runs import analysis_dir, load_for_analysis, pyplot, save_figure, validation_text, write_json
 from .unrolled import model_inputs, recurrent_of, unroll
 
-STATES = ("hidden", "cell")
+STATES = ("hidden", "cell", "tanh(cell)")  # h; c; tanh(c), for a cell with a c
 MAX_CHARS = 20_000  # enough for stable correlations, a few seconds on one core
 STREAMS = 20
 EXCERPT_CHARS = 1500  # the text the report colours by a unit
@@ -38,7 +39,7 @@ WARMUP = 200  # characters read before a piece's values count (a line or two of 
 class Unit:
     layer: int
     index: int
-    state: str  # "hidden" (h) or "cell" (read as tanh(c))
+    state: str  # one of STATES
 
     def __str__(self) -> str:
         return f"layer {self.layer} unit {self.index} {self.state}"
@@ -72,8 +73,9 @@ class Probe:
 
 def unit_activations(model: nn.Module, tokenizer: Any, text: str, streams: int = STREAMS
                      ) -> Activations:
-    """Run a character language model over ``text`` and keep every hidden (and cell) unit's
-    value after every character (the text is cut to a multiple of ``streams``)."""
+    """Run a character language model over ``text`` and keep every hidden unit's value after
+    every character, and every cell unit's as c and as tanh(c) (the text is cut to a multiple
+    of ``streams``)."""
     ids = tokenizer.encode(text)
     if len(ids) != len(text):
         raise UserError("unit probes read one character per step, but this run's tokenizer "
@@ -95,9 +97,11 @@ def unit_activations(model: nn.Module, tokenizer: Any, text: str, streams: int =
         for part in range(rnn.num_states):
             v = unrolled.stacked(k, part)  # (T + warm, S, H) -> kept, in text order (N, H)
             v = v.gather(0, rows.unsqueeze(-1).expand(-1, -1, v.shape[-1]))
-            v = v if part == 0 else torch.tanh(v)  # a cell unit as deck 003 colours it
-            values.append(v.transpose(0, 1).reshape(-1, v.shape[-1]).float().numpy())
-            units += [Unit(k, i, STATES[part]) for i in range(v.shape[-1])]
+            v = v.transpose(0, 1).reshape(-1, v.shape[-1])
+            readings = [("hidden", v)] if part == 0 else [("cell", v), ("tanh(cell)", v.tanh())]
+            for state, r in readings:
+                values.append(r.float().numpy())
+                units += [Unit(k, i, state) for i in range(r.shape[-1])]
     return Activations(text[:steps * streams], np.concatenate(values, 1), units)
 
 

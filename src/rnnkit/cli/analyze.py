@@ -167,8 +167,8 @@ def run_units_cmd(args) -> int:
         if p["correlation"] is None:
             print(f"{p['feature']:<18} -  (constant over this text)")
             continue
-        print(f"{p['feature']:<18} layer {p['layer']} unit {p['index']} {p['state']:<6} "
-              f"{p['correlation']:+.3f}")
+        unit = f"layer {p['layer']} unit {p['index']} {p['state']}"
+        print(f"{p['feature']:<18} {unit:<28} {p['correlation']:+.3f}")
     print(f"wrote {_where(args.run_dir, 'units')} (and units.html)", file=sys.stderr)
     return 0
 
