@@ -92,7 +92,8 @@ def table_rows(entry: dict[str, Any]) -> dict[str, Any]:
     H, season = first["horizon"], first.get("season")
     hs = sorted({1, season or 1, H} & set(range(1, H + 1)))
     rows: dict[str, Any] = {"horizons": hs, "H": H, "season": season,
-                            "default_stateful": first.get("stateful")}
+                            "default_stateful": first.get("stateful"),
+                            "default_differenced": first.get("difference")}
     for kind in KINDS:
         runs = entry[kind]
         for prefix, name in (("test_", kind), ("test_unrefit_", f"{kind}_unrefit")):
@@ -141,7 +142,8 @@ def format_table(result: dict[str, Any]) -> str:
     for ds, entry in result["datasets"].items():
         rows = entry["table"]
         hs = rows["horizons"]
-        default = "stateful" if rows.get("default_stateful") else "stateless"
+        default = ("stateful" if rows.get("default_stateful") else "stateless") + \
+            (", differenced" if rows.get("default_differenced") else "")
         names = {"default": f"rnn, default ({default})",
                  "default_unrefit": "  before the refit",
                  "stateless": "rnn, stateless", "stateless_unrefit": "  before the refit",
