@@ -114,11 +114,11 @@ METRICS = ("mae", "rmse", "mase", "coverage")
 STATEFUL_WHEN = "no season and no unit root"
 # Differenced by default when the level has a unit root, as auto-ARIMA chooses d: reading the
 # level relative to each window forecasts a series that leaves its training range badly (CPI
-# at four times naive's RMSE one step ahead, population at seven times the differenced
-# model's). Chosen on ten series the defaults had never been tuned on (nine quarterly US macro
-# series of statsmodels' macrodata and the monthly elec_equip, each with a unit root, one seed,
-# test tails, 2026-12-05): differencing was better one step ahead on 7 of 10 and at the last
-# horizon on 7 of 10, the losses small (about 5 % at most); BENCHMARKS.md. CO2's validation
+# at almost three times naive's RMSE one step ahead, population at four times the
+# differenced model's). Chosen on ten series the defaults had never been tuned on (nine
+# quarterly US macro series of statsmodels' macrodata and the monthly elec_equip, each with a
+# unit root, seeds 0-2, test tails, 2026-12-05): differencing was better one step ahead on 7 of
+# 10 and at the last horizon on 8 of 10, losing by 8 % at most; BENCHMARKS.md. CO2's validation
 # part alone had pointed the other way (0.70 against 0.50 one season ahead), an optimistic
 # score: early stopping picks its checkpoint on that very part.
 DIFFERENCE_WHEN = "a unit root"
