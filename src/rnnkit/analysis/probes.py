@@ -98,7 +98,8 @@ def unit_activations(model: nn.Module, tokenizer: Any, text: str, streams: int =
             v = unrolled.stacked(k, part)  # (T + warm, S, H) -> kept, in text order (N, H)
             v = v.gather(0, rows.unsqueeze(-1).expand(-1, -1, v.shape[-1]))
             v = v.transpose(0, 1).reshape(-1, v.shape[-1])
-            readings = [("hidden", v)] if part == 0 else [("cell", v), ("tanh(cell)", v.tanh())]
+            hidden, cell, tanh_cell = STATES
+            readings = [(hidden, v)] if part == 0 else [(cell, v), (tanh_cell, v.tanh())]
             for state, r in readings:
                 values.append(r.float().numpy())
                 units += [Unit(k, i, state) for i in range(r.shape[-1])]

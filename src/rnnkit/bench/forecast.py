@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..train.forecaster import arima_label
 from .timing import machine, write_json
 
 DATASETS = ("sunspots", "co2", "elnino")
@@ -129,7 +130,7 @@ def goals(ds: str, rows: dict[str, Any]) -> list[str]:
             if key in m:
                 ok = m[key][0] < a[key][0]
                 out.append(f"{'met' if ok else 'NOT met'} ({kind}): RMSE h{h} {m[key][0]:.3g} "
-                           f"< {rows['arima_order']} {a[key][0]:.3g}")
+                           f"< {arima_label(rows['arima_order'])} {a[key][0]:.3g}")
         if ds == "sunspots":
             c = m["coverage"][0]
             out.append(f"{'met' if 0.8 <= c <= 0.98 else 'NOT met'} ({kind}): coverage "
@@ -149,7 +150,7 @@ def format_table(result: dict[str, Any]) -> str:
                  "stateless": "rnn, stateless", "stateless_unrefit": "  before the refit",
                  "stateful": "rnn, stateful", "stateful_unrefit": "  before the refit",
                  "naive": "naive",
-                 "snaive": "seasonal naive", "arima": f"{rows['arima_order']} (AIC)",
+                 "snaive": "seasonal naive", "arima": f"{arima_label(rows['arima_order'])} (AIC)",
                  "arima_hindsight": f"{rows['arima_hindsight_order']} (hindsight)"}
         width = max(len(v) for k, v in names.items() if k in rows) + 2
         lines += [f"{ds}: {result['seeds']} seeds, mean ± std over the seeds; test tail, "
