@@ -3,7 +3,7 @@
 import json
 
 from rnnkit.bench import texts as bench_texts
-from rnnkit.train.sizing import size_for
+from rnnkit.train.sizing import WIDTHS, size_for
 
 PROSE = ("Call me Ishmael. Some years ago, never mind how long precisely, having little or no "
          "money in my purse, and nothing particular to interest me on shore, I thought I would "
@@ -18,8 +18,10 @@ def test_quick_bench_reports_the_defaults_choice_and_the_baseline(tmp_path, caps
     printed = capsys.readouterr().out
     (row,) = json.loads(out.read_text())["rows"]
     assert row["chars"] == len(PROSE * 20) and row["goal"] == "n/a"  # under 100,000 chars
-    assert (row["hidden"], row["dropout"]) == tuple(size_for(row["train_chars"])[k]
-                                                    for k in ("hidden", "dropout"))
+    tier = size_for(row["train_chars"])
+    assert row["dropout"] == tier["dropout"]
+    # 3 s buy few steps on any CPU: the width narrows below the tier's (sizing.fit_width)
+    assert row["hidden"] in WIDTHS and row["hidden"] <= tier["hidden"]
     assert row["val_ngram_bpc"] > 0 and row["steps"] > 0
     assert "prose.txt" in printed and "a smoke run: too short to judge the goal" in printed
     assert "met on" not in printed

@@ -321,3 +321,38 @@ def test_predict_refuses_what_it_cannot_read(tmp_path, capsys, trained):
     bad.write_text("body\nhello\n")
     _fails(capsys, ["predict", str(run), "--csv", str(bad)], "no column 'text'")
     _fails(capsys, ["sample", str(run)], "rnnkit predict")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--eval-examples", "-1"], "--eval-examples must be a whole number"),
+    (["--weight-decay", "-1"], "--weight-decay must be"),
+    (["--clip", "-1"], "--clip must be"),  # a negative norm would flip every gradient
+    (["--warmup", "-5"], "--warmup must be"),
+    (["--patience", "-2"], "--patience must be"),
+    (["--momentum", "2"], "--momentum must be"),
+])
+def test_bad_training_numbers_are_one_line_and_exit_2(tmp_path, capsys, flags, words):
+    rows = _csv(tmp_path / "ok.csv", 40)
+    never = tmp_path / "never"
+    _fails(capsys, ["train", "classifier", "--csv", str(rows), "--out", str(never), "--steps",
+                    "2", "--no-progress", *flags], words)
+    assert not never.exists()
+
+
+def test_classes_too_small_to_hold_out_say_so(tmp_path, capsys):
+    """Every label once (the text and label columns swapped, say): the error names the
+    classes' sizes, not a count of rows that is plenty."""
+    bad = tmp_path / "swapped.csv"
+    bad.write_text("text,label\n" + "".join(f"row {i},label {i}\n" for i in range(60)))
+    msg = _fails(capsys, ["train", "classifier", "--csv", str(bad), "--out",
+                          str(tmp_path / "never"), "--steps", "2", "--no-progress"],
+                 "60 classes")
+    assert "--label-column" in msg
+
+
+def test_predict_output_to_a_directory_is_one_line_and_exit_2(trained, tmp_path, capsys):
+    run, _ = trained
+    rows = _csv(tmp_path / "new.csv", 5, seed=3)
+    _fails(capsys, ["predict", str(run), "--csv", str(rows), "--output", str(tmp_path)],
+           "is a directory; give the CSV file to write")

@@ -359,3 +359,33 @@ def load_labelled_music_piece():
 
     d = load_music_genre(3)
     return d.notes[d.train[0][0]]
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--eval-examples", "-1"], "--eval-examples must be a whole number"),
+    (["--clip", "-1"], "--clip must be"),
+])
+def test_bad_training_numbers_are_one_line_and_exit_2(tmp_path, capsys, flags, words):
+    rows = _csv(tmp_path / "g.csv", 40)
+    never = tmp_path / "never"
+    assert main(["train", "generator", "--csv", str(rows), "--out", str(never), "--steps", "2",
+                 "--no-progress", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnkit: error: ") and words in err[0], err
+    assert not never.exists()
+
+
+def test_the_summary_and_report_hold_a_character_ngram_baseline(trained, tmp_path):
+    """Every task prints a classical baseline beside the network: the generator a character
+    5-gram's bits per character on the same held-out texts, which a trained network beats."""
+    from rnnkit.cli.train_generator import report
+
+    run, summary = trained
+    for split in ("val", "test"):
+        b = summary[f"{split}_ngram_bpc"]
+        assert 0 < b < 8 and summary[f"{split}_bpc"] < b
+    assert json.loads((run / "summary.json").read_text())["val_ngram_bpc"] == \
+        summary["val_ngram_bpc"]
+    text = report(summary)
+    assert "5-gram baseline, no label: " in text and "5-gram baseline " in text.splitlines()[2]

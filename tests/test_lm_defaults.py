@@ -6,11 +6,13 @@ import json
 import math
 
 import pytest
+import torch
 
 from rnnkit.cli.main import main
+from rnnkit.train import lm as lm_mod
 from rnnkit.train import trainer as trainer_mod
 from rnnkit.train.lm import DEFAULTS, closing_warnings, run_lm
-from rnnkit.train.sizing import SIZED, TIERS, fill_sizes, size_for
+from rnnkit.train.sizing import MIN_STEPS, SIZED, TIERS, WIDTHS, fill_sizes, fit_width, size_for
 
 PROSE = ("It is a truth universally acknowledged, that a single man in possession of a good "
          "fortune, must be in want of a wife.\nHowever little known the feelings or views of "
@@ -140,3 +142,67 @@ def test_a_time_budget_ends_its_warmup_with_its_share_of_the_clock(tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     mid = [r["lr"] for r in rows if "lr" in r and 0.1 <= r["elapsed"] <= 0.5]
     assert mid and min(mid) > 0.005  # the cosine's rate, not step / 10**6 of it
+
+
+def _quadratic(seconds_at_256):
+    """A step's seconds growing with the square of the width, as an LSTM's products do."""
+    calls = []
+
+    def seconds(width):
+        calls.append(width)
+        return seconds_at_256 * (width / 256) ** 2
+    return seconds, calls
+
+
+@pytest.mark.parametrize("per_step, budget, expected", [
+    (0.06, 150, 256),    # a fast machine: 2,375 steps, the tier's width stays (timed once)
+    (0.25, 150, 192),    # a quarter as fast: 570 steps at 256, 1,013 at 192
+    (0.25, 30, 128),     # a short budget too: no width reaches MIN_STEPS, the narrowest
+    (0.25, 600, 256),    # ... and a long one keeps the tier's
+])
+def test_fit_width_keeps_the_widest_the_budget_trains(per_step, budget, expected):
+    seconds, calls = _quadratic(per_step)
+    s = {"hidden": 256, "embed": 64, "tie_weights": False}
+    got = fit_width(s, budget, seconds)
+    assert s["hidden"] == got["hidden"] == expected and s["embed"] == 64
+    assert calls == [w for w in (256, 192, 128) if w >= expected]  # widest first, stops there
+    assert got["seconds_per_step"] == {w: per_step * (w / 256) ** 2 for w in calls}
+    assert got["steps"] == int(budget * 0.95 / seconds(expected))
+    if expected != 128:
+        assert got["steps"] >= MIN_STEPS
+    tied = {"hidden": 512, "embed": 512, "tie_weights": True}
+    fit_width(tied, 150, _quadratic(0.25)[0])
+    assert tied["embed"] == tied["hidden"] < 512 and tied["hidden"] in WIDTHS
+
+
+def test_a_time_budget_narrows_the_sized_width_and_says_so(tmp_path, capsys, monkeypatch):
+    """Time the only budget, the width left to the defaults: the steps are timed on this
+    machine and a narrower model chosen where the budget is short for the tier's; recorded in
+    config.json. A width the user gives, or a step budget, is never timed."""
+    timed = []
+
+    def seconds(s, vocab, width, device):
+        timed.append(width)
+        return 10.0 * (width / 256) ** 2  # a slow machine: 1.0 s budget buys few steps
+
+    monkeypatch.setattr(lm_mod, "seconds_per_step", seconds)
+    run_lm(_small_run(tmp_path / "a", steps=None, max_time=1.0, eval_every=10**6))
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert timed == [256, 192, 128] and cfg["hidden"] == cfg["model"]["hidden"] == 128
+    budget = cfg["sized_from_text"]["budget"]
+    assert budget["hidden"] == 128 and budget["budget"] == 1.0
+    assert set(budget["seconds_per_step"]) == {"256", "192", "128"}  # JSON keys
+    assert "hidden 128 rather than 256" in capsys.readouterr().err
+    timed.clear()
+    run_lm(_small_run(tmp_path / "b", hidden=24, steps=None, max_time=0.5))
+    run_lm(_small_run(tmp_path / "c", steps=3))
+    assert timed == []
+    assert "budget" not in json.loads((tmp_path / "c" / "config.json").read_text()
+                                      )["sized_from_text"]
+
+
+def test_seconds_per_step_times_the_runs_model():
+    s = {**DEFAULTS, "embed": 8, "dropout": 0.0, "batch_size": 2, "seq_len": 8}
+    before = torch.random.get_rng_state()
+    assert 0 < lm_mod.seconds_per_step(s, 11, 16, torch.device("cpu"), steps=2) < 5
+    assert not torch.equal(before, torch.random.get_rng_state())  # (fit_to_budget forks it)

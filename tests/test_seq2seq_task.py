@@ -2,6 +2,7 @@
 directory, resume, the filter contract, and every bad input as one line with exit status 2."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,57 @@ def test_word_tokens_map_words_and_refuse_unseen_ones(tmp_path):
     assert all(w in t.target.tokens for w in result.text.split())
     with pytest.raises(UserError, match="'dog' is not in the source vocabulary"):
         t.translate("the big dog")
+
+
+def test_bad_task_settings_are_one_line_and_write_nothing(tmp_path, capsys):
+    pairs = _tsv(tmp_path / "pairs.tsv", 40)
+    out = ["--out", str(tmp_path / "never"), "--steps", "2", "--no-progress"]
+    base = ["train", "seq2seq", "--tsv", str(pairs), *out]
+    _fails(capsys, [*base, "--batch-size", "0"], "--batch-size")  # was a ZeroDivisionError
+    _fails(capsys, [*base, "--eval-examples", "-5"], "--eval-examples")  # likewise
+    _fails(capsys, [*base, "--vocab-size", "-3"], "--vocab-size")  # silently dropped 3 tokens
+    # no validation pairs to choose the best checkpoint on: was a KeyError after training
+    _fails(capsys, [*base, "--val-fraction", "0", "--test-fraction", "0"], "--val PATH")
+    assert not (tmp_path / "never").exists()
+
+
+def test_translate_drops_surrounding_whitespace_as_training_did(trained, capsys, monkeypatch):
+    import io
+
+    run, _ = trained
+    t = rnnkit.load(run)
+    assert t.translate(" fed\t").text == t.translate("fed").text  # was: ' ' not in vocabulary
+    monkeypatch.setattr("sys.stdin", io.StringIO("fed \r\n   \nab\n"))
+    assert main(["translate", str(run)]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    assert lines[:3] == [t.translate("fed").text, "", t.translate("ab").text]
+
+
+def test_translate_into_a_closed_pipe_stops_quietly(trained, tmp_path, monkeypatch):
+    import io
+
+    class ClosedPipe(io.StringIO):  # `rnnkit translate RUN < in.txt | head -1`, head gone
+        def __init__(self, path):
+            super().__init__()
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return self.fd
+
+    run, _ = trained
+    monkeypatch.setattr("sys.stdin", io.StringIO("fed\nab\n"))
+    monkeypatch.setattr("sys.stdout", ClosedPipe(tmp_path / "sink"))
+    assert main(["translate", str(run)]) == 0  # was a BrokenPipeError traceback
+
+
+def test_a_capped_character_vocabulary_keeps_the_most_frequent():
+    """--vocab-size N keeps the N most frequent characters (then in code-point order), not the
+    first N code points."""
+    from rnnkit.data.vocab import Vocab
+
+    kept = Vocab.build(["zzzzzzzz yyyy a b"], "char", max_size=3)
+    specials = len(kept.tokens) - 3
+    assert kept.tokens[specials:] == [" ", "y", "z"]

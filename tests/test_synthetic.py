@@ -239,6 +239,7 @@ def test_cli_report_without_json(tmp_path, capsys):
     (["--dataset", "adding", "--noise", "0.1"], "--noise is for the bit tasks"),
     (["--dataset", "parity", "--noise", "-1"], "--noise must be a number >= 0"),
     (["--dataset", "parity", "--embed", "8"], "--embed is for copy's symbols"),
+    (["--dataset", "copy", "--embed", "0"], "--embed must be a whole number of at least 1"),
     (["--dataset", "parity", "--val-size", "0"], "--val-size must be a whole number of at"),
     (["--dataset", "parity", "--feedforward-steps", "-1"], "--feedforward-steps must be"),
     (["--dataset", "parity", "--lr", "-1"], "--lr must be a positive number"),

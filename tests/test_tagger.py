@@ -378,3 +378,18 @@ def test_pretrained_word_vectors_start_the_embedding_and_can_stay_frozen(tmp_pat
     with pytest.raises(UserError, match="--conll"):
         run_tagger({**TINY, "dataset": "python-tokens", "max_chars": 20_000, "steps": 1,
                     "embeddings": str(vectors), "out": str(tmp_path / "chars")})
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--eval-examples", "-1"], "--eval-examples must be a whole number"),
+    (["--weight-decay", "-1"], "--weight-decay must be"),
+    (["--vocab-size", "0"], "--vocab-size must be"),
+    (["--val-fraction", "0"], "--val-fraction must be above 0"),  # was a KeyError traceback
+])
+def test_bad_settings_are_one_line_and_exit_2(tmp_path, capsys, flags, words):
+    data = _conll(tmp_path / "t.conll", 40)
+    never = tmp_path / "never"
+    _fails(capsys, ["train", "tagger", "--conll", str(data), "--out", str(never), "--steps",
+                    "2", "--no-progress", *flags], words)
+    assert not never.exists()

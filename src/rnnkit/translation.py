@@ -84,8 +84,10 @@ class Translator:
 
     def translate(self, text: str, beam: int = 1, length_penalty: float = 0.6) -> Translation:
         """Decode ``text``: greedy (``beam=1``) or a beam search of ``beam`` hypotheses.
+        Surrounding whitespace is dropped, as training dropped it from every pair.
         A token the model never saw in training is a ``UserError`` naming it. A run trained
         with ``--reverse`` reads ``text`` reversed, as it learnt to."""
+        text = text.strip()  # as training read each side of its pairs (data.pairs)
         ids = self.source.encode(text, strict=True)
         if not ids:
             raise UserError("the input is empty: give the text to translate")

@@ -57,8 +57,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..errors import UserError
     from ..train.checkpoint import read_task
 
+    if args.output and os.path.isdir(os.path.expanduser(args.output)):
+        raise UserError(f"--output {args.output} is a directory; give the CSV file to write, "
+                        f"e.g. {os.path.join(args.output, 'predictions.csv')}")
     if read_task(args.run_dir) == "tagger":
         return _run_tagger(args)
     from ..classification import load_predictor
@@ -80,7 +84,8 @@ def run(args) -> int:
                 return status
     if args.output:
         _write_csv(args.output, columns, rows or [[t] for t in seen], results, predictor.classes)
-        print(f"rnnkit: wrote {len(results):,} rows to {args.output}", file=sys.stderr)
+        print(f"rnnkit: wrote {len(results):,} row{'' if len(results) == 1 else 's'} to "
+              f"{args.output}", file=sys.stderr)
     return status
 
 
@@ -125,7 +130,8 @@ def _run_tagger(args) -> int:
                 return 0
     if args.output:
         _write_tags_csv(args.output, columns, rows or [[t] for t in seen], results)
-        print(f"rnnkit: wrote {len(results):,} rows to {args.output}", file=sys.stderr)
+        print(f"rnnkit: wrote {len(results):,} row{'' if len(results) == 1 else 's'} to "
+              f"{args.output}", file=sys.stderr)
     return 0
 
 

@@ -102,9 +102,13 @@ def report(s: dict) -> str:
     lines = [
         f"run:        {out}  ({s['status']}, {s['steps']} steps, {s['train_seconds']:.0f} s, "
         f"{s['tokens_per_second']:,.0f} tokens/s)",
-        f"val bpc:    {num('val_bpc')}",
+        f"val bpc:    {num('val_bpc')}" + (f"   (character 5-gram baseline, no label: "
+                                            f"{num('val_ngram_bpc')})"
+                                            if s.get("val_ngram_bpc") is not None else ""),
         f"test bpc:   {num('test_bpc')}   (" + ", ".join(
-            f"{label} {num(f'test_bpc_label_{label}')}" for label in s.get("labels", [])) + ")",
+            f"{label} {num(f'test_bpc_label_{label}')}" for label in s.get("labels", []))
+        + (f"; 5-gram baseline {num('test_ngram_bpc')}" if s.get("test_ngram_bpc") is not None
+           else "") + ")",
         f"label:      {split} bpc under the own label {num(f'{split}_own_label_bpc')}, under a "
         f"wrong one {num(f'{split}_wrong_label_bpc')}; the own label is the likeliest for "
         f"{num(f'{split}_label_accuracy')} of the texts",

@@ -9,6 +9,7 @@ empty output line, its error on stderr, and exit status 2 at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXAMPLE = """examples:
@@ -42,6 +43,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:  # the reader has what it wanted (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args) -> int:
     from ..errors import UserError
     from ..translation import load_translator
 
@@ -55,7 +64,8 @@ def run(args) -> int:
     for number, line in enumerate(sys.stdin, 1):
         line = line.rstrip("\r\n")
         try:
-            result = translator.translate(line, args.beam, args.length_penalty) if line else None
+            result = (translator.translate(line, args.beam, args.length_penalty) if line.strip()
+                      else None)
         except UserError as e:
             print(f"rnnkit: error: line {number}: {e}", file=sys.stderr, flush=True)
             result, status = None, 2

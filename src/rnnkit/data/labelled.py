@@ -259,8 +259,13 @@ def _cut(rows: list[Row], val_fraction: float, test_fraction: float, seed: int,
          path: str | Path) -> tuple[list[Row], list[Row], list[Row]]:
     train, val, test = _stratified(rows, val_fraction, test_fraction, seed)
     if (val_fraction and not val) or (test_fraction and not test) or not train:
-        raise UserError(f"{path} has {len(rows)} rows, too few to cut validation and test rows "
-                        "from; give more rows, or --val PATH and --test PATH")
+        counts = Counter(label for _, label in rows)
+        hint = ("; nearly every row has a label of its own: check that --label-column names "
+                "the labels" if len(counts) > len(rows) / 2 else "")
+        raise UserError(f"{path} has {len(rows)} rows in {len(counts)} classes (the largest "
+                        f"{max(counts.values(), default=0)} rows), too few to cut validation "
+                        "and test rows from each class; give more rows, or --val PATH and "
+                        f"--test PATH{hint}")
     return train, val, test
 
 

@@ -58,9 +58,10 @@ class Vocab:
         texts always give the same ids); at most ``max_size`` of them plus the specials."""
         counts = Counter(t for text in texts for t in split(text, kind))
         ranked = sorted(counts, key=lambda t: -counts[t])  # stable: first seen among equals
+        kept = ranked[:max_size] if max_size else ranked  # the most frequent
         if kind == "char":
-            ranked = sorted(ranked)  # a character vocabulary reads best in code-point order
-        return cls(kind, ranked[:max_size] if max_size else ranked, side)
+            kept = sorted(kept)  # a character vocabulary reads best in code-point order
+        return cls(kind, kept, side)
 
     def __len__(self) -> int:
         return len(self.tokens)

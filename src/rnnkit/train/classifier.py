@@ -40,6 +40,7 @@ from ..errors import UserError
 from ..models.classifier import SequenceClassifier, describe
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
+from .config import check_counts
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
@@ -352,6 +353,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
+    check_counts(s)
     if not s["csv"] and not s["dataset"]:
         s["dataset"] = DEFAULT_DATASET
     if s["max_length"] is not None and s["max_length"] < 1:

@@ -78,3 +78,14 @@ def resume_settings(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, 
                         f"from them; drop {flag}, or start a new run with --out")
     return {**stored, **{k: v for k, v in given.items()
                          if k in RESUMABLE_OVERRIDES and k not in ("config", "json")}}
+
+
+def check_counts(s: dict[str, Any]) -> None:
+    """The task's own counts (the Trainer checks the optimiser's numbers): one line each for a
+    zero batch or a negative count, which would otherwise end in a traceback."""
+    for name, low, note in (("batch_size", 1, ""), ("eval_examples", 0, " (0: all)"),
+                            ("vocab_size", 1, " (leave it out for all)")):
+        v = s.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            what = "a positive integer" if low else "a whole number >= 0"
+            raise UserError(f"--{name.replace('_', '-')} must be {what}{note}, got {v!r}")

@@ -38,7 +38,7 @@ from ..generation import Codec, Generator, end_id
 from ..models.conditioned import ConditionedLM
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
-from .config import REGULARISERS, regularisers
+from .config import REGULARISERS, check_counts, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
@@ -46,6 +46,7 @@ from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
 DEFAULT_DATASET = "sentiment"
+NGRAM_ORDER = 5  # the baseline: what counting character 5-grams predicts, no label
 MUSIC_PIECES = 200  # --dataset music-genre: pieces a genre (the classifier's default)
 EVAL_BATCH = 256
 IGNORE = -100  # a padded target: no loss
@@ -261,6 +262,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
+    check_counts(s)
     if not s["csv"] and not s["dataset"]:
         s["dataset"] = DEFAULT_DATASET
     for name in ("max_length", "samples_per_label", "sample_length"):
@@ -293,7 +295,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         "tokenizer": s["tokenizer"], "cell": s["cell"], "every_step": s["every_step"],
         "out": s["out"]}
     if dist.main:
-        _announce(s, data, tokenizer, model)
+        extra.update(ngram_baseline(data, s["max_length"] if s["tokenizer"] == "char" else None))
+        _announce(s, data, tokenizer, model, extra)
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
     if dist.main and summary["status"] not in ("nonfinite", "interrupted") \
@@ -337,9 +340,37 @@ def _one_line(data: Labelled) -> Labelled:
                     data.source, data.split)
 
 
-def _announce(s: dict[str, Any], data: Labelled, tokenizer: Tokenizer, model: nn.Module
-              ) -> None:
-    """What the run trains on and with (stderr)."""
+def ngram_baseline(data: Labelled, max_chars: int | None = None, order: int = NGRAM_ORDER
+                   ) -> dict[str, float]:
+    """What counting alone predicts, the label unused: a character ``order``-gram (interpolated
+    Kneser-Ney, ``models.ngram``) fitted on the training texts, each text followed by its end
+    (a newline), its bits per character on the held-out texts scored the same way as the
+    network's (``val_/test_ngram_bpc``; each text's first ``max_chars`` characters, what a
+    ``char`` run models of it). A network below it has learnt more than character counts.
+
+    Example:
+        >>> d = Labelled([("abcabc", "x"), ("abcab", "y")] * 20, [("abcabc", "x")],
+        ...              [], ["x", "y"], "t", "fraction")
+        >>> b = ngram_baseline(d)
+        >>> b["val_ngram_bpc"] < 1.5, "test_ngram_bpc" in b   # a uniform guess: 2 bits
+        (True, False)
+    """
+    from ..models.ngram import CharNGram
+
+    def joined(rows: list[Row]) -> str:
+        return "".join(t[:max_chars] + "\n" for t, _ in rows)
+
+    train = joined(data.train)
+    if not train.strip():
+        return {}
+    ngram = CharNGram(order).fit(train)
+    return {f"{split}_ngram_bpc": ngram.bits_per_char(joined(rows), prefix="\n")
+            for split, rows in (("val", data.val), ("test", data.test)) if rows}
+
+
+def _announce(s: dict[str, Any], data: Labelled, tokenizer: Tokenizer, model: nn.Module,
+              extra: dict[str, Any] | None = None) -> None:
+    """What the run trains on and with, and the baseline to beat (stderr)."""
     counts = ", ".join(f"{c} {sum(label == c for _, label in data.train):,}"
                        for c in data.classes)
     c = model.config
@@ -347,7 +378,9 @@ def _announce(s: dict[str, Any], data: Labelled, tokenizer: Tokenizer, model: nn
         f"{len(data.test):,} test, {data.split} split); {tokenizer.vocab_size:,} "
         f"{s['tokenizer']} tokens; {c['cell']} {c['layers']}x{c['hidden']} started by the "
         f"label{' and fed it at every step' if c['every_step'] else ''}; "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters")
+        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+        + (f"; character {NGRAM_ORDER}-gram baseline (no label): val bpc "
+           f"{extra['val_ngram_bpc']:.3f}" if extra and "val_ngram_bpc" in extra else ""))
 
 
 def write_samples(run: RunDir, gen: Generator, s: dict[str, Any]) -> dict[str, Any]:

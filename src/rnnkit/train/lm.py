@@ -12,7 +12,9 @@ characters, whatever the tokenizer). Beside it: the smoothed character 5-gram ba
 from __future__ import annotations
 
 import math
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +43,7 @@ from . import distributed as D
 from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
-from .sizing import fill_sizes
+from .sizing import TRAINING_SHARE, fill_sizes, fit_width
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -202,6 +204,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         tokenizer = Tokenizer.load(run.checkpoints)
     else:
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
+    budget = fit_to_budget(s, sized, tokenizer.vocab_size, dist, device)
     vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
@@ -214,7 +217,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     write_run_files(run, resume, dist, {
         **s, "resume": None, "model": model.config, "split": parts.kind,
         "split_chars": parts.chars(),
-        "sized_from_text": {"train_chars": len(train), "settings": sized}}, tokenizer.save)
+        "sized_from_text": {"train_chars": len(train), "settings": sized,
+                            **({"budget": budget} if budget else {})}}, tokenizer.save)
     extra = {"dataset": s["text"] or s["dataset"] or DEFAULT_DATASET, "tokenizer": s["tokenizer"],
              "cell": s["cell"], "split": parts.kind, **parts.chars(), "out": s["out"],
              "sample_prime": s["prime"] or _first_word(val or train)}
@@ -233,6 +237,12 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         if sized:
             say("for that much text: " + ", ".join(f"{k} {s[k]}" for k in sized)
                  + " (give --" + " / --".join(sized) + " to choose)")
+        if budget and len(budget["seconds_per_step"]) > 1:
+            wider = max(budget["seconds_per_step"])
+            say(f"hidden {s['hidden']} rather than {wider}: on this machine the "
+                f"{budget['budget']:g} s budget gives it about {budget['steps']:,} steps, "
+                f"hidden {wider} about "
+                f"{int(budget['budget'] * TRAINING_SHARE / budget['seconds_per_step'][wider]):,}")
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
     warnings = closing_warnings(summary, run.metrics(), s)
@@ -240,6 +250,45 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         summary["warnings"] = warnings
         run.write_json("summary.json", summary)
     return summary
+
+
+def fit_to_budget(s: dict[str, Any], sized: list[str], vocab: int, dist: D.Dist,
+                  device: torch.device) -> dict[str, Any] | None:
+    """Where time is the only budget and the width was sized from the text, narrow it to what
+    the budget trains on this machine (``sizing.fit_width``); what was measured, or None.
+    One process only (processes timing apart could choose apart)."""
+    tied_to_given = s.get("tie_weights") and "embed" not in sized
+    if ("hidden" not in sized or tied_to_given or s["steps"] is not None
+            or s["epochs"] is not None or not s["max_time"] or dist.active):
+        return None
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return fit_width(s, s["max_time"], lambda w: seconds_per_step(s, vocab, w, device))
+
+
+def seconds_per_step(s: dict[str, Any], vocab: int, hidden: int, device: torch.device,
+                     steps: int = 4) -> float:
+    """A training step's seconds (forward, backward, AdamW) for the run's model at width
+    ``hidden`` on random tokens of the run's batch shape: the median after a first step that
+    pays for warming up."""
+    embed = hidden if s.get("tie_weights") else s["embed"]
+    model = LanguageModel(vocab, cell=s["cell"], embed=embed, hidden=hidden,
+                          layers=s["layers"], dropout=s["dropout"],
+                          tie_weights=s["tie_weights"], backend=s["backend"],
+                          embed_dropout=s["embed_dropout"], **regularisers(s)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randint(vocab, (s["seq_len"] + 1, s["batch_size"]), device=device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        logits, _ = model(x[:-1])
+        loss = F.cross_entropy(logits.reshape(-1, vocab).float(), x[1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 def pretrained_vectors(s: dict[str, Any], tokenizer: Tokenizer) -> tuple[list[str], Tensor]:

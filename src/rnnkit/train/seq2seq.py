@@ -27,6 +27,7 @@ from ..data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab, load_vocabs, save_vocabs
 from ..errors import UserError
 from ..models.seq2seq import Seq2Seq, describe
 from . import distributed as D
+from .config import check_counts
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .state import seed_everything
@@ -212,12 +213,16 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     train_settings = TrainSettings.from_dict(s)
 
     # everything that can fail on the user's input, before anything is written
+    check_counts(s)
     seed_everything(s["seed"])
     if not s["tsv"] and not s["dataset"]:
         s["dataset"] = DEFAULT_DATASET
     pairs = load_pairs(s["dataset"], s["tsv"], digits=s["digits"], reverse=s["reverse"],
                        val_path=s["val"], test_path=s["test"], val_fraction=s["val_fraction"],
                        test_fraction=s["test_fraction"], seed=s["seed"])
+    if not pairs.val:  # the best checkpoint is chosen on them
+        raise UserError("--val-fraction 0 leaves no validation pairs, and the best checkpoint "
+                        "is chosen on them: give --val PATH or a --val-fraction above 0")
     if resume and (run.checkpoints / "vocab.json").is_file():
         source, target = load_vocabs(run.checkpoints)
     else:

@@ -10,10 +10,17 @@ text stays under gives every setting the user did not choose.
 
 The largest tier is the main job's (hidden 512, dropout 0.1 on the 1.8 M-character built-in
 corpus), which these defaults leave as it was.
+
+A tier's width assumes the budget buys enough steps to train it. Where time is the only budget,
+``fit_width`` times a few training steps of each narrower width on this machine and keeps the
+widest that the budget gives ``MIN_STEPS``: on a CPU a quarter as fast, or with a quarter of
+the time, the 256-wide model of 150 s gets about 600 steps and ends worse than a 192-wide one
+that gets 1,000 (BENCHMARKS.md, "Language models on small texts").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 # (training characters below which the tier applies, settings)
@@ -24,6 +31,9 @@ TIERS: tuple[tuple[float, dict[str, Any]], ...] = (
     (float("inf"), {"hidden": 512, "embed": 128, "dropout": 0.1, "lr": 3e-3}),
 )
 SIZED = ("hidden", "embed", "dropout", "lr")
+WIDTHS = (128, 192, 256, 384, 512)  # what fit_width may narrow a tier's width to
+MIN_STEPS = 1_000  # fewer steps than this in the budget: a narrower model learns more
+TRAINING_SHARE = 0.95  # of a time budget: the rest goes to the periodic evaluations
 
 
 def size_for(train_chars: int) -> dict[str, Any]:
@@ -49,3 +59,30 @@ def fill_sizes(settings: dict[str, Any], train_chars: int) -> list[str]:
     if "embed" in filled and settings.get("tie_weights"):
         settings["embed"] = settings["hidden"]  # tying needs them equal: the user asked for it
     return filled
+
+
+def fit_width(settings: dict[str, Any], budget: float,
+              seconds_per_step: Callable[[int], float]) -> dict[str, Any]:
+    """Narrow ``settings["hidden"]`` (the tier's) to the widest of ``WIDTHS`` up to it whose
+    steps, timed by ``seconds_per_step(width)``, the ``budget`` seconds give ``MIN_STEPS``
+    times (the narrowest where none does); a tied embedding follows. Returns what was measured:
+    ``{"budget": s, "seconds_per_step": {width: s}, "steps": projected steps, "hidden": w}``.
+
+    Example:
+        >>> s = {"hidden": 256, "embed": 64, "tie_weights": False}
+        >>> fit_width(s, 150, lambda w: 0.25 * (w / 256) ** 2)["hidden"]  # 256: 570 steps
+        192
+    """
+    widest = settings["hidden"]
+    candidates = [w for w in WIDTHS if w < widest][::-1]
+    timed, chosen = {}, widest
+    for width in [widest, *candidates]:
+        timed[width] = seconds_per_step(width)
+        chosen = width
+        if budget * TRAINING_SHARE / timed[width] >= MIN_STEPS:
+            break
+    settings["hidden"] = chosen
+    if settings.get("tie_weights"):
+        settings["embed"] = chosen
+    return {"budget": budget, "seconds_per_step": timed,
+            "steps": int(budget * TRAINING_SHARE / timed[chosen]), "hidden": chosen}

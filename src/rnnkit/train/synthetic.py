@@ -151,7 +151,8 @@ def fill_dataset_defaults(s: dict[str, Any]) -> list[str]:
         raise UserError(f"--noise is for the bit tasks' inputs; {s['dataset']} takes none "
                         "(drop --noise)")
     for key, low in (("val_size", 1), ("test_size", 1), ("batch_size", 1),
-                     ("feedforward_steps", 0)):
+                     ("feedforward_steps", 0)) + ((("embed", 1),) if s["dataset"] == "copy"
+                                                  else ()):
         if not isinstance(s[key], int) or s[key] < low:
             raise UserError(f"--{key.replace('_', '-')} must be a whole number of at least "
                             f"{low}, got {s[key]!r}")

@@ -34,7 +34,13 @@ from ..errors import UserError
 from ..models.tagger import SequenceTagger, describe
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
-from .classifier import classification_scores, confusion_matrix, confusion_text, plot_confusion
+from .classifier import (
+    classification_scores,
+    confusion_matrix,
+    confusion_text,
+    plot_confusion,
+)
+from .config import check_counts
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
@@ -227,8 +233,12 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
+    check_counts(s)
     if not s["conll"] and not s["dataset"]:
         s["dataset"] = DEFAULT_DATASET
+    if s["conll"] and s["val"] is None and not s["val_fraction"] > 0:
+        raise UserError(f"--val-fraction must be above 0 (the best checkpoint is chosen on "
+                        f"validation sentences), or give --val PATH; got {s['val_fraction']}")
     data = load_tagged(s["dataset"], s["conll"], val_path=s["val"], test_path=s["test"],
                        val_fraction=s["val_fraction"], test_fraction=s["test_fraction"],
                        seed=s["seed"], max_chars=s["max_chars"], seq_len=s["seq_len"])

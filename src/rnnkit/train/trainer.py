@@ -125,6 +125,18 @@ class TrainSettings:
                             f"{self.max_time}")
         if self.steps is None and self.epochs is None and self.max_time is None:
             raise UserError("no training budget: give --steps N, --epochs N or --max-time S")
+        for name, note in (("warmup", ""), ("patience", " (0: off)")):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise UserError(f"--{name} must be a whole number >= 0{note}, got {v!r}")
+        # a negative clipping norm scales every gradient by a negative factor: gradient ascent
+        for name, note in (("weight_decay", ""), ("clip", " (0: off)")):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 <= v < math.inf):
+                raise UserError(f"--{name.replace('_', '-')} must be a number >= 0{note}, "
+                                f"got {v!r}")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise UserError(f"--momentum must be in [0, 1), got {self.momentum!r}")
 
 
 @dataclass
