@@ -375,7 +375,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
     (adding / "config.json").write_text(json.dumps({"task": "synthetic", "model": model.config}))
     save_checkpoint(adding / "checkpoints" / "best.safetensors", model, None, {"step": 1})
     assert main(["analyze", "units", str(adding)]) == 2
-    assert "not a language model's run" in _error_line(capsys)
+    assert "give a run of rnnkit train lm" in _error_line(capsys)
 
     classifier = tmp_path / "cls"
     (classifier / "checkpoints").mkdir(parents=True)

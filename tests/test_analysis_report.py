@@ -136,7 +136,45 @@ def test_attention_maps_of_a_seq2seq_run_and_its_report(tmp_path, capsys):
     assert 1 <= len(default["examples"]) <= 4
     page = write_report(run).read_text()
     assert "attention maps" in page and "alt='attention maps'" in page
-    assert "not computed" in page  # gradient flow and the rest do not apply to seq2seq
+    # gradient flow, spectra and unit probes cannot read an encoder-decoder: not tried
+    for name in ("gradients", "spectra", "units"):
+        assert "does not apply to this seq2seq run" in _section_of(page, name)
+    assert "not computed" not in page
+
+
+def _section_of(page: str, name: str) -> str:
+    start = page.index(f"<section id='{name}'>")
+    return page[start:page.index("</section>", start)]
+
+
+def _fake_run(path: Path, task: str) -> Path:
+    (path / "checkpoints").mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"task": task}))
+    return path
+
+
+def test_sections_that_cannot_apply_say_so_and_real_failures_say_not_computed(tmp_path,
+                                                                              capsys):
+    page = write_report(_fake_run(tmp_path / "w2v", "word2vec")).read_text(encoding="utf-8")
+    for name in ("gradients", "spectra", "units", "attention"):
+        assert "does not apply to this word2vec run" in _section_of(page, name), name
+    assert "not computed" not in page
+    units = _section_of(page, "units")
+    assert "character language model (rnnkit train lm)" in units and "synthetic" not in units
+    # a language-model run without checkpoints: the analyses apply, were tried, and failed
+    page = write_report(_fake_run(tmp_path / "lm", "lm")).read_text(encoding="utf-8")
+    for name in ("gradients", "spectra", "units"):
+        assert "not computed: " in _section_of(page, name), name
+    assert "does not apply to this seq2seq run" not in page
+    assert "does not apply to this lm run" in _section_of(page, "attention")
+    # a synthetic run has gradient flow and spectra, but no units to probe
+    page = write_report(_fake_run(tmp_path / "syn", "synthetic")).read_text(encoding="utf-8")
+    assert "does not apply" not in _section_of(page, "gradients")
+    assert "does not apply to this synthetic run" in _section_of(page, "units")
+    # rnnkit analyze units names the runs it reads, as the report does
+    assert main(["analyze", "units", str(tmp_path / "w2v")]) == 2
+    err = capsys.readouterr().err
+    assert "give a run of rnnkit train lm" in err and "synthetic" not in err
 
 
 def test_the_report_shows_the_pictures_of_a_runs_predictions(tmp_path, capsys):

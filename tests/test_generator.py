@@ -389,3 +389,65 @@ def test_the_summary_and_report_hold_a_character_ngram_baseline(trained, tmp_pat
         summary["val_ngram_bpc"]
     text = report(summary)
     assert "5-gram baseline, no label: " in text and "5-gram baseline " in text.splitlines()[2]
+
+
+# ---- defaults sized from the texts and the budget -------------------------------------------
+
+def test_batch_rows_hold_about_the_language_models_tokens():
+    from rnnkit.train.generator import BATCH_ROWS, BATCH_TOKENS, Encoded, batch_rows
+
+    def texts(length, n=10):
+        return Encoded([[0] * (length + 1)] * n, torch.zeros(n), [length] * n)
+    for length in (3, 20, 71, 100, 224, 400, 5000):
+        rows = batch_rows(texts(length))
+        assert BATCH_ROWS[0] <= rows <= BATCH_ROWS[1]
+        if BATCH_ROWS[0] < rows < BATCH_ROWS[1]:
+            assert abs(rows * length - BATCH_TOKENS) <= length / 2 + 1
+    assert batch_rows(texts(3)) == 64 and batch_rows(texts(5000)) == 8
+    assert batch_rows(texts(100), processes=3) == 39  # 41 to a multiple of the processes
+
+
+def test_sizes_come_from_the_texts_and_a_short_budget_narrows_them(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Left to the defaults, the width, embedding, dropout, learning rate and batch follow the
+    training texts (config.json records them); with time the only budget the steps are timed
+    and a narrower model chosen where the budget buys few; a given width is never timed."""
+    from rnnkit.train import generator as gen_mod
+    from rnnkit.train.sizing import SHORT_BUDGET_LR, size_for
+
+    timed = []
+
+    def seconds(s, vocab, labels, train, width, device):
+        timed.append(width)
+        return 10.0 * (width / 256) ** 2  # a slow machine: a 1 s budget buys few steps
+
+    monkeypatch.setattr(gen_mod, "seconds_per_step", seconds)
+    rows = _csv(tmp_path / "g.csv", 60)
+    base = {"csv": str(rows), "progress": False, "threads": 1, "samples_per_label": 0,
+            "eval_every": 10**6}
+    run_generator({**base, "max_time": 1.0, "out": str(tmp_path / "a")})
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    chars = cfg["sized_from_text"]["train_chars"]
+    want = size_for(chars)
+    assert 0 < chars < 2000 and cfg["embed"] == want["embed"] and cfg["lr"] == SHORT_BUDGET_LR
+    assert cfg["dropout"] == want["dropout"] and timed == [256, 192, 128]
+    assert cfg["hidden"] == cfg["model"]["hidden"] == 128
+    assert cfg["batch_size"] == 64  # short texts: the most a batch
+    assert set(cfg["sized_from_text"]["settings"]) == {"hidden", "embed", "dropout", "lr",
+                                                       "batch_size"}
+    err = capsys.readouterr().err
+    assert "hidden 128 rather than 256" in err and "batch size 64" in err
+    timed.clear()
+    run_generator({**base, "hidden": 24, "embed": 8, "max_time": 0.5, "batch_size": 16,
+                   "out": str(tmp_path / "b")})
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert timed == [] and cfg["model"]["hidden"] == 24 and cfg["batch_size"] == 16
+    assert set(cfg["sized_from_text"]["settings"]) == {"dropout", "lr"}
+
+
+def test_seconds_per_step_times_the_generators_model():
+    from rnnkit.train.generator import DEFAULTS, Encoded, seconds_per_step
+
+    s = {**DEFAULTS, "embed": 8, "dropout": 0.0, "batch_size": 4}
+    train = Encoded([[0, 1, 2, 0]] * 6, torch.zeros(6, dtype=torch.long), [3] * 6)
+    assert 0 < seconds_per_step(s, 5, 2, train, 16, torch.device("cpu"), steps=2) < 5

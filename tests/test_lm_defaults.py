@@ -12,7 +12,16 @@ from rnnkit.cli.main import main
 from rnnkit.train import lm as lm_mod
 from rnnkit.train import trainer as trainer_mod
 from rnnkit.train.lm import DEFAULTS, closing_warnings, run_lm
-from rnnkit.train.sizing import MIN_STEPS, SIZED, TIERS, WIDTHS, fill_sizes, fit_width, size_for
+from rnnkit.train.sizing import (
+    MIN_STEPS,
+    SHORT_BUDGET_LR,
+    SIZED,
+    TIERS,
+    WIDTHS,
+    fill_sizes,
+    fit_width,
+    size_for,
+)
 
 PROSE = ("It is a truth universally acknowledged, that a single man in possession of a good "
          "fortune, must be in want of a wife.\nHowever little known the feelings or views of "
@@ -178,7 +187,8 @@ def test_fit_width_keeps_the_widest_the_budget_trains(per_step, budget, expected
 def test_a_time_budget_narrows_the_sized_width_and_says_so(tmp_path, capsys, monkeypatch):
     """Time the only budget, the width left to the defaults: the steps are timed on this
     machine and a narrower model chosen where the budget is short for the tier's; recorded in
-    config.json. A width the user gives, or a step budget, is never timed."""
+    config.json, with the higher learning rate of a short budget. A width the user gives, or a
+    step budget, is never timed; a learning rate the user gives is kept."""
     timed = []
 
     def seconds(s, vocab, width, device):
@@ -191,8 +201,13 @@ def test_a_time_budget_narrows_the_sized_width_and_says_so(tmp_path, capsys, mon
     assert timed == [256, 192, 128] and cfg["hidden"] == cfg["model"]["hidden"] == 128
     budget = cfg["sized_from_text"]["budget"]
     assert budget["hidden"] == 128 and budget["budget"] == 1.0
+    assert cfg["lr"] == budget["lr"] == SHORT_BUDGET_LR
     assert set(budget["seconds_per_step"]) == {"256", "192", "128"}  # JSON keys
-    assert "hidden 128 rather than 256" in capsys.readouterr().err
+    assert f"hidden 128 rather than 256, lr {SHORT_BUDGET_LR:g}" in capsys.readouterr().err
+    run_lm(_small_run(tmp_path / "d", steps=None, max_time=1.0, eval_every=10**6, lr=2e-3))
+    cfg = json.loads((tmp_path / "d" / "config.json").read_text())
+    assert cfg["hidden"] == 128 and cfg["lr"] == 2e-3
+    assert "lr" not in cfg["sized_from_text"]["budget"]
     timed.clear()
     run_lm(_small_run(tmp_path / "b", hidden=24, steps=None, max_time=0.5))
     run_lm(_small_run(tmp_path / "c", steps=3))

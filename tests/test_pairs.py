@@ -259,6 +259,85 @@ def test_read_tsv_names_the_problem_and_the_line(tmp_path, data, words):
         assert word in message
 
 
+def test_a_csv_file_is_named_as_csv_with_the_fix(tmp_path):
+    f = write(tmp_path / "pairs.csv", "source,target\nhello,bonjour\n")
+    with pytest.raises(UserError) as e:
+        read_tsv(f)
+    message = str(e.value)
+    assert "line 1 has commas and no tab" in message and "looks like CSV" in message
+    assert "save it as tab-separated (TSV)" in message and "\n" not in message
+    f = write(tmp_path / "semi.csv", "hello;bonjour\n")
+    with pytest.raises(UserError, match="semicolons and no tab: the file looks like CSV"):
+        read_tsv(f)
+    # a TSV with one broken line is not called CSV, comma or not
+    f = write(tmp_path / "p.tsv", "a\tb\nc, d\n")
+    with pytest.raises(UserError) as e:
+        read_tsv(f)
+    assert "line 2 has no tab" in str(e.value) and "CSV" not in str(e.value)
+
+
+SENTENCES = [("the cat sleeps", "le chat dort"), ("I see you", "je te vois"),
+             ("good morning", "bonjour"), ("thank you", "merci")]
+
+
+@pytest.mark.parametrize("first", ["source\ttarget", "Input\tOutput", "src\ttgt",
+                                   "question\tanswer", "source_text\ttarget_text",
+                                   "English\tFrench", "en\tfr", "EN\tFR", "eng\tfra",
+                                   "en_US\tfr-FR"])
+def test_a_header_line_of_column_names_is_dropped_with_a_note(tmp_path, first):
+    f = write(tmp_path / "p.tsv", first + "\n" + "".join(f"{s}\t{t}\n" for s, t in SENTENCES))
+    assert read_tsv(f) == SENTENCES
+    notes = []
+    assert P._read_tsv(f, "--tsv", None, notes) == SENTENCES
+    assert len(notes) == 1 and "line 1" in notes[0] and "taken as a header" in notes[0]
+    assert "--no-header" in notes[0]
+    # --no-header keeps it as a pair, --header drops it whatever it holds
+    assert read_tsv(f, header=False) == [tuple(first.split("\t"))] + SENTENCES
+    assert read_tsv(f, header=True) == SENTENCES
+
+
+@pytest.mark.parametrize("first", [("cat", "chat"), ("hello", "bonjour"), ("in", "dans"),
+                                   ("car", "voiture"), ("English", "anglais")])
+def test_a_real_first_pair_of_short_words_is_kept_without_a_note(tmp_path, first):
+    rows = [first, ("dog", "chien"), ("house", "maison"), ("tree", "arbre")]
+    f = write(tmp_path / "p.tsv", "".join(f"{s}\t{t}\n" for s, t in rows))
+    notes = []
+    assert P._read_tsv(f, "--tsv", None, notes) == rows and notes == []
+    assert read_tsv(f, header=True) == rows[1:]  # the user's word decides
+
+
+def test_two_language_codes_above_single_words_are_kept_with_a_note(tmp_path):
+    """English "is", Spanish "es": two codes are a header above phrases only."""
+    rows = [("is", "es"), ("dog", "perro"), ("house", "casa"), ("tree", "árbol")]
+    f = write(tmp_path / "p.tsv", "".join(f"{s}\t{t}\n" for s, t in rows))
+    notes = []
+    assert P._read_tsv(f, "--tsv", None, notes) == rows
+    assert len(notes) == 1 and "kept as a pair" in notes[0] and "--header" in notes[0]
+    assert read_tsv(f, header=True) == rows[1:]
+
+
+def test_a_header_like_line_that_recurs_as_a_pair_is_data(tmp_path):
+    rows = [("input", "output"), ("hot", "cold"), ("output", "input"), ("up", "down")]
+    f = write(tmp_path / "antonyms.tsv", "".join(f"{s}\t{t}\n" for s, t in rows))
+    notes = []
+    assert P._read_tsv(f, "--tsv", None, notes) == rows and notes == []
+
+
+def test_load_pairs_applies_the_header_rule_to_every_file_and_keeps_the_notes(tmp_path):
+    body = "".join(f"q{i}\ta{i}\n" for i in range(20))
+    f = write(tmp_path / "data.tsv", "source\ttarget\n" + body)
+    v = write(tmp_path / "v.tsv", "input\toutput\nq1\ta1\n")
+    p = load_pairs(tsv=f, val_path=v, seed=1)
+    assert ("source", "target") not in p.train + p.test and p.val == [("q1", "a1")]
+    assert len(p.train) + len(p.test) == 20
+    assert [n.split(":")[0] for n in p.notes] == [str(f), str(v)]
+    kept = load_pairs(tsv=f, val_path=v, seed=1, header=False)
+    assert ("source", "target") in kept.train + kept.test and kept.notes == []
+    assert load_pairs(tsv=many(tmp_path, 20), seed=1).notes == []
+    with pytest.raises(UserError, match="--no-header goes with --tsv"):
+        load_pairs("addition", header=False)
+
+
 def test_read_tsv_refuses_a_missing_path_and_a_directory(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         read_tsv(tmp_path / "missing.tsv")

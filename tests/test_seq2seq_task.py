@@ -1,6 +1,7 @@
 """`rnnkit train seq2seq`, `rnnkit translate` and `rnnkit.load` on a seq2seq run: the run
 directory, resume, the filter contract, and every bad input as one line with exit status 2."""
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -10,10 +11,12 @@ import torch
 
 import rnnkit
 from rnnkit.cli.main import main
+from rnnkit.data.pairs import Pairs, load_pairs
+from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.train import trainer as trainer_mod
 from rnnkit.train.checkpoint import load_checkpoint
-from rnnkit.train.seq2seq import run_seq2seq
+from rnnkit.train.seq2seq import nearest_pair_scores, run_seq2seq
 
 TINY = {"hidden": 24, "embed": 8, "batch_size": 16, "warmup": 5, "lr": 0.01,
         "eval_examples": 40, "progress": False}
@@ -56,6 +59,15 @@ def test_the_run_directory_holds_what_every_task_writes(trained):
         assert key in on_disk, key
     assert 0 <= on_disk["test_exact"] <= 1
     assert on_disk["val_exact"] > 0.5  # reversing 2-4 letters is learnt in 200 steps
+    # the nearest-training-pair baseline: a reversal cannot be copied, so it is exact just
+    # where the held-out source itself is a training source (the pairs hold repeats)
+    config = json.loads((run / "config.json").read_text())
+    pairs = load_pairs(tsv=config["tsv"], seed=config["seed"])
+    seen = {s for s, _ in pairs.train}
+    for split in ("val", "test"):
+        held = getattr(pairs, split)
+        assert on_disk[f"{split}_nearest_exact"] == sum(s in seen for s, _ in held) / len(held)
+    assert 0 < on_disk["val_nearest_exact"] < on_disk["val_exact"]
     for name in ("config.json", "metrics.jsonl", "samples.txt", "loss.png", "attention.png",
                  "checkpoints/best.safetensors", "checkpoints/last.safetensors",
                  "checkpoints/vocab.json"):
@@ -146,6 +158,9 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, trained):
     _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "line 2")
     bad.write_text("a\tb\nc\t \n")
     _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "empty")
+    bad.write_text("source,target\nab,ba\n")
+    _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "looks like CSV; save it as "
+           "tab-separated (TSV)")
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
     _fails(capsys, ["train", "seq2seq", "--tsv", str(bad), *out], "UTF-8")
     long = _tsv(tmp_path / "long.tsv", 40)
@@ -248,3 +263,71 @@ def test_a_capped_character_vocabulary_keeps_the_most_frequent():
     kept = Vocab.build(["zzzzzzzz yyyy a b"], "char", max_size=3)
     specials = len(kept.tokens) - 3
     assert kept.tokens[specials:] == [" ", "y", "z"]
+
+
+# ---- the nearest-training-pair baseline ---------------------------------------------------
+
+CHARS = Vocab.build(["abcdxyz0123456789"], "char", "target")
+
+
+def test_the_baseline_is_exact_when_the_held_out_sources_are_training_sources():
+    train = [("abc", "1"), ("abd", "22"), ("xyz", "333"), ("cab", "4"), ("zyx", "55")]
+    scores = nearest_pair_scores(Pairs(train, train[::-1], train[1:3], "t", "files"), CHARS)
+    assert scores == {"val_nearest_exact": 1.0, "val_nearest_accuracy": 1.0,
+                      "test_nearest_exact": 1.0, "test_nearest_accuracy": 1.0}
+
+
+def test_the_baseline_takes_the_most_similar_sources_target_and_scores_it_as_the_network():
+    train = [("abcd", "1"), ("xyz", "2")]
+    # "abcx" is nearest "abcd" (right), "xyw" nearest "xyz" (its "2" is not "9")
+    held = [("abcx", "1"), ("xyw", "9")]
+    scores = nearest_pair_scores(Pairs(train, held, [], "t", "files"), CHARS)
+    # tokens with </s>: "1" right on 2 of 2, "9" -> "2" right on </s> only: 3 of 4
+    assert scores == {"val_nearest_exact": 0.5, "val_nearest_accuracy": 0.75}
+
+
+def test_the_baseline_cannot_copy_a_mapping_it_has_not_seen():
+    """Reversed words, held-out words never in training: every guess is some other word
+    reversed, so none is exact."""
+    words = ["".join(w) for w in itertools.permutations("abcdxyz", 3)]
+    train = [(w, w[::-1]) for w in words[:150]]
+    held = [(w, w[::-1]) for w in words[150:]]
+    scores = nearest_pair_scores(Pairs(train, held, held, "t", "files"), CHARS)
+    assert scores["val_nearest_exact"] == 0.0 and scores["test_nearest_exact"] == 0.0
+    # a guess of the same length always has </s> right, one of the 4 tokens
+    assert 0.25 <= scores["val_nearest_accuracy"] < 1
+
+
+def test_the_baseline_searches_and_scores_at_most_its_caps():
+    train = [(f"a{i}", f"{i}") for i in range(100)]
+    scores = nearest_pair_scores(Pairs(train, train, [], "t", "files"), CHARS, cap=1)
+    assert scores["val_nearest_exact"] == 1 / 100  # one target for every source
+    # half the held-out sources are training sources: scored on one pair, 0 or 1, not 0.5
+    held = train[:50] + [(f"b{i}", "x") for i in range(50)]
+    assert nearest_pair_scores(Pairs(train, held, [], "t", "files"), CHARS)[
+        "val_nearest_exact"] == 0.5
+    one = nearest_pair_scores(Pairs(train, held, [], "t", "files"), CHARS, held_out=1)
+    assert one["val_nearest_exact"] in (0.0, 1.0)
+
+
+def test_the_cli_drops_a_header_says_so_and_prints_the_baseline(tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("source\ttarget\n" + _tsv(tmp_path / "body.tsv", 60).read_text())
+    out = tmp_path / "run"
+    assert main(["train", "seq2seq", "--tsv", str(pairs), "--steps", "2", "--hidden", "8",
+                 "--embed", "4", "--no-progress", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"{pairs}: line 1 ('source'<TAB>'target') is taken as a header" in captured.err
+    assert "nearest-training-pair baseline: val" in captured.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_examples"] + summary["val_examples"] + summary["test_examples"] == 60
+    val = next(line for line in captured.out.splitlines() if line.startswith("val:"))
+    assert f"nearest training pair {summary['val_nearest_exact']:.1%} exact" in val
+    assert main(["train", "seq2seq", "--tsv", str(pairs), "--steps", "2", "--hidden", "8",
+                 "--embed", "4", "--no-progress", "--no-header", "--no-baseline", "--out",
+                 str(tmp_path / "kept")]) == 0
+    captured = capsys.readouterr()
+    assert "as a header" not in captured.err and "nearest" not in captured.out
+    kept = json.loads((tmp_path / "kept" / "summary.json").read_text())
+    assert kept["train_examples"] + kept["val_examples"] + kept["test_examples"] == 61
+    assert "val_nearest_exact" not in kept

@@ -101,6 +101,53 @@ def test_window_pairs_match_a_plain_double_loop():
         assert list(zip(c.tolist(), x.tolist())) == want
 
 
+# ---- the corpus's sentences ---------------------------------------------------------------------
+
+def _loaded(path: Path):
+    """What ``rnnkit train word2vec --text PATH --min-count 1`` trains on: (train, info)."""
+    from rnnkit.train.word2vec import DEFAULTS, _data
+
+    train, _, _, info = _data({**DEFAULTS, "text": str(path), "min_count": 1})
+    return train, info
+
+
+def test_a_file_of_one_document_per_line_is_read_line_by_line(tmp_path):
+    """2,000 short reviews, one a line and no blank line (or one stray blank line): each line
+    is a sentence, so no window pairs words of two reviews."""
+    rng = random.Random(0)
+    vocab = "the film was good bad plot acting long short fun dull great".split()
+    lines = [" ".join(rng.choices(vocab, k=rng.randint(3, 15))) for _ in range(2000)]
+    lengths = torch.tensor([len(line.split()) for line in lines])
+    line_of = torch.repeat_interleave(torch.arange(len(lines)), lengths)
+    for name, text in (("plain", "\n".join(lines) + "\n"),
+                       ("stray", "\n".join(lines[:700]) + "\n\n" + "\n".join(lines[700:]))):
+        path = tmp_path / f"{name}.txt"
+        path.write_text(text)
+        assert sentences(text) == [line.split() for line in lines]
+        train, info = _loaded(path)
+        assert info["sentences"] == 2000 and info["sentence_is"] == "line"
+        assert train.bounds.tolist() == [0, *torch.cumsum(lengths, 0).tolist()]
+        centres, contexts = window_pairs(train.sentence_ids(), 5)
+        assert len(centres) > 0 and torch.equal(line_of[centres], line_of[contexts])
+
+
+def test_prose_paragraphs_stay_sentences_across_their_line_breaks(tmp_path):
+    """Hard-wrapped paragraphs between blank lines: a paragraph is one sentence (its line
+    breaks crossed, the blank lines not), and so is a short file without blank lines."""
+    from rnnkit.data.skipgram import LINES_PER_PARAGRAPH
+
+    rng = random.Random(1)
+    vocab = "a the cat sat on mat dog ran far away and then".split()
+    paragraphs = [[" ".join(rng.choices(vocab, k=10)) for _ in range(rng.randint(1, 8))]
+                  for _ in range(50)]
+    text = "\n\n".join("\n".join(p) for p in paragraphs) + "\n"
+    assert sentences(text) == [" ".join(p).split() for p in paragraphs]
+    (tmp_path / "prose.txt").write_text(text)
+    train, info = _loaded(tmp_path / "prose.txt")
+    assert info["sentences"] == 50 and info["sentence_is"] == "paragraph"
+    assert len(sentences("a b\n" * LINES_PER_PARAGRAPH)) == 1
+
+
 # ---- the updates ------------------------------------------------------------------------------
 
 def test_sgns_step_is_sgd_on_the_autograd_loss():
@@ -265,6 +312,26 @@ def test_word_pair_scores_match_gensim(structured):
         assert ours["spearman"] == pytest.approx(rho, abs=1e-6)
         assert ours["skipped"] > 0
         assert ours["skipped"] / (ours["skipped"] + ours["pairs"]) == pytest.approx(oov / 100)
+
+
+def test_word_pair_score_on_too_few_pairs_is_not_measured():
+    """The vectors of the words of WordSim-353's first pairs, one pair short of ``MIN_PAIRS``
+    known pairs and then enough: NaN, then a correlation."""
+    from rnnkit.data.wordsets import word_pairs
+    from rnnkit.embeddings import MIN_PAIRS
+
+    pairs = word_pairs("wordsim353")
+
+    def scores(k: int) -> dict:  # the words of the first k pairs, random vectors
+        words = sorted({w.lower() for a, b, _ in pairs[:k] for w in (a, b)})
+        g = torch.Generator().manual_seed(k)
+        return Embeddings(words, torch.randn(len(words), 8, generator=g)).evaluate_pairs(
+            "wordsim353")
+
+    k = next(k for k in range(1, len(pairs)) if scores(k)["pairs"] >= MIN_PAIRS)
+    below, enough = scores(k - 1), scores(k)
+    assert 3 <= below["pairs"] < MIN_PAIRS <= enough["pairs"]
+    assert math.isnan(below["spearman"]) and math.isfinite(enough["spearman"])
 
 
 def test_analogy_accuracy_matches_gensim(structured):
@@ -485,6 +552,26 @@ def test_tiny_vocabulary_takes_the_full_softmax(tmp_path):
     assert s["loss"] == "softmax" and s["engine"] == "torch" and math.isfinite(s["val_loss"])
 
 
+def test_wordsim_over_a_few_pairs_is_reported_as_not_measured(tmp_path, capsys):
+    """A text that covers a handful of WordSim-353's pairs: null in summary.json, not a
+    correlation of a few pairs, and the report says how many and that more text is needed."""
+    from rnnkit.embeddings import MIN_PAIRS
+
+    rng = random.Random(0)
+    vocab = "love sex tiger cat book paper computer keyboard internet plane car train".split()
+    text = tmp_path / "c.txt"
+    text.write_text("\n\n".join(" ".join(rng.choices(vocab, k=8)) for _ in range(100)))
+    out = tmp_path / "run"
+    assert main(["train", "word2vec", "--text", str(text), "--min-count", "1", "--embed", "8",
+                 "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    pairs = s["test_wordsim353_pairs"]
+    assert 3 <= pairs < MIN_PAIRS and s["test_wordsim353"] is None
+    printed = capsys.readouterr().out
+    assert f"WordSim-353 not measured ({pairs} pairs covered, needs {MIN_PAIRS}: more text)" \
+        in printed, printed
+
+
 # ---- bad input --------------------------------------------------------------------------------
 
 def test_corpus_smaller_than_the_window(tmp_path, capsys):
@@ -504,6 +591,17 @@ def test_min_count_that_empties_the_vocabulary(tmp_path, capsys):
                  "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "--min-count 5 leaves the vocabulary empty" in err and "'two', 2" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_max_vocab_must_be_positive(tmp_path, capsys, value):
+    text = _text(tmp_path / "c.txt", 50)
+    assert main(["train", "word2vec", "--text", str(text), "--min-count", "1", "--max-vocab",
+                 value, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: ") and err.count("\n") == 1, err
+    assert "--max-vocab must be a positive integer" in err and f"got {value}" in err, err
+    assert not (tmp_path / "r" / "config.json").exists()
 
 
 def test_embed_needs_a_run_or_a_file(tmp_path, capsys):

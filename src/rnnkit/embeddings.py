@@ -5,7 +5,8 @@ the standard evaluations (WordSim-353 and SimLex-999: Spearman correlation of th
 with human scores; Google's analogy questions: accuracy over those whose four words are all in
 the vocabulary, with how many were skipped), word2vec text export and import, and a 2-D PCA
 plot of chosen words. The evaluations follow gensim's ``KeyedVectors.evaluate_word_pairs`` and
-``evaluate_word_analogies``: words folded to lowercase, questions with unknown words skipped.
+``evaluate_word_analogies``: words folded to lowercase, questions with unknown words skipped;
+a word-pair correlation over fewer than ``MIN_PAIRS`` known pairs is not measured (NaN).
 
 Example:
     >>> e = Embeddings(["king", "queen", "man", "woman"],
@@ -30,6 +31,11 @@ from .errors import UserError
 from .models.word2vec import cosine_table, pca_2d
 
 QUESTION_BATCH = 1024  # analogy questions scored in one product with the vocabulary
+# Fewest known pairs a word-pair correlation is measured on: by chance alone a Spearman
+# correlation over n pairs lies within about 1.96 / sqrt(n - 1) of 0 (95 %): +-0.65 at 10
+# pairs, +-0.36 at 30; with fewer, a score cannot tell trained vectors (WordSim-353 0.2 to
+# 0.7) from random ones
+MIN_PAIRS = 30
 
 
 class Embeddings:
@@ -89,8 +95,8 @@ class Embeddings:
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate_pairs(self, name: str) -> dict[str, float]:
         """Spearman correlation of the cosines with a word-pair set's human scores
-        (``wordsim353`` or ``simlex999``), over the pairs with both words known; ``pairs``
-        used and ``skipped``."""
+        (``wordsim353`` or ``simlex999``), over the pairs with both words known (NaN when
+        fewer than ``MIN_PAIRS``); ``pairs`` used and ``skipped``."""
         from .data.wordsets import word_pairs
 
         sims, gold, skipped = [], [], 0
@@ -101,7 +107,8 @@ class Embeddings:
                 continue
             sims.append(float(self.unit[i] @ self.unit[j]))
             gold.append(score)
-        rho = spearman(np.array(sims), np.array(gold)) if len(sims) > 2 else float("nan")
+        few = len(sims) < MIN_PAIRS
+        rho = float("nan") if few else spearman(np.array(sims), np.array(gold))
         return {"spearman": rho, "pairs": len(sims), "skipped": skipped}
 
     def evaluate_analogies(self) -> dict[str, float]:
@@ -172,6 +179,22 @@ class Embeddings:
         path = Path(path)
         _save(fig, path)
         return path
+
+
+def pair_score_text(rho: float | None, pairs: int | None) -> str:
+    """A word-pair score for a printed report: the correlation and its pairs, or, with fewer
+    than ``MIN_PAIRS`` pairs, how many there were and that more text is needed.
+
+    Example:
+        >>> pair_score_text(0.41234, 120), pair_score_text(float("nan"), 3)
+        ('0.412 (120 pairs)', 'not measured (3 pairs covered, needs 30: more text)')
+    """
+    if pairs is None:
+        return "-"
+    if pairs < MIN_PAIRS:
+        return f"not measured ({pairs} pairs covered, needs {MIN_PAIRS}: more text)"
+    score = "-" if rho is None or np.isnan(rho) else f"{rho:.3f}"
+    return f"{score} ({pairs} pairs)"
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

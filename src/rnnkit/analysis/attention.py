@@ -55,5 +55,6 @@ def _validation_sources(c: dict[str, Any], n: int) -> list[str]:
     pairs = load_pairs(c.get("dataset"), c.get("tsv"), digits=c.get("digits", 3),
                        val_path=c.get("val"), test_path=c.get("test"),
                        val_fraction=c.get("val_fraction", 0.1),
-                       test_fraction=c.get("test_fraction", 0.1), seed=c.get("seed", 0))
+                       test_fraction=c.get("test_fraction", 0.1), seed=c.get("seed", 0),
+                       header=c.get("header"))
     return [source for source, _ in (pairs.val or pairs.test)[:n]]

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..train.checkpoint import read_task
 from .features import FEATURES, text_features
 from .runs import analysis_dir, load_for_analysis, pyplot, save_figure, validation_text, write_json
 from .unrolled import model_inputs, recurrent_of, unroll
@@ -207,6 +208,10 @@ def run_units(run_dir: str | Path, text_path: str | Path | None = None, which: s
         >>> [(p["feature"], p["correlation"]) for p in r["features"]][:1]  # doctest: +SKIP
         [('position_in_line', 0.71)]
     """
+    task = read_task(run_dir)
+    if task is not None and task != "lm":  # load_for_analysis would also let synthetic in
+        raise UserError(f"{run_dir} is a run of rnnkit train {task}; unit probes read text "
+                        "through a character language model: give a run of rnnkit train lm")
     run = load_for_analysis(run_dir, which, "unit probes")
     if run.config.get("task") != "lm" or run.tokenizer is None:
         raise UserError(f"{run_dir} is not a language model's run; unit probes read text with "

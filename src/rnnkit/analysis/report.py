@@ -2,10 +2,12 @@
 
 Every picture is inlined (PNG as a data: URI), every number is in the page, and the only
 script is the page's own: it opens from disk in a browser with no server and no network.
-Sections, each always present (saying why when it does not apply): the run (config and
-summary), loss curves, samples, gradient flow, spectra, unit probes (the text coloured by a
-unit chosen in a picker) and attention maps. An analysis whose result is not yet under
-``RUN/analysis/`` is computed first (``refresh=True``: always).
+Sections, each always present: the run (config and summary), loss curves, samples, gradient
+flow, spectra, unit probes (the text coloured by a unit chosen in a picker) and attention maps.
+An analysis whose result is not yet under ``RUN/analysis/`` is computed first
+(``refresh=True``: always). One that cannot apply to the run's task (``APPLIES``: gradient
+flow of a word2vec run, say) reads "does not apply to this word2vec run" and is not tried; "not
+computed: why" is kept for an analysis that was tried and failed.
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ from ..errors import UserError
 from ..train.checkpoint import atomic_write_bytes, read_task
 from ..train.plots import loss_figure
 from ..train.rundir import RunDir
-from .runs import analysis_dir, pyplot
+from .runs import TASKS, analysis_dir, pyplot
 
 SECTIONS = ("run", "losses", "samples", "gradients", "spectra", "units", "attention")
 SAMPLE_CHARS = 3000
+# the analyses' sections: the tasks each can read (what the analysis code accepts), and why
+APPLIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "gradients": (TASKS, "gradient flow unrolls the recurrent network of a language model or "
+                  "a synthetic task (rnnkit train lm or synthetic)"),
+    "spectra": (TASKS, "spectra read the recurrent matrices of a language model or a synthetic "
+                "task (rnnkit train lm or synthetic)"),
+    "units": (("lm",), "unit probes read text through a character language model (rnnkit "
+              "train lm)"),
+    "attention": (("seq2seq",), "attention maps are for encoder-decoder runs (rnnkit train "
+                  "seq2seq)"),
+}
 
 # before anything else runs: any script error is recorded on <html data-errors>, where a
 # test (or a person with the inspector) finds it
@@ -92,7 +105,8 @@ def write_report(run_dir: str | Path, which: str = "best", refresh: bool = False
         raise UserError(f"{run_dir} is not an rnnkit run directory (no config.json); pass "
                         "the --out directory of a training run")
     task = read_task(run_dir)
-    body = [_section(name, _SECTION_FUNCS[name](run_dir, task, which, refresh))
+    body = [_section(name, _does_not_apply(name, task)
+                     or _SECTION_FUNCS[name](run_dir, task, which, refresh))
             for name in SECTIONS]
     title = f"rnnkit report: {run_dir.resolve().name}"
     page = "\n".join([
@@ -119,6 +133,15 @@ def _contents() -> str:
 
 def _not_applicable(why: str) -> str:
     return f"<p class='na'>{html.escape(why)}</p>"
+
+
+def _does_not_apply(name: str, task: str | None) -> str | None:
+    """The section's text when its analysis cannot read a run of ``task`` (None: it can, or
+    the task is unknown and the analysis itself will say what is wrong)."""
+    tasks, why = APPLIES.get(name, ((), ""))
+    if task is None or not why or task in tasks:
+        return None
+    return _not_applicable(f"does not apply to this {task} run: {why}")
 
 
 def _run_section(run_dir: Path, task: str | None, which: str, refresh: bool) -> str:
@@ -227,9 +250,6 @@ def _units_section(run_dir: Path, task: str | None, which: str, refresh: bool) -
 
 
 def _attention_section(run_dir: Path, task: str | None, which: str, refresh: bool) -> str:
-    if task != "seq2seq":
-        return _not_applicable(f"attention maps are for encoder-decoder runs (rnnkit train "
-                               f"seq2seq); this is a {task} run")
     from .attention import run_attention
 
     result, why = _analysis(run_dir, "attention", refresh, lambda: run_attention(run_dir, which))

@@ -48,7 +48,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..embeddings import Embeddings, load_embeddings
+    from ..embeddings import Embeddings, load_embeddings, pair_score_text
     from ..errors import UserError
 
     if bool(args.run) == bool(args.import_file):
@@ -73,10 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate:
         scores = emb.evaluate()
         out.update(scores)
-        lines += [f"WordSim-353 Spearman {scores['wordsim353']:.3f} "
-                  f"({scores['wordsim353_pairs']} pairs)",
-                  f"SimLex-999 Spearman  {scores['simlex999']:.3f} "
-                  f"({scores['simlex999_pairs']} pairs)",
+        ws, sl = (pair_score_text(scores[k], scores[f"{k}_pairs"])
+                  for k in ("wordsim353", "simlex999"))
+        lines += [f"WordSim-353 Spearman {ws}", f"SimLex-999 Spearman  {sl}",
                   f"analogy accuracy     {scores['analogy_accuracy']:.3f} "
                   f"({scores['analogy_questions']:,} questions, {scores['analogy_skipped']:,} "
                   "skipped)"]

@@ -87,7 +87,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
                    help="independent shuffled windows from a zero state, instead of carrying "
                    "the state along contiguous streams")
     g = training_flags(p, d, lr_help="learning rate (default: by the text's size, 5e-3 for "
-                       "small texts down to 3e-3 from 1.2 M characters)")
+                       "small texts down to 3e-3 from 1.2 M characters; 1e-2 where --max-time "
+                       "buys too few steps and the width is narrowed)")
     g.add_argument("--eval-tokens", type=int, metavar="N",
                    help="tokens of the validation text the periodic evaluations score (0: all; "
                    f"{d['eval_tokens']:,}); the final scores read all of it")

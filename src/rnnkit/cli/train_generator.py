@@ -58,11 +58,15 @@ def add_parser(tasks, common: dict) -> None:
                    help=f"model at most the first N tokens of a text ({d['max_length']})")
     g = p.add_argument_group("model")
     g.add_argument("--cell", help=f"recurrent cell ({d['cell']}); see rnnkit cells")
-    g.add_argument("--embed", type=int, metavar="N", help=f"token embedding size ({d['embed']})")
-    g.add_argument("--hidden", type=int, metavar="N", help=f"hidden size ({d['hidden']})")
+    g.add_argument("--embed", type=int, metavar="N", help="token embedding size (default: by "
+                   "the training texts' size, as rnnkit train lm chooses it)")
+    g.add_argument("--hidden", type=int, metavar="N", help="hidden size (default: by the "
+                   "training texts' size, narrower where --max-time buys few steps on this "
+                   "machine; config.json records what was chosen)")
     g.add_argument("--layers", type=int, metavar="N",
                    help=f"stacked layers, each started by the label ({d['layers']})")
-    g.add_argument("--dropout", type=float, metavar="P", help=f"({d['dropout']})")
+    g.add_argument("--dropout", type=float, metavar="P",
+                   help="(default: by the training texts' size)")
     regulariser_flags(g)
     g.add_argument("--every-step", action=argparse.BooleanOptionalAction,
                    help="also feed the label at every step, not only as the initial state "
@@ -71,8 +75,9 @@ def add_parser(tasks, common: dict) -> None:
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
     g = p.add_argument_group("batches")
     g.add_argument("--batch-size", type=int, metavar="N",
-                   help=f"texts a step ({d['batch_size']})")
-    g = training_flags(p, d)
+                   help="texts a step (default: about 4,096 tokens of texts of the mean "
+                   "length, 8 to 64 texts)")
+    g = training_flags(p, d, lr_help="learning rate (default: by the training texts' size)")
     g.add_argument("--eval-examples", type=int, metavar="N",
                    help="validation texts the periodic evaluations score (0: all; "
                    f"{d['eval_examples']:,}); the final scores read every held-out text")

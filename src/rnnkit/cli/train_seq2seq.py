@@ -26,13 +26,17 @@ def add_parser(tasks, common: dict) -> None:
     p = tasks.add_parser("seq2seq", help="an encoder-decoder with attention on pairs",
                          description="Train an encoder-decoder (a recurrent encoder, a decoder "
                          "with attention) to map source sequences to target sequences: a "
-                         "built-in data set or your own TSV of pairs.", epilog=EXAMPLES,
+                         "built-in data set or your own TSV of pairs, beside a nearest-"
+                         "training-pair baseline.", epilog=EXAMPLES,
                          **common)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help=f"built-in pairs: {', '.join(PAIR_DATASETS)} (default "
                    "addition when no --tsv)")
     g.add_argument("--tsv", metavar="PATH", help="your pairs: one source<TAB>target a line, "
                    "UTF-8")
+    g.add_argument("--header", action=argparse.BooleanOptionalAction,
+                   help="the first line of each TSV is a header, not a pair (default: only "
+                   "when it holds column names such as source<TAB>target; stderr says so)")
     g.add_argument("--val", metavar="PATH", help="held-out pairs (TSV) for validation "
                    "(default: --val-fraction of --tsv)")
     g.add_argument("--test", metavar="PATH", help="held-out pairs (TSV) for the test scores")
@@ -48,6 +52,9 @@ def add_parser(tasks, common: dict) -> None:
                    help="keep the N most frequent tokens of each side (default: all)")
     g.add_argument("--max-length", type=int, metavar="N", help="the decoder's limit in tokens "
                    "(default: 1.5 times the longest target)")
+    g.add_argument("--baseline", action=argparse.BooleanOptionalAction,
+                   help="score the nearest-training-pair baseline: each held-out source gets "
+                   "the target of the most similar training source (on)")
     g = p.add_argument_group("model")
     g.add_argument("--cell", help=f"recurrent cell ({d['cell']}); see rnnkit cells")
     g.add_argument("--embed", type=int, metavar="N", help=f"embedding size ({d['embed']})")
@@ -83,11 +90,18 @@ def report(s: dict) -> str:
         v = s.get(key)
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1%}"
 
+    def scores(split: str) -> str:
+        line = f"{pct(split + '_exact')} exact   ({pct(split + '_accuracy')} of tokens)"
+        if split + "_nearest_exact" not in s:  # --no-baseline
+            return line
+        return (line + f"   nearest training pair {pct(split + '_nearest_exact')} exact "
+                f"({pct(split + '_nearest_accuracy')} of tokens)")
+
     out = s["out"]
     return "\n".join([
         f"run:        {out}  ({s['status']}, {s['steps']} steps, {s['train_seconds']:.0f} s, "
         f"{s['examples_per_second']:,.0f} pairs/s)",
-        f"val:        {pct('val_exact')} exact   ({pct('val_accuracy')} of tokens)",
-        f"test:       {pct('test_exact')} exact   ({pct('test_accuracy')} of tokens)",
+        f"val:        {scores('val')}",
+        f"test:       {scores('test')}",
         f"translate:  rnnkit translate {shlex.quote(out)} \"...\" --show-attention",
     ])

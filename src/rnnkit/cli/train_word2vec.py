@@ -33,7 +33,7 @@ def add_parser(tasks, common: dict) -> None:
     g.add_argument("--dataset", help="built-in corpus: wiki (default: the Wikipedia extract in "
                    "gensim's test data, markup stripped), python-docs, python-source, hello")
     g.add_argument("--text", metavar="PATH", help="your own text: a file, directory or glob "
-                   "(a paragraph is a sentence)")
+                   "(a paragraph is a sentence; a line is, in a file of one document a line)")
     g.add_argument("--max-chars", type=int, metavar="N", help="use at most N leading characters")
     g.add_argument("--val", metavar="PATH", help="held-out text for the validation loss "
                    "(default: a fixed sample of the training text)")
@@ -98,18 +98,22 @@ def train(given: dict) -> dict:
 
 
 def report(s: dict) -> str:
+    from ..embeddings import pair_score_text
+
     def num(key: str, digits: int = 3) -> str:
         v = s.get(key)
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else \
             f"{v:.{digits}f}"
+
+    def pair(name: str) -> str:  # "not measured" under MIN_PAIRS pairs
+        return pair_score_text(s.get(f"test_{name}"), s.get(f"test_{name}_pairs"))
 
     out = shlex.quote(s["out"])
     return "\n".join([
         f"run:        {s['out']}  ({s['status']}, {s['epochs']:.1f} epochs, "
         f"{s['train_seconds']:.0f} s, {s['tokens_per_second']:,.0f} words/s, {s['engine']})",
         f"vocabulary: {s['vocab_size']:,} words; val loss {num('val_loss')}",
-        f"similarity: WordSim-353 {num('test_wordsim353')} ({s.get('test_wordsim353_pairs', 0)} "
-        f"pairs), SimLex-999 {num('test_simlex999')} ({s.get('test_simlex999_pairs', 0)} pairs)",
+        f"similarity: WordSim-353 {pair('wordsim353')}, SimLex-999 {pair('simlex999')}",
         f"analogies:  accuracy {num('test_analogy_accuracy')} on "
         f"{s.get('test_analogy_questions', 0):,} questions ({s.get('test_analogy_skipped', 0):,} "
         "skipped: a word outside the vocabulary)",

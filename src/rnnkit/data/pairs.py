@@ -31,6 +31,14 @@ own seed draws and shuffles), so every run is scored on the same held-out pairs:
 
 The user's pairs (``--tsv PATH``): UTF-8 text, one ``source<TAB>target`` per line (a BOM and
 ``\\r\\n`` line ends are accepted, blank lines skipped, each side stripped; duplicates kept).
+A first line of column names is a header, not a pair (``header=None``, the default, decides;
+``True`` / ``False``: ``--header`` / ``--no-header``). The rule is conservative, as no rule
+tells ``en<TAB>fr`` from a real first pair such as ``is<TAB>es`` in every file: both sides
+common column names (``source``, ``input``, ``question`` ..., also ``source_text``) or
+English language names (``English<TAB>French``) make a header; both sides language codes
+(``en<TAB>fr``, ``eng<TAB>fra``) only above phrases (at least half the other pairs have a
+space), never above single words; a line that recurs as a pair (either way round) is data.
+Either way the decision comes back as a note for stderr, with the flag that reverses it.
 Held-out pairs come from ``--val PATH`` / ``--test PATH`` (same format) or are cut from the
 rows, shuffled with the run's seed (``--val-fraction``, ``--test-fraction``).
 """
@@ -44,7 +52,7 @@ import os
 import random
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
@@ -59,6 +67,20 @@ _SEED = 1234  # the built-ins' own seed: their split must not move with the run'
 _FIRST_DAY, _LAST_DAY = dt.date(1950, 1, 1), dt.date(2049, 12, 31)
 _DAYS = (_LAST_DAY - _FIRST_DAY).days + 1
 _TSV_FORMAT = "each line must be source<TAB>target"
+# a header's sides, compared case- and punctuation-blind ("Source Text" -> "sourcetext");
+# a suffix of _NAME_SUFFIXES is dropped first ("sourcetext" -> "source")
+_COLUMN_NAMES = frozenset({
+    "source", "target", "src", "tgt", "trg", "input", "inputs", "output", "outputs",
+    "question", "answer", "query", "response", "prompt", "completion", "original",
+    "translation", "text"})
+_NAME_SUFFIXES = ("text", "texts", "sentence", "sentences", "string", "seq", "sequence",
+                  "lang", "language", "word", "words", "phrase", "phrases")
+# ISO 639-2 codes of languages often paired (Tatoeba's files use them); the 2-letter codes
+# come from babel
+_CODES_3 = frozenset({
+    "eng", "fra", "fre", "deu", "ger", "spa", "ita", "por", "nld", "dut", "rus", "zho", "chi",
+    "cmn", "jpn", "kor", "ara", "tur", "pol", "swe", "heb", "hin", "ukr", "ell", "gre", "ces",
+    "cze", "ron", "rum", "hun", "fin", "dan", "nor", "vie", "tha", "ind"})
 
 
 @dataclass
@@ -71,19 +93,20 @@ class Pairs:
     test: list[tuple[str, str]]
     source: str  # "addition (3 digits, reversed)", "dates", "numbers", or the TSV path
     split: str  # "fixed" (built-in), "fraction" (cut from the TSV) or "files" (--val/--test)
+    notes: list[str] = field(default_factory=list)  # for stderr: a first line taken as header
 
 
 def load_pairs(dataset: str | None = None, tsv: str | Path | None = None, *, digits: int = 3,
                reverse: bool = False, val_path: str | Path | None = None,
                test_path: str | Path | None = None, val_fraction: float = 0.1,
-               test_fraction: float = 0.1, seed: int = 0) -> Pairs:
+               test_fraction: float = 0.1, seed: int = 0, header: bool | None = None) -> Pairs:
     """The pairs of a built-in ``dataset`` or of the user's ``tsv`` file, split.
 
     A built-in has its fixed split (``seed`` and the fractions do not apply; ``digits`` and
     ``reverse`` are ``addition``'s: ``reverse`` with another data set is an error). A TSV uses
     ``val_path`` / ``test_path`` when given, and otherwise cuts ``val_fraction`` and
     ``test_fraction`` of its rows (at least one each), shuffled with ``seed``; given only one
-    of the files, the other part is cut.
+    of the files, the other part is cut. ``header`` applies to every file (see the module doc).
 
     Example:
         >>> p = load_pairs("addition", digits=2)
@@ -97,6 +120,9 @@ def load_pairs(dataset: str | None = None, tsv: str | Path | None = None, *, dig
         raise UserError("give either a built-in data set (--dataset) or your own pairs (--tsv), "
                         "not both")
     if tsv is None:
+        if header is not None:
+            raise UserError(f"--{'' if header else 'no-'}header goes with --tsv; the built-in "
+                            f"{dataset!r} has no header line: drop it")
         return _builtin(dataset, digits, reverse, val_path, test_path)
     if reverse:
         raise UserError("--reverse goes with --dataset addition, not --tsv; reverse the sources "
@@ -104,9 +130,10 @@ def load_pairs(dataset: str | None = None, tsv: str | Path | None = None, *, dig
     for name, f in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
         if not 0 <= f < 0.5:
             raise UserError(f"{name} must be at least 0 and below 0.5, got {f}")
-    rows = _read_tsv(tsv, "--tsv")
-    val = _read_tsv(val_path, "--val") if val_path is not None else None
-    test = _read_tsv(test_path, "--test") if test_path is not None else None
+    notes: list[str] = []
+    rows = _read_tsv(tsv, "--tsv", header, notes)
+    val = _read_tsv(val_path, "--val", header, notes) if val_path is not None else None
+    test = _read_tsv(test_path, "--test", header, notes) if test_path is not None else None
     split = "fraction" if val is None and test is None else "files"
     if val is None or test is None:
         if len(rows) < 10:
@@ -122,7 +149,7 @@ def load_pairs(dataset: str | None = None, tsv: str | Path | None = None, *, dig
         val = rows[n - n_val - n_test:n - n_test] if val is None else val
         test = rows[n - n_test:] if test is None else test
         rows = rows[:n - n_val - n_test]
-    return Pairs(rows, val, test, str(tsv), split)
+    return Pairs(rows, val, test, str(tsv), split, notes)
 
 
 def _part(n: int, fraction: float) -> int:
@@ -417,27 +444,47 @@ def _numbers(n: int, seed: int, languages: tuple[str, ...],
 
 # ---- the user's pairs ---------------------------------------------------------------------
 
-def read_tsv(path: str | Path) -> list[tuple[str, str]]:
+def read_tsv(path: str | Path, header: bool | None = None) -> list[tuple[str, str]]:
     """The pairs of a UTF-8 file holding one ``source<TAB>target`` per line, each side
-    stripped; blank lines skipped, a BOM and ``\\r\\n`` accepted. Every problem is a
-    ``UserError`` naming the file and the line.
+    stripped; blank lines skipped, a BOM and ``\\r\\n`` accepted; a first line of column names
+    skipped (``header``: see the module doc). Every problem is a ``UserError`` naming the file
+    and the line.
 
     Example:
         >>> import tempfile, pathlib
         >>> f = pathlib.Path(tempfile.mkdtemp()) / "p.tsv"
-        >>> _ = f.write_text("hello\\tbonjour\\n\\n cat \\tchat\\n")
+        >>> _ = f.write_text("source\\ttarget\\nhello\\tbonjour\\n\\n cat \\tchat\\n")
         >>> read_tsv(f)
         [('hello', 'bonjour'), ('cat', 'chat')]
     """
-    return _read_tsv(path, None)
+    return _read_tsv(path, None, header, [])
 
 
 def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _read_tsv(path: str | Path, flag: str | None) -> list[tuple[str, str]]:
+def _read_tsv(path: str | Path, flag: str | None, header: bool | None,
+              notes: list[str]) -> list[tuple[str, str]]:
+    """``read_tsv``; a note on the first line (taken as a header or not) goes to ``notes``."""
     path = Path(os.path.expanduser(str(path)))
+    text = _read_text(path, flag)
+    # split("\n"), not splitlines(): that also splits at \v, \f, U+2028 ... and the line
+    # numbers in the messages would not be the editor's
+    lines = [(number, line) for number, line in
+             enumerate(text.removeprefix("\ufeff").split("\n"), start=1) if line.strip()]
+    if header and lines:
+        lines = lines[1:]  # --header: whatever the first line holds
+    csv_like = "\t" not in text
+    pairs = [_pair(path, number, line, csv_like) for number, line in lines]
+    if header is None and pairs:
+        pairs = _drop_header(path, lines[0][0], pairs, notes)
+    if not pairs:
+        raise UserError(f"{path} holds no pairs; write one source<TAB>target per line")
+    return pairs
+
+
+def _read_text(path: Path, flag: str | None) -> str:
     given = f" given to {flag}" if flag else ""
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a TSV file{given} "
@@ -453,27 +500,99 @@ def _read_tsv(path: str | Path, flag: str | None) -> list[tuple[str, str]]:
         raise UserError(f"{path} is not a UTF-8 text file (a NUL byte on line "
                         f"{_line_of(data, nul)}); give a TSV file ({_TSV_FORMAT})")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not a UTF-8 text file (byte 0x{data[e.start]:02x} on line "
                         f"{_line_of(data, e.start)}); convert it, e.g. "
                         "iconv -f latin1 -t utf-8") from None
-    pairs = []
-    # split("\n"), not splitlines(): that also splits at \v, \f, U+2028 ... and the line
-    # numbers in the messages would not be the editor's
-    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
-        if not line.strip():
-            continue
-        tabs = line.count("\t")
-        if tabs != 1:
-            what = "no tab" if tabs == 0 else f"{tabs} tabs (a tab inside a side is ambiguous)"
-            raise UserError(f"{path}: line {number} has {what}: {_TSV_FORMAT}")
-        source, target = (side.strip() for side in line.split("\t"))
-        for side, value in (("source", source), ("target", target)):
-            if not value:
-                raise UserError(f"{path}: line {number} has an empty {side}: {_TSV_FORMAT}, "
-                                "both non-empty")
-        pairs.append((source, target))
-    if not pairs:
-        raise UserError(f"{path} holds no pairs; write one source<TAB>target per line")
-    return pairs
+
+
+def _pair(path: Path, number: int, line: str, csv_like: bool) -> tuple[str, str]:
+    """One line's (source, target); ``csv_like``: the file has no tab at all."""
+    tabs = line.count("\t")
+    if tabs == 0 and csv_like and ("," in line or ";" in line):
+        what = "commas" if "," in line else "semicolons"
+        raise UserError(f"{path}: line {number} has {what} and no tab: the file looks like CSV; "
+                        "save it as tab-separated (TSV): source<TAB>target a line")
+    if tabs != 1:
+        what = "no tab" if tabs == 0 else f"{tabs} tabs (a tab inside a side is ambiguous)"
+        raise UserError(f"{path}: line {number} has {what}: {_TSV_FORMAT}")
+    source, target = (side.strip() for side in line.split("\t"))
+    for side, value in (("source", source), ("target", target)):
+        if not value:
+            raise UserError(f"{path}: line {number} has an empty {side}: {_TSV_FORMAT}, "
+                            "both non-empty")
+    return source, target
+
+
+# ---- a header line ------------------------------------------------------------------------
+
+def _drop_header(path: Path, number: int, pairs: list[tuple[str, str]],
+                 notes: list[str]) -> list[tuple[str, str]]:
+    """``pairs`` without the first when it is a header (the module doc's rule); a note on
+    a first line that is or looks like one."""
+    first, rest = pairs[0], pairs[1:]
+    kind = header_kind(*first)
+    if kind is None or first in rest or first[::-1] in rest:  # a pair that recurs is data
+        return pairs
+    shown = f"{first[0]!r}<TAB>{first[1]!r}"
+    if kind == "codes" and sum(" " in s or " " in t for s, t in rest) * 2 < max(1, len(rest)):
+        # above single words, two codes may be a real pair (English "is", Spanish "es")
+        notes.append(f"{path}: line {number} ({shown}) looks like a header of language codes "
+                     "but was kept as a pair; give --header if it is a header")
+        return pairs
+    notes.append(f"{path}: line {number} ({shown}) is taken as a header, not a pair; give "
+                 "--no-header to keep it as a pair")
+    return rest
+
+
+def header_kind(source: str, target: str) -> str | None:
+    """``"names"`` when both sides are column names or English language names, ``"codes"``
+    when both are language codes (and not both names), else None.
+
+    Example:
+        >>> header_kind("Source", "target_text"), header_kind("en", "fr")
+        ('names', 'codes')
+        >>> header_kind("cat", "chat") is None
+        True
+    """
+    if source.casefold() == target.casefold() or max(len(source), len(target)) > 40:
+        return None
+    if all(_name(side) in _COLUMN_NAMES | _language_names() for side in (source, target)):
+        return "names"
+    if all(_code(side) for side in (source, target)):
+        return "codes"
+    return None
+
+
+def _name(side: str) -> str:
+    name = re.sub(r"[^a-z0-9]", "", side.casefold())
+    for suffix in _NAME_SUFFIXES:
+        if name.endswith(suffix) and name != suffix:
+            return name[:-len(suffix)]
+    return name
+
+
+def _code(side: str) -> bool:
+    """``en``, ``EN``, ``eng``, ``en_US``, ``pt-BR``: a language code, with a region or not."""
+    match = re.fullmatch(r"([A-Za-z]{2,3})(?:[-_][A-Za-z]{2}|[-_]\d{3})?", side)
+    if match is None:
+        return False
+    code = match.group(1).lower()
+    return code in _CODES_3 or (len(code) == 2 and code in _language_codes())
+
+
+@functools.cache
+def _language_codes() -> frozenset[str]:
+    from babel import Locale
+
+    return frozenset(k for k in Locale("en").languages if len(k) == 2)
+
+
+@functools.cache
+def _language_names() -> frozenset[str]:
+    """English names of the 2-letter-code languages, as ``_name`` writes them."""
+    from babel import Locale
+
+    names = Locale("en").languages
+    return frozenset(re.sub(r"[^a-z0-9]", "", names[k].casefold()) for k in _language_codes())

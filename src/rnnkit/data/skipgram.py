@@ -1,8 +1,10 @@
 """word2vec's data (deck 001): words, a vocabulary, subsampling, window pairs, negatives.
 
-A text becomes sentences of lowercase words (a paragraph is a sentence: windows never cross
-a blank line). The vocabulary keeps the words seen at least ``min_count`` times, most frequent
-first (gensim's order); the rest are dropped before the windows are taken, as word2vec.c does.
+A text becomes sentences of lowercase words: its paragraphs (windows never cross a blank
+line), or its lines when the paragraphs average more than ``LINES_PER_PARAGRAPH`` lines (a
+file of one document per line, with no or only stray blank lines: gensim's ``LineSentence``).
+The vocabulary keeps the words seen at least ``min_count`` times, most frequent first
+(gensim's order); the rest are dropped before the windows are taken, as word2vec.c does.
 
 * **Training pairs** (deck 001's table): each word of a sentence (the centre) with each word
   at most ``window`` places before or after it, in order. With a *dynamic window* each centre
@@ -37,6 +39,10 @@ from ..errors import UserError
 WORD = re.compile(r"\w+(?:['’]\w+)*")
 PARAGRAPH = re.compile(r"\n\s*\n")
 MAX_SENTENCE = 10_000  # words: a longer paragraph is cut into pieces this long (gensim's cap)
+# Prose paragraphs average a few lines (the built-in corpora 1 to 6), while a file of one
+# document a line is one paragraph of all its lines (or a few, if blank lines are stray): so
+# more lines a paragraph than this on average mean the lines are the documents
+LINES_PER_PARAGRAPH = 20
 POWER = 0.75  # the unigram table's exponent (Mikolov et al. 2013)
 
 
@@ -51,13 +57,27 @@ def words(text: str) -> list[str]:
 
 
 def sentences(text: str) -> list[list[str]]:
-    """``text`` as sentences of words: one per paragraph (blank lines between them), cut into
-    pieces of at most ``MAX_SENTENCE`` words; empty ones left out."""
+    """``text`` as sentences of words: one per paragraph (blank lines between them), or one
+    per line when ``one_document_per_line`` (module doc), cut into pieces of at most
+    ``MAX_SENTENCE`` words; empty ones left out.
+
+    Example:
+        >>> sentences("a b\\nc\\n\\nd"), sentences("a b\\n" * 21)[:2]
+        ([['a', 'b', 'c'], ['d']], [['a', 'b'], ['a', 'b']])
+    """
     out = []
-    for paragraph in PARAGRAPH.split(text):
-        ws = words(paragraph)
+    for piece in text.splitlines() if one_document_per_line(text) else PARAGRAPH.split(text):
+        ws = words(piece)
         out += [ws[i:i + MAX_SENTENCE] for i in range(0, len(ws), MAX_SENTENCE)]
     return out
+
+
+def one_document_per_line(text: str) -> bool:
+    """Whether ``text``'s paragraphs average more than ``LINES_PER_PARAGRAPH`` non-blank lines:
+    then its lines, not its paragraphs, are the sentences."""
+    lines = sum(1 for line in text.splitlines() if line.strip())
+    paragraphs = sum(1 for p in PARAGRAPH.split(text) if p.strip())
+    return lines > LINES_PER_PARAGRAPH * max(paragraphs, 1)
 
 
 @dataclass

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
+import time
 from typing import Any
 
 import torch
@@ -42,6 +44,7 @@ from .config import REGULARISERS, check_counts, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
+from .sizing import fill_sizes, fit_to_budget, narrowed
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -49,6 +52,10 @@ DEFAULT_DATASET = "sentiment"
 NGRAM_ORDER = 5  # the baseline: what counting character 5-grams predicts, no label
 MUSIC_PIECES = 200  # --dataset music-genre: pieces a genre (the classifier's default)
 EVAL_BATCH = 256
+# A batch of texts holds about as many tokens as the language model's (32 x 128): long texts
+# come fewer to a batch, so a short budget still buys its steps (``batch_rows``).
+BATCH_TOKENS = 4096
+BATCH_ROWS = (8, 64)  # the fewest and most texts a batch
 IGNORE = -100  # a padded target: no loss
 
 DEFAULTS: dict[str, Any] = {
@@ -58,12 +65,12 @@ DEFAULTS: dict[str, Any] = {
     "encoding": "utf-8", "val": None, "test": None, "val_fraction": 0.1, "test_fraction": 0.1,
     "tokenizer": "char", "vocab_size": None, "max_length": 400, "max_pieces": None,
     # model
-    "cell": "lstm", "embed": 64, "hidden": 256, "layers": 1, "dropout": 0.1,
+    "cell": "lstm", "embed": None, "hidden": None, "layers": 1, "dropout": None,
     "every_step": True, "backend": "auto", **REGULARISERS,
-    # batches
-    "batch_size": 64,
+    # batches (None: about BATCH_TOKENS tokens of text a batch)
+    "batch_size": None,
     # training (rnnkit.train.trainer.TrainSettings)
-    "steps": None, "epochs": None, "max_time": 240.0, "lr": 5e-3, "optimizer": "adamw",
+    "steps": None, "epochs": None, "max_time": 240.0, "lr": None, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
     "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
     "eval_every": None, "eval_examples": 1000, "log_every": 10, "checkpoint_every": 100,
@@ -258,7 +265,7 @@ def run_generator(given: dict[str, Any]) -> dict[str, Any]:
 
 def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any]:
     run, resume = open_run(s, "generator", dist)
-    train_settings = TrainSettings.from_dict(s)
+    TrainSettings.from_dict({**s, "lr": 1.0 if s["lr"] is None else s["lr"]})  # fail early
 
     # everything that can fail on the user's input, before anything is written
     seed_everything(s["seed"])
@@ -276,17 +283,27 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         train_text = "".join(t + "\n" for t, _ in data.train)
         tokenizer = (NoteTokenizer.train(train_text, s["vocab_size"]) if s["tokenizer"] == "notes"
                      else build_tokenizer(s["tokenizer"], train_text, s["vocab_size"]))
+    encoded = {split: Encoded.from_rows(getattr(data, split), tokenizer, data.classes,
+                                        s["max_length"]) for split in ("train", "val", "test")}
+    sized = fill_sizes(s, sum(encoded["train"].chars))  # a resumed run has its sizes already
+    if s["batch_size"] is None:
+        s["batch_size"] = batch_rows(encoded["train"], dist.world)
+        sized.append("batch_size")
+    train_settings = TrainSettings.from_dict(s)
+    budget = fit_to_budget(s, sized, lambda w: seconds_per_step(
+        s, tokenizer.vocab_size, len(data.classes), encoded["train"], w, device),
+        device, dist.world)
     model = ConditionedLM(tokenizer.vocab_size, num_labels=len(data.classes), cell=s["cell"],
                           embed=s["embed"], hidden=s["hidden"], layers=s["layers"],
                           dropout=s["dropout"], every_step=s["every_step"],
                           backend=s["backend"], **regularisers(s))
     own_dropout(dist, s["seed"])
-    encoded = {split: Encoded.from_rows(getattr(data, split), tokenizer, data.classes,
-                                        s["max_length"]) for split in ("train", "val", "test")}
     task = GeneratorTask(encoded, data.classes, s, dist, device)
 
-    write_run_files(run, resume, dist, {**s, "resume": None, "labels": data.classes,
-                                        "model": model.config}, tokenizer.save)
+    write_run_files(run, resume, dist, {
+        **s, "resume": None, "labels": data.classes, "model": model.config,
+        "sized_from_text": {"train_chars": sum(encoded["train"].chars), "settings": sized,
+                            **({"budget": budget} if budget else {})}}, tokenizer.save)
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "labels": data.classes,
         "train_examples": len(data.train), "val_examples": len(data.val),
@@ -297,6 +314,11 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     if dist.main:
         extra.update(ngram_baseline(data, s["max_length"] if s["tokenizer"] == "char" else None))
         _announce(s, data, tokenizer, model, extra)
+        if sized:
+            say("for that much text: " + ", ".join(f"{k.replace('_', ' ')} {s[k]}" for k in sized)
+                + " (give --" + " / --".join(k.replace("_", "-") for k in sized) + " to choose)")
+        if narrowed(budget):
+            say(narrowed(budget))
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
     if dist.main and summary["status"] not in ("nonfinite", "interrupted") \
@@ -305,6 +327,46 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         summary.update(write_samples(run, gen, s))
         run.write_json("summary.json", summary)
     return summary
+
+
+def batch_rows(train: Encoded, processes: int = 1) -> int:
+    """Texts a batch: about ``BATCH_TOKENS`` tokens of the training texts' mean length, within
+    ``BATCH_ROWS``, a multiple of the processes.
+
+    Example:
+        >>> batch_rows(Encoded([[0] * 101] * 10, torch.zeros(10), [100] * 10))
+        41
+    """
+    mean = sum(len(seq) - 1 for seq in train.seqs) / max(1, len(train))
+    rows = min(max(round(BATCH_TOKENS / max(mean, 1)), BATCH_ROWS[0]), BATCH_ROWS[1])
+    return max(processes, rows // processes * processes)
+
+
+def seconds_per_step(s: dict[str, Any], vocab: int, labels: int, train: Encoded, hidden: int,
+                     device: torch.device, steps: int = 4) -> float:
+    """A training step's seconds (forward, backward, AdamW) for the run's model at width
+    ``hidden`` on random tokens of a batch of mean-length training texts: the median after a
+    first step that pays for warming up."""
+    model = ConditionedLM(vocab, num_labels=labels, cell=s["cell"], embed=s["embed"],
+                          hidden=hidden, layers=s["layers"], dropout=s["dropout"],
+                          every_step=s["every_step"], backend=s["backend"],
+                          **regularisers(s)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    length = round(sum(len(seq) for seq in train.seqs) / max(1, len(train)))
+    x = torch.randint(vocab, (max(2, length), s["batch_size"]), device=device)
+    y = torch.randint(labels, (s["batch_size"],), device=device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        logits, _ = model(x[:-1], labels=y)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), x[1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 def _labelled(s: dict[str, Any]) -> Labelled:

@@ -43,7 +43,7 @@ from . import distributed as D
 from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
-from .sizing import TRAINING_SHARE, fill_sizes, fit_width
+from .sizing import fill_sizes, fit_to_budget, narrowed
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -204,7 +204,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         tokenizer = Tokenizer.load(run.checkpoints)
     else:
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
-    budget = fit_to_budget(s, sized, tokenizer.vocab_size, dist, device)
+    budget = fit_to_budget(s, sized, lambda w: seconds_per_step(s, tokenizer.vocab_size, w,
+                                                                device), device, dist.world)
     vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
@@ -237,12 +238,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         if sized:
             say("for that much text: " + ", ".join(f"{k} {s[k]}" for k in sized)
                  + " (give --" + " / --".join(sized) + " to choose)")
-        if budget and len(budget["seconds_per_step"]) > 1:
-            wider = max(budget["seconds_per_step"])
-            say(f"hidden {s['hidden']} rather than {wider}: on this machine the "
-                f"{budget['budget']:g} s budget gives it about {budget['steps']:,} steps, "
-                f"hidden {wider} about "
-                f"{int(budget['budget'] * TRAINING_SHARE / budget['seconds_per_step'][wider]):,}")
+        if narrowed(budget):
+            say(narrowed(budget))
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
     warnings = closing_warnings(summary, run.metrics(), s)
@@ -250,19 +247,6 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         summary["warnings"] = warnings
         run.write_json("summary.json", summary)
     return summary
-
-
-def fit_to_budget(s: dict[str, Any], sized: list[str], vocab: int, dist: D.Dist,
-                  device: torch.device) -> dict[str, Any] | None:
-    """Where time is the only budget and the width was sized from the text, narrow it to what
-    the budget trains on this machine (``sizing.fit_width``); what was measured, or None.
-    One process only (processes timing apart could choose apart)."""
-    tied_to_given = s.get("tie_weights") and "embed" not in sized
-    if ("hidden" not in sized or tied_to_given or s["steps"] is not None
-            or s["epochs"] is not None or not s["max_time"] or dist.active):
-        return None
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return fit_width(s, s["max_time"], lambda w: seconds_per_step(s, vocab, w, device))
 
 
 def seconds_per_step(s: dict[str, Any], vocab: int, hidden: int, device: torch.device,

@@ -3,7 +3,9 @@
 The corpus is ``--text PATH`` or a built-in ``--dataset`` (``wiki``: the Wikipedia extract in
 gensim's test data, markup stripped by ``data.wiki``; ``python-docs``; any lm corpus). It is
 cut into sentences of lowercase words and a vocabulary of the words seen ``min_count`` times
-(``data.skipgram``).
+(``data.skipgram``). A sentence is a paragraph (blank lines between them), or a line when the
+paragraphs average more than ``LINES_PER_PARAGRAPH`` lines, as in a file of one document
+(review, docstring) per line: windows never cross a document.
 
 Why a step is a chunk of ~``chunk_words`` words: word2vec makes one tiny update per word pair
 (tens of millions an epoch), and the Trainer's per-batch step costs far more than one. So one
@@ -21,7 +23,9 @@ uninterrupted one would have.
 Validation: the loss on a fixed sample of windows (the held-out ``--val`` text or
 ``--val-fraction`` when given; else a fixed sample of the training text: word2vec is usually
 trained on all of it) with fixed negatives, and the WordSim-353 and SimLex-999 correlations;
-the test scores add the analogy questions (``rnnkit.embeddings``).
+the test scores add the analogy questions (``rnnkit.embeddings``). A word-pair correlation
+over fewer than ``embeddings.MIN_PAIRS`` pairs of known words is not measured (NaN: null in
+summary.json).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from ..data.skipgram import (
     draw_negatives,
     encode,
     keep_probabilities,
+    one_document_per_line,
     sentences,
     unigram_table,
     window_pairs,
@@ -311,11 +316,16 @@ def check_settings(s: dict[str, Any]) -> None:
         raise UserError(f"--val-fraction must be in [0, 1), got {s['val_fraction']}")
     if s["workers"] is not None and s["workers"] < 1:
         raise UserError(f"--workers must be a positive integer, got {s['workers']}")
+    if s["max_vocab"] is not None and (not isinstance(s["max_vocab"], int)
+                                       or s["max_vocab"] < 1):
+        raise UserError("--max-vocab must be a positive integer (the most words to keep; "
+                        f"leave it out to keep all), got {s['max_vocab']}")
 
 
 def _data(s: dict[str, Any]) -> tuple[Encoded, Encoded, Vocab, dict[str, Any]]:
     """The training and validation windows' words as ids, the vocabulary, and what to report."""
-    corpus = sentences(corpus_text(s))
+    text = corpus_text(s)
+    corpus = sentences(text)
     held: list[list[str]] = []
     if s["val"]:
         from ..data.corpora import load_corpus
@@ -337,7 +347,9 @@ def _data(s: dict[str, Any]) -> tuple[Encoded, Encoded, Vocab, dict[str, Any]]:
         raise UserError("every sentence of the corpus has a single known word, so no window "
                         "has a pair; give more text or lower --min-count")
     info = {"corpus_words": sum(map(len, corpus)), "train_words": train.words,
-            "sentences": len(train.bounds) - 1, "vocab_size": len(vocab),
+            "sentences": len(train.bounds) - 1,
+            "sentence_is": "line" if one_document_per_line(text) else "paragraph",
+            "vocab_size": len(vocab),
             "val_words": val.words}
     return train, val, vocab, info
 
@@ -374,9 +386,9 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
              "workers": s["workers"] if task.engine == "compiled" else None,
              "prepare_seconds": time.perf_counter() - t0, "out": s["out"]}
     say(f"{extra['dataset']}: {info['corpus_words']:,} words in {info['sentences']:,} "
-        f"sentences, {info['train_words']:,} in the vocabulary of {len(vocab):,} words "
-        f"(min count {s['min_count']}); {s['architecture']}, {s['loss']} loss, dim "
-        f"{s['embed']}, window {s['window']}; {task.engine} loop"
+        f"sentences (a {info['sentence_is']} each), {info['train_words']:,} in the vocabulary "
+        f"of {len(vocab):,} words (min count {s['min_count']}); {s['architecture']}, "
+        f"{s['loss']} loss, dim {s['embed']}, window {s['window']}; {task.engine} loop"
         + (f" ({s['workers']} threads)" if task.engine == "compiled" else f" on {device}"))
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     task.attach(trainer)
