@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -44,7 +42,7 @@ from .config import REGULARISERS, check_counts, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
-from .sizing import fill_sizes, fit_to_budget, narrowed
+from .sizing import fill_sizes, fit_to_budget, median_step_seconds, narrowed
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -351,22 +349,15 @@ def seconds_per_step(s: dict[str, Any], vocab: int, labels: int, train: Encoded,
                           hidden=hidden, layers=s["layers"], dropout=s["dropout"],
                           every_step=s["every_step"], backend=s["backend"],
                           **regularisers(s)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     length = round(sum(len(seq) for seq in train.seqs) / max(1, len(train)))
     x = torch.randint(vocab, (max(2, length), s["batch_size"]), device=device)
     y = torch.randint(labels, (s["batch_size"],), device=device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
+
+    def loss() -> torch.Tensor:
         logits, _ = model(x[:-1], labels=y)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), x[1:].flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        return F.cross_entropy(logits.flatten(0, 1).float(), x[1:].flatten())
+
+    return median_step_seconds(model, loss, device, steps)
 
 
 def _labelled(s: dict[str, Any]) -> Labelled:

@@ -12,9 +12,7 @@ characters, whatever the tokenizer). Beside it: the smoothed character 5-gram ba
 from __future__ import annotations
 
 import math
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +41,7 @@ from . import distributed as D
 from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
-from .sizing import fill_sizes, fit_to_budget, narrowed
+from .sizing import fill_sizes, fit_to_budget, median_step_seconds, narrowed
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -259,20 +257,13 @@ def seconds_per_step(s: dict[str, Any], vocab: int, hidden: int, device: torch.d
                           layers=s["layers"], dropout=s["dropout"],
                           tie_weights=s["tie_weights"], backend=s["backend"],
                           embed_dropout=s["embed_dropout"], **regularisers(s)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randint(vocab, (s["seq_len"] + 1, s["batch_size"]), device=device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
+
+    def loss() -> torch.Tensor:
         logits, _ = model(x[:-1])
-        loss = F.cross_entropy(logits.reshape(-1, vocab).float(), x[1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        return F.cross_entropy(logits.reshape(-1, vocab).float(), x[1:].reshape(-1))
+
+    return median_step_seconds(model, loss, device, steps)
 
 
 def pretrained_vectors(s: dict[str, Any], tokenizer: Tokenizer) -> tuple[list[str], Tensor]:

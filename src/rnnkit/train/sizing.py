@@ -22,6 +22,8 @@ gain from a larger step: a narrowed model with a sized learning rate trains at
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +93,24 @@ def fit_width(settings: dict[str, Any], budget: float,
         settings["embed"] = chosen
     return {"budget": budget, "seconds_per_step": timed,
             "steps": steps_in(budget, timed[chosen]), "hidden": chosen}
+
+
+def median_step_seconds(model: torch.nn.Module, loss: Callable[[], torch.Tensor],
+                        device: torch.device, steps: int = 4) -> float:
+    """The median seconds of ``steps`` training steps (``loss()``, backward, AdamW) of
+    ``model``, leaving out the first, which pays for warming up."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        value = loss()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 def steps_in(budget: float, seconds_per_step: float) -> int:
