@@ -42,7 +42,7 @@ from .config import REGULARISERS, check_counts, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .seq2seq import Seq2SeqTask
-from .sizing import fill_sizes, fit_to_budget, median_step_seconds, narrowed
+from .sizing import chosen_lines, fill_sizes, fit_to_budget, median_step_seconds
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -283,7 +283,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
                      else build_tokenizer(s["tokenizer"], train_text, s["vocab_size"]))
     encoded = {split: Encoded.from_rows(getattr(data, split), tokenizer, data.classes,
                                         s["max_length"]) for split in ("train", "val", "test")}
-    sized = fill_sizes(s, sum(encoded["train"].chars))  # a resumed run has its sizes already
+    train_chars = sum(encoded["train"].chars)
+    sized = fill_sizes(s, train_chars)  # a resumed run has its sizes already
     if s["batch_size"] is None:
         s["batch_size"] = batch_rows(encoded["train"], dist.world)
         sized.append("batch_size")
@@ -300,7 +301,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
 
     write_run_files(run, resume, dist, {
         **s, "resume": None, "labels": data.classes, "model": model.config,
-        "sized_from_text": {"train_chars": sum(encoded["train"].chars), "settings": sized,
+        "sized_from_text": {"train_chars": train_chars, "settings": sized,
                             **({"budget": budget} if budget else {})}}, tokenizer.save)
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "labels": data.classes,
@@ -312,11 +313,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     if dist.main:
         extra.update(ngram_baseline(data, s["max_length"] if s["tokenizer"] == "char" else None))
         _announce(s, data, tokenizer, model, extra)
-        if sized:
-            say("for that much text: " + ", ".join(f"{k.replace('_', ' ')} {s[k]}" for k in sized)
-                + " (give --" + " / --".join(k.replace("_", "-") for k in sized) + " to choose)")
-        if narrowed(budget):
-            say(narrowed(budget))
+        for line in chosen_lines(s, sized, budget):
+            say(line)
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
     if dist.main and summary["status"] not in ("nonfinite", "interrupted") \

@@ -41,7 +41,7 @@ from . import distributed as D
 from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
-from .sizing import fill_sizes, fit_to_budget, median_step_seconds, narrowed
+from .sizing import chosen_lines, fill_sizes, fit_to_budget, median_step_seconds
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -233,11 +233,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
              f"tokens ({s['tokenizer']}); {sum(p.numel() for p in model.parameters()):,} "
              f"parameters; {s['ngram_order']}-gram baseline: val bpc "
              f"{extra['val_ngram_bpc']:.3f}")
-        if sized:
-            say("for that much text: " + ", ".join(f"{k} {s[k]}" for k in sized)
-                 + " (give --" + " / --".join(sized) + " to choose)")
-        if narrowed(budget):
-            say(narrowed(budget))
+        for line in chosen_lines(s, sized, budget):
+            say(line)
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
     warnings = closing_warnings(summary, run.metrics(), s)

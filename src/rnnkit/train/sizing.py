@@ -138,6 +138,20 @@ def fit_to_budget(settings: dict[str, Any], sized: list[str],
     return budget
 
 
+def chosen_lines(settings: dict[str, Any], sized: list[str],
+                 budget: dict[str, Any] | None) -> list[str]:
+    """The lines that say what was sized from the text (and narrowed to the budget).
+
+    Example:
+        >>> chosen_lines({"hidden": 256, "batch_size": 32}, ["hidden", "batch_size"], None)
+        ['for that much text: hidden 256, batch size 32 (give --hidden / --batch-size to choose)']
+    """
+    lines = [] if not sized else [
+        "for that much text: " + ", ".join(f"{k.replace('_', ' ')} {settings[k]}" for k in sized)
+        + " (give --" + " / --".join(k.replace("_", "-") for k in sized) + " to choose)"]
+    return lines + [line for line in [narrowed(budget)] if line]
+
+
 def narrowed(budget: dict[str, Any] | None) -> str | None:
     """The line that says the width was narrowed to fit the budget, or None where it was not.
 
