@@ -26,6 +26,7 @@ from rnnkit.models.scoring import total_nats
 from rnnkit.train import trainer as trainer_mod
 from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.train.generator import run_generator
+from rnnkit.train.rundir import RunDir
 
 TINY = {"hidden": 32, "embed": 16, "batch_size": 16, "warmup": 5, "lr": 0.02,
         "progress": False, "threads": 1}
@@ -389,6 +390,66 @@ def test_the_summary_and_report_hold_a_character_ngram_baseline(trained, tmp_pat
         summary["val_ngram_bpc"]
     text = report(summary)
     assert "5-gram baseline, no label: " in text and "5-gram baseline " in text.splitlines()[2]
+
+
+def _generator_flags(capsys) -> set[str]:
+    with pytest.raises(SystemExit):
+        main(["train", "generator", "--help"])
+    return set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+
+
+def test_a_run_above_its_baseline_ends_with_a_note_of_what_to_try(tmp_path, capsys):
+    """Three steps of a tiny model cannot beat counting 5-grams: as `train lm` does, the closing
+    lines say so (summary.json keeps them, --json puts them on stderr), and the hint is a flag
+    of `train generator`: the --steps that ended the run while it was still improving."""
+    rows = _csv(tmp_path / "rows.csv", 60)
+    argv = ["train", "generator", "--csv", str(rows), "--hidden", "8", "--embed", "4",
+            "--steps", "3", "--no-progress", "--samples-per-label", "0", "--threads", "1"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    notes = [x for x in capsys.readouterr().out.splitlines() if x.startswith("note:")]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["val_bpc"] > summary["val_ngram_bpc"] and summary["train_chars"] > 0
+    (note,) = summary["warnings"]
+    assert notes == [f"note:       {note}"]
+    assert f"above the 5-gram baseline's {summary['val_ngram_bpc']:.3f}" in note
+    assert "validation texts" in note and "a larger --steps than 3" in note
+    assert set(re.findall(r"--[a-z][a-z-]*", note)) <= _generator_flags(capsys)
+    assert main([*argv, "--json", "--out", str(tmp_path / "json")]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warnings"] and "rnnkit: warning: validation bpc" in err
+
+
+def test_closing_warnings_read_the_generators_summary(trained, capsys):
+    """The LM's closing warnings on the generator's summary, metrics and settings (no
+    ``ngram_order``: its baseline is a fixed 5-gram): none for the trained run, which beats
+    its baseline; above it, or memorising, a note whose flags the generator has."""
+    from rnnkit.train.generator import NGRAM_ORDER
+    from rnnkit.train.lm import closing_warnings
+
+    run, summary = trained
+    s, metrics = json.loads((run / "config.json").read_text()), RunDir(run).metrics()
+    assert "ngram_order" not in s and "warnings" not in summary
+    assert closing_warnings(summary, metrics, s, order=NGRAM_ORDER, text="texts") == []
+    worse = {**summary, "val_bpc": summary["val_ngram_bpc"] + 0.5}
+    rising = [{"step": 50 * i, "val_bpc": 3.0 - 0.1 * i, "val_loss": 2.0 - 0.07 * i}
+              for i in range(4)]
+    (late,) = closing_warnings(worse, rising, s, order=NGRAM_ORDER, text="texts")
+    assert "above the 5-gram baseline's" in late and "a larger --steps than 150" in late
+    # a memorising curve: validation turns up while training falls below it
+    curve = [{"step": 100 * i, "val_bpc": b, "val_loss": b * 0.69}
+             for i, b in enumerate([3.0, 2.5, 2.45, 2.6, 2.7])] + [{"loss": 1.2}]
+    memorised, baseline = closing_warnings({**worse, "epochs": 40.0}, curve, s,
+                                           order=NGRAM_ORDER, text="texts")
+    assert f"saw its {summary['train_chars']:,} training characters 40 times" in memorised
+    assert "memorised the texts" in memorised and "or more texts" in memorised
+    assert "more texts" in baseline
+    flags = _generator_flags(capsys)
+    for note in (late, memorised, baseline):
+        assert set(re.findall(r"--[a-z][a-z-]*", note)) <= flags, note
+    # a run on the clock: a longer --max-time
+    (clock,) = closing_warnings(worse, rising, {**s, "steps": None, "max_time": 240.0},
+                                order=NGRAM_ORDER, text="texts")
+    assert "a longer --max-time" in clock
 
 
 # ---- defaults sized from the texts and the budget -------------------------------------------

@@ -126,4 +126,5 @@ def report(s: dict) -> str:
     if s.get("labels"):
         lines.append(f"sample it:  rnnkit sample {shlex.quote(out)} --label "
                      f"{shlex.quote(s['labels'][0])} --count 5")
+    lines += [f"note:       {w}" for w in s.get("warnings", [])]
     return "\n".join(lines)

@@ -38,6 +38,7 @@ from ..generation import Codec, Generator, end_id
 from ..models.conditioned import ConditionedLM
 from . import distributed as D
 from .checkpoint import atomic_write_bytes
+from .closing import note_warnings
 from .config import REGULARISERS, check_counts, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
@@ -306,7 +307,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     extra: dict[str, Any] = {
         "dataset": data.source, "split": data.split, "labels": data.classes,
         "train_examples": len(data.train), "val_examples": len(data.val),
-        "test_examples": len(data.test), "vocab_size": tokenizer.vocab_size,
+        "test_examples": len(data.test), "train_chars": train_chars,
+        "vocab_size": tokenizer.vocab_size,
         "truncated_examples": sum(d.truncated for d in task.data.values()),
         "tokenizer": s["tokenizer"], "cell": s["cell"], "every_step": s["every_step"],
         "out": s["out"]}
@@ -322,6 +324,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         gen = Generator(trainer.model.cpu().eval(), tokenizer, data.classes, s)
         summary.update(write_samples(run, gen, s))
         run.write_json("summary.json", summary)
+    note_warnings(run, summary, s, order=NGRAM_ORDER, text="texts")  # as train lm closes
     return summary
 
 

@@ -38,6 +38,8 @@ from ..models.language_model import LanguageModel, detach_state
 from ..models.ngram import CharNGram
 from ..models.scoring import total_nats
 from . import distributed as D
+from .closing import closing_warnings as closing_warnings  # re-exported: its first home
+from .closing import note_warnings
 from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
@@ -237,10 +239,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
             say(line)
     trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
     summary = trainer.fit()
-    warnings = closing_warnings(summary, run.metrics(), s)
-    if warnings:
-        summary["warnings"] = warnings
-        run.write_json("summary.json", summary)
+    note_warnings(run, summary, s)
     return summary
 
 
@@ -299,41 +298,6 @@ def lm_splits(s: dict[str, Any], report: Callable[[str], None] | None = None) ->
                        val_fraction=s.get("val_fraction", DEFAULTS["val_fraction"]),
                        test_fraction=s.get("test_fraction", DEFAULTS["test_fraction"]),
                        report=report)
-
-
-def closing_warnings(summary: dict[str, Any], metrics: list[dict[str, Any]],
-                     s: dict[str, Any]) -> list[str]:
-    """What a user should know when a run ends worse than it could: above the n-gram baseline,
-    or validation getting worse while the text was seen many times over (memorising it)."""
-    if summary["status"] in ("nonfinite", "interrupted"):
-        return []
-    out = []
-    evals = [(r["step"], r["val_bpc"], r["val_loss"]) for r in metrics if "val_bpc" in r]
-    train = [r["loss"] for r in metrics if "loss" in r]
-    epochs = summary.get("epochs", 0.0)
-    best_step, best, best_loss = min(evals, key=lambda e: e[1]) if evals else (0, 0.0, 0.0)
-    # memorised: validation turned up while the training loss fell well below it
-    worse = bool(evals) and evals[-1][1] > 1.02 * best
-    memorised = worse and epochs >= 3 and bool(train) and train[-1] < 0.9 * best_loss
-    if memorised:
-        out.append(f"the model saw its {summary['train_chars']:,} training characters "
-                   f"{epochs:.0f} times and validation got worse after step {best_step:,} "
-                   f"(bpc {best:.3f} -> {evals[-1][1]:.3f}): it memorised the text; the best "
-                   f"checkpoint (step {best_step:,}) is kept; try --dropout "
-                   f"{min(0.5, s['dropout'] + 0.15):.2f}, --hidden {max(64, s['hidden'] // 2)} "
-                   "or more text")
-    val, ngram = summary.get("val_bpc"), summary.get("val_ngram_bpc")
-    if val is not None and ngram is not None and math.isfinite(ngram) and val > ngram:
-        if memorised:
-            hint = "a smaller or more regularised model (above) or more text"
-        elif evals and evals[-1][1] <= best:
-            hint = "a longer --max-time (validation was still improving at the end)"
-        else:
-            hint = f"more text or --dropout {min(0.5, s['dropout'] + 0.1):.2f}"
-        out.append(f"validation bpc {val:.3f} is above the {s['ngram_order']}-gram baseline's "
-                   f"{ngram:.3f}: counting character {s['ngram_order']}-grams predicts this "
-                   f"text better than this model; try {hint}")
-    return out
 
 
 def _ngram_baseline(train: str, val: str, test: str, order: int) -> dict[str, float]:
