@@ -483,6 +483,14 @@ def test_sizes_come_from_the_texts_and_a_short_budget_narrows_them(tmp_path, cap
         return 10.0 * (width / 256) ** 2  # a slow machine: a 1 s budget buys few steps
 
     monkeypatch.setattr(gen_mod, "seconds_per_step", seconds)
+    lrs = []
+
+    class Spy(gen_mod.Trainer):  # the rate the Trainer is given, not only the one written
+        def __init__(self, model, task, settings, *args, **kw):
+            lrs.append(settings.lr)
+            super().__init__(model, task, settings, *args, **kw)
+
+    monkeypatch.setattr(gen_mod, "Trainer", Spy)
     rows = _csv(tmp_path / "g.csv", 60)
     base = {"csv": str(rows), "progress": False, "threads": 1, "samples_per_label": 0,
             "eval_every": 10**6}
@@ -491,6 +499,7 @@ def test_sizes_come_from_the_texts_and_a_short_budget_narrows_them(tmp_path, cap
     chars = cfg["sized_from_text"]["train_chars"]
     want = size_for(chars)
     assert 0 < chars < 2000 and cfg["embed"] == want["embed"] and cfg["lr"] == SHORT_BUDGET_LR
+    assert lrs == [SHORT_BUDGET_LR]
     assert cfg["dropout"] == want["dropout"] and timed == [256, 192, 128]
     assert cfg["hidden"] == cfg["model"]["hidden"] == 128
     assert cfg["batch_size"] == 64  # short texts: the most a batch

@@ -14,6 +14,7 @@ from rnnkit.train import trainer as trainer_mod
 from rnnkit.train.lm import DEFAULTS, closing_warnings, run_lm
 from rnnkit.train.sizing import (
     MIN_STEPS,
+    SHORT_BUDGET_BATCH,
     SHORT_BUDGET_LR,
     SIZED,
     TIERS,
@@ -21,6 +22,7 @@ from rnnkit.train.sizing import (
     fill_sizes,
     fit_width,
     size_for,
+    steps_in,
 )
 
 PROSE = ("It is a truth universally acknowledged, that a single man in possession of a good "
@@ -196,12 +198,14 @@ def test_a_time_budget_narrows_the_sized_width_and_says_so(tmp_path, capsys, mon
         return 10.0 * (width / 256) ** 2  # a slow machine: 1.0 s budget buys few steps
 
     monkeypatch.setattr(lm_mod, "seconds_per_step", seconds)
+    lrs = _trainer_lrs(monkeypatch, lm_mod)
     run_lm(_small_run(tmp_path / "a", steps=None, max_time=1.0, eval_every=10**6))
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert timed == [256, 192, 128] and cfg["hidden"] == cfg["model"]["hidden"] == 128
     budget = cfg["sized_from_text"]["budget"]
     assert budget["hidden"] == 128 and budget["budget"] == 1.0
-    assert cfg["lr"] == budget["lr"] == SHORT_BUDGET_LR
+    assert cfg["lr"] == budget["lr"] == SHORT_BUDGET_LR == lrs[0]  # what it trained at
+    assert "batch" not in budget  # the batch size given (4) is kept
     assert set(budget["seconds_per_step"]) == {"256", "192", "128"}  # JSON keys
     assert f"hidden 128 rather than 256, lr {SHORT_BUDGET_LR:g}" in capsys.readouterr().err
     run_lm(_small_run(tmp_path / "d", steps=None, max_time=1.0, eval_every=10**6, lr=2e-3))
@@ -214,6 +218,74 @@ def test_a_time_budget_narrows_the_sized_width_and_says_so(tmp_path, capsys, mon
     assert timed == []
     assert "budget" not in json.loads((tmp_path / "c" / "config.json").read_text()
                                       )["sized_from_text"]
+
+
+def _trainer_lrs(monkeypatch, module):
+    """The learning rates the Trainer of ``module``'s runs is given, in order."""
+    seen = []
+
+    class Spy(module.Trainer):
+        def __init__(self, model, task, settings, *args, **kw):
+            seen.append(settings.lr)
+            super().__init__(model, task, settings, *args, **kw)
+
+    monkeypatch.setattr(module, "Trainer", Spy)
+    return seen
+
+
+def test_fit_width_takes_smaller_batches_before_a_narrower_width():
+    """A budget short for the tier's width at 32 rows: 8 rows a step first (the same tokens a
+    second in four times the steps), and a narrower width only where even those are few."""
+    calls = []
+
+    def seconds(width):  # a step's time in proportion to its rows and the width squared
+        calls.append((width, s["batch_size"]))
+        return 0.25 * s["batch_size"] / 32 * (width / 256) ** 2
+
+    s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
+    got = fit_width(s, 150, seconds, SHORT_BUDGET_BATCH)
+    assert (s["hidden"], s["batch_size"]) == (256, 8) and calls == [(256, 32), (256, 8)]
+    assert got["batch"] == {"from": 32, "to": 8, "steps": 570} and got["steps"] == 2280
+    calls.clear()
+    s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
+    got = fit_width(s, 40, seconds, SHORT_BUDGET_BATCH)  # 608 steps at 8 rows: narrower too
+    assert (s["hidden"], s["batch_size"]) == (192, 8) and got["steps"] >= MIN_STEPS
+    assert calls == [(256, 32), (256, 8), (192, 8)]
+    s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
+    assert "batch" not in fit_width(s, 600, seconds, SHORT_BUDGET_BATCH)  # enough at 32
+    assert (s["hidden"], s["batch_size"]) == (256, 32)
+
+
+def test_a_short_budget_takes_smaller_batches_and_the_trainer_its_rate(tmp_path, capsys,
+                                                                       monkeypatch):
+    """The batch left to the defaults and a budget short for 32 rows a step: 8 rows at the
+    tier's width, the short budget's learning rate (given to the Trainer, not only written in
+    config.json), and a line that says so; a batch size the user gives is kept."""
+    timed = []
+
+    def seconds(s, vocab, width, device):
+        timed.append((width, s["batch_size"]))
+        return 0.002 * s["batch_size"] / 32 * (width / 256) ** 2  # 475 steps in 1 s at 32
+
+    monkeypatch.setattr(lm_mod, "seconds_per_step", seconds)
+    lrs = _trainer_lrs(monkeypatch, lm_mod)
+    given = {k: v for k, v in _small_run(tmp_path / "a").items() if k != "batch_size"}
+    run_lm({**given, "steps": None, "max_time": 1.0, "eval_every": 10**6})
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert timed == [(256, 32), (256, 8)]
+    assert (cfg["batch_size"], cfg["hidden"], cfg["lr"]) == (8, 256, SHORT_BUDGET_LR)
+    at_32, at_8 = steps_in(1.0, 0.002), steps_in(1.0, 0.0005)
+    assert cfg["sized_from_text"]["budget"]["batch"] == {"from": 32, "to": 8, "steps": at_32}
+    assert lrs == [SHORT_BUDGET_LR]
+    err = capsys.readouterr().err
+    assert f"batch size 8 rather than 32, lr {SHORT_BUDGET_LR:g}: on this machine" in err
+    assert f"{at_8:,} steps, {at_32:,} at 32 rows" in err
+    timed.clear()
+    run_lm({**given, "steps": None, "max_time": 1.0, "eval_every": 10**6, "batch_size": 32,
+            "out": str(tmp_path / "b")})
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert timed[0] == (256, 32) and {b for _, b in timed} == {32}  # the user's batch stays
+    assert cfg["batch_size"] == 32 and cfg["hidden"] < 256 and lrs[-1] == SHORT_BUDGET_LR
 
 
 def test_seconds_per_step_times_the_runs_model():

@@ -161,7 +161,7 @@ def rnnkit_settings(cell: str, cfg: dict[str, Any], train_chars: int) -> dict[st
     characters, as ``run_lm`` sizes them), only the corpus, cell, seed (and in --quick a tiny
     model) set here."""
     from ..train.config import resolve
-    from ..train.lm import DEFAULTS
+    from ..train.lm import BATCH_SIZE, DEFAULTS
     from ..train.sizing import fill_sizes
 
     given = {"dataset": cfg["dataset"], "max_chars": cfg["max_chars"], "tokenizer": "char",
@@ -169,6 +169,7 @@ def rnnkit_settings(cell: str, cfg: dict[str, Any], train_chars: int) -> dict[st
              **cfg.get("train", {})}
     s = resolve(DEFAULTS, given)
     fill_sizes(s, train_chars)
+    s["batch_size"] = s["batch_size"] or BATCH_SIZE  # given to run_lm: both trainers share it
     return s
 
 

@@ -80,7 +80,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
     g = p.add_argument_group("batches")
     g.add_argument("--batch-size", type=int, metavar="N",
-                   help=f"global batch size, split over torchrun processes ({d['batch_size']})")
+                   help="global batch size, split over torchrun processes (32; 8 where "
+                   "--max-time buys the model too few steps on this machine)")
     g.add_argument("--seq-len", "--bptt", type=int, metavar="N", dest="seq_len",
                    help=f"steps per batch; truncated BPTT length ({d['seq_len']})")
     g.add_argument("--stateless", action=argparse.BooleanOptionalAction,

@@ -289,7 +289,6 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     if s["batch_size"] is None:
         s["batch_size"] = batch_rows(encoded["train"], dist.world)
         sized.append("batch_size")
-    train_settings = TrainSettings.from_dict(s)
     budget = fit_to_budget(s, sized, lambda w: seconds_per_step(
         s, tokenizer.vocab_size, len(data.classes), encoded["train"], w, device),
         device, dist.world)
@@ -317,7 +316,9 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         _announce(s, data, tokenizer, model, extra)
         for line in chosen_lines(s, sized, budget):
             say(line)
-    trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
+    # the settings as fit_to_budget left them (its learning rate too)
+    trainer = Trainer(model, task, TrainSettings.from_dict(s), run, dist, device,
+                      summary_extra=extra)
     summary = trainer.fit()
     if dist.main and summary["status"] not in ("nonfinite", "interrupted") \
             and s["samples_per_label"]:

@@ -43,7 +43,13 @@ from .closing import note_warnings
 from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
-from .sizing import chosen_lines, fill_sizes, fit_to_budget, median_step_seconds
+from .sizing import (
+    SHORT_BUDGET_BATCH,
+    chosen_lines,
+    fill_sizes,
+    fit_to_budget,
+    median_step_seconds,
+)
 from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
@@ -61,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "tie_weights": False, "backend": "auto", "embeddings": None, "freeze_embeddings": False,
     "embed_dropout": 0.0, **REGULARISERS,
     # batches
-    "batch_size": 32, "seq_len": 128, "stateless": False,
+    "batch_size": None, "seq_len": 128, "stateless": False,  # None: BATCH_SIZE (fewer: sizing)
     # training (rnnkit.train.trainer.TrainSettings)
     "steps": None, "epochs": None, "max_time": 570.0, "lr": None, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
@@ -74,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     # run directory
     "out": None, "resume": None,
 }
+
+
+BATCH_SIZE = 32  # rows a step, unless a short --max-time takes sizing.SHORT_BUDGET_BATCH
 
 
 class LMTask:
@@ -199,13 +208,15 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
     parts = lm_splits(s, report=say if dist.main else None)
     train, val, test = parts.train, parts.val, parts.test
     sized = fill_sizes(s, len(train))  # a resumed run has its sizes already
-    train_settings = TrainSettings.from_dict(s)
+    batch_free = s["batch_size"] is None  # not given (nor resumed): fit_to_budget may lower it
+    s["batch_size"] = s["batch_size"] or BATCH_SIZE
     if resume and (run.checkpoints / "tokenizer.json").is_file():
         tokenizer = Tokenizer.load(run.checkpoints)
     else:
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
     budget = fit_to_budget(s, sized, lambda w: seconds_per_step(s, tokenizer.vocab_size, w,
-                                                                device), device, dist.world)
+                                                                device), device, dist.world,
+                           SHORT_BUDGET_BATCH if batch_free else None)
     vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
@@ -237,7 +248,9 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
              f"{extra['val_ngram_bpc']:.3f}")
         for line in chosen_lines(s, sized, budget):
             say(line)
-    trainer = Trainer(model, task, train_settings, run, dist, device, summary_extra=extra)
+    # the settings as fit_to_budget left them (its learning rate too)
+    trainer = Trainer(model, task, TrainSettings.from_dict(s), run, dist, device,
+                      summary_extra=extra)
     summary = trainer.fit()
     note_warnings(run, summary, s)
     return summary
