@@ -16,6 +16,7 @@ from rnnkit.train.sizing import (
     MIN_STEPS,
     SHORT_BUDGET_BATCH,
     SHORT_BUDGET_LR,
+    SHORT_BUDGET_STEPS,
     SIZED,
     TIERS,
     WIDTHS,
@@ -122,6 +123,11 @@ def test_closing_warnings_name_memorising_and_the_baseline():
               for i in range(4)]
     (only,) = closing_warnings(_summary(epochs=2.0), rising, SETTINGS)
     assert "longer --max-time" in only
+    # the final evaluation a hair above the one just before it (cmake-manual.rst, 150 s: best
+    # 2.07390 at step 2,637, 2.07391 at 2,638): still improving, not a dropout problem
+    tail = [*rising, {"step": 4, "val_bpc": 2.7 + 1e-5, "val_loss": 1.79}]
+    (only,) = closing_warnings(_summary(epochs=2.0), tail, SETTINGS)
+    assert "longer --max-time" in only and "--dropout" not in only
     # below the baseline, no memorising: nothing to say
     assert closing_warnings(_summary(val_bpc=2.3), rising, SETTINGS) == []
     assert closing_warnings(_summary(status="interrupted"), curve, SETTINGS) == []
@@ -249,8 +255,8 @@ def test_fit_width_takes_smaller_batches_before_a_narrower_width():
     calls.clear()
     s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
     got = fit_width(s, 40, seconds, SHORT_BUDGET_BATCH)  # 608 steps at 8 rows: narrower too
-    assert (s["hidden"], s["batch_size"]) == (192, 8) and got["steps"] >= MIN_STEPS
-    assert calls == [(256, 32), (256, 8), (192, 8)]
+    assert (s["hidden"], s["batch_size"]) == (128, 8) and got["steps"] >= SHORT_BUDGET_STEPS
+    assert calls == [(256, 32), (256, 8), (192, 8), (128, 8)]  # 192: 1,080 steps, too few
     s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
     assert "batch" not in fit_width(s, 600, seconds, SHORT_BUDGET_BATCH)  # enough at 32
     assert (s["hidden"], s["batch_size"]) == (256, 32)
@@ -265,7 +271,7 @@ def test_a_short_budget_takes_smaller_batches_and_the_trainer_its_rate(tmp_path,
 
     def seconds(s, vocab, width, device):
         timed.append((width, s["batch_size"]))
-        return 0.002 * s["batch_size"] / 32 * (width / 256) ** 2  # 475 steps in 1 s at 32
+        return 0.0016 * s["batch_size"] / 32 * (width / 256) ** 2  # 593 steps in 1 s at 32
 
     monkeypatch.setattr(lm_mod, "seconds_per_step", seconds)
     lrs = _trainer_lrs(monkeypatch, lm_mod)
@@ -274,7 +280,7 @@ def test_a_short_budget_takes_smaller_batches_and_the_trainer_its_rate(tmp_path,
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert timed == [(256, 32), (256, 8)]
     assert (cfg["batch_size"], cfg["hidden"], cfg["lr"]) == (8, 256, SHORT_BUDGET_LR)
-    at_32, at_8 = steps_in(1.0, 0.002), steps_in(1.0, 0.0005)
+    at_32, at_8 = steps_in(1.0, 0.0016), steps_in(1.0, 0.0004)
     assert cfg["sized_from_text"]["budget"]["batch"] == {"from": 32, "to": 8, "steps": at_32}
     assert lrs == [SHORT_BUDGET_LR]
     err = capsys.readouterr().err

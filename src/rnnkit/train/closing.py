@@ -44,7 +44,7 @@ def closing_warnings(summary: dict[str, Any], metrics: list[dict[str, Any]],
     if val is not None and ngram is not None and math.isfinite(ngram) and val > ngram:
         if memorised:
             hint = f"a smaller or more regularised model (above) or more {text}"
-        elif evals and evals[-1][1] <= best:
+        elif evals and best_step >= evals[-2:][0][0]:  # the best is one of the last two
             hint = f"{_longer_budget(summary, s)} (validation was still improving at the end)"
         else:
             hint = f"more {text} or --dropout {min(0.5, s['dropout'] + 0.1):.2f}"

@@ -23,8 +23,9 @@ Where the caller lets it choose the batch too (the LM), a budget short for the t
 first takes smaller batches: ``SHORT_BUDGET_BATCH`` rows a step read the same characters a
 second at a quarter of the step, so the budget buys about three times the updates, and on a
 small text updates are what it lacks (a 150 k text, 150 s on this slow CPU: hidden 256 at 8
-rows, 2,772 steps, val bpc 2.069, against 2.279 at hidden 192 and 32 rows; the 5-gram's
-2.114). Only where even those steps are too few does the width narrow.
+rows, 2,772 steps, val bpc 2.069, against 2.172 at hidden 192 and 32 rows; the 5-gram's
+2.114). Only where even those steps are too few (``SHORT_BUDGET_STEPS``; a 1 M-character text
+got 1,287 steps at hidden 384 and ended at 2.538, 2,112 at 256 and 2.481) does the width narrow.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ MIN_STEPS = 1_000  # fewer steps than this in the budget: a narrower model learn
 TRAINING_SHARE = 0.95  # of a time budget: the rest goes to the periodic evaluations
 SHORT_BUDGET_LR = 1e-2  # a narrowed model's fewer steps learn more at twice the tiers' rate
 SHORT_BUDGET_BATCH = 8  # rows a step where the budget is short (where the caller allows it)
+SHORT_BUDGET_STEPS = 2_000  # MIN_STEPS at those rows: each step reads a quarter of the text
 
 
 def size_for(train_chars: int) -> dict[str, Any]:
@@ -83,10 +85,11 @@ def fit_width(settings: dict[str, Any], budget: float,
     ``seconds_per_step(width)`` (at ``settings["batch_size"]`` rows). Where the tier's width
     gets fewer than ``MIN_STEPS`` steps and ``small_batch`` is given, take ``small_batch`` rows
     a step first; then narrow ``settings["hidden"]`` to the widest of ``WIDTHS`` up to it that
-    the budget gives ``MIN_STEPS`` steps (the narrowest where none does); a tied embedding
-    follows. Returns what was measured: ``{"budget": s, "seconds_per_step": {width: s},
-    "steps": projected steps, "hidden": w}``, and ``"batch": {"from": rows, "to": rows,
-    "steps": steps at the larger}`` where the batch changed.
+    the budget gives ``MIN_STEPS`` steps (``SHORT_BUDGET_STEPS`` at ``small_batch`` rows; the
+    narrowest where none does); a tied embedding follows. Returns what was measured:
+    ``{"budget": s, "seconds_per_step": {width: s}, "steps": projected steps, "hidden": w}``,
+    and ``"batch": {"from": rows, "to": rows, "steps": steps at the larger}`` where the batch
+    changed.
 
     Example:
         >>> s = {"hidden": 256, "embed": 64, "tie_weights": False}
@@ -106,9 +109,9 @@ def fit_width(settings: dict[str, Any], budget: float,
                  "steps": steps_in(budget, timed[widest])}
         settings["batch_size"] = small_batch
         timed = {widest: seconds_per_step(widest)}  # the same width, retimed at fewer rows
-    chosen = widest
+    chosen, enough = widest, SHORT_BUDGET_STEPS if batch else MIN_STEPS
     for width in [w for w in WIDTHS if w < widest][::-1]:
-        if steps_in(budget, timed[chosen]) >= MIN_STEPS:
+        if steps_in(budget, timed[chosen]) >= enough:
             break
         timed[width] = seconds_per_step(width)
         chosen = width
