@@ -100,7 +100,7 @@ def test_val_bpc_is_what_scoring_reports(tmp_path, one_thread):
     summary = run_lm(_tiny(tmp_path / "run", dataset="python-docs", max_chars=6000,
                            steps=10, tokenizer="bpe", vocab_size=300))
     train, val, test = split_corpus(load_corpus("python-docs", max_chars=6000))
-    run = load_run(tmp_path / "run", which="last")
+    run = load_run(tmp_path / "run", which="best")
     expected = score(run.model, run.tokenizer, val)
     assert summary["val_bpc"] == pytest.approx(expected["bpc"], rel=1e-5)
     assert summary["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)

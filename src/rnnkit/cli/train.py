@@ -130,6 +130,9 @@ def training_flags(p: argparse.ArgumentParser, d: dict, lr_help: str | None = No
                    "each value")
     g.add_argument("--schedule", choices=("cosine", "constant"), help="after the warmup")
     g.add_argument("--warmup", type=int, metavar="N", help=f"warmup steps ({d['warmup']})")
+    g.add_argument("--ema", type=float, metavar="DECAY",
+                   help=f"evaluate and keep a moving average of the weights, horizon up to "
+                   f"1/(1-DECAY) steps ({d['ema']:g}; 0: off, the last step's weights)")
     g.add_argument("--patience", type=int, metavar="N",
                    help="early stopping after N evaluations without improvement (0: off)")
     g.add_argument("--epochs", type=int, metavar="N", help="budget in epochs")

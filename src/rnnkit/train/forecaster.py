@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     # training (rnnkit.train.trainer.TrainSettings)
     "steps": 500, "epochs": None, "max_time": 120.0, "lr": 3e-3, "optimizer": "adamw",
     "weight_decay": 1e-4, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
-    "schedule": "cosine", "warmup": 50, "min_lr_ratio": 0.05, "patience": 4,
+    "schedule": "cosine", "warmup": 50, "min_lr_ratio": 0.05, "ema": 0.0, "patience": 4,
     "eval_every": None, "log_every": 20, "checkpoint_every": 250,
     "seed": 0, "device": "cpu", "threads": None, "progress": True,
     # run directory

@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
     # training (rnnkit.train.trainer.TrainSettings)
     "steps": None, "epochs": None, "max_time": 240.0, "lr": 3e-3, "optimizer": "adamw",
     "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
-    "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "patience": 0,
+    "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "ema": 0.0, "patience": 0,
     "eval_every": None, "eval_examples": 1000, "log_every": 10, "checkpoint_every": 100,
     "seed": 0, "device": "auto", "threads": None, "progress": True,
     # run directory

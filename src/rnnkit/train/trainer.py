@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from . import distributed as D
+from .averaging import weight_average
 from .checkpoint import load_checkpoint, save_checkpoint
 from .rundir import RunDir
 from .schedule import lr_factor, step_progress
@@ -92,6 +93,7 @@ class TrainSettings:
     schedule: str = "cosine"
     warmup: int = 100
     min_lr_ratio: float = 0.1
+    ema: float = 0.0  # decay of the weights' moving average that is evaluated and kept; 0: off
     patience: int = 0  # evaluations without improvement before stopping; 0: never
     eval_every: int | None = None  # steps; None: EVALS_PER_RUN points over the budget
     log_every: int = 10
@@ -135,8 +137,10 @@ class TrainSettings:
             if not (isinstance(v, (int, float)) and 0 <= v < math.inf):
                 raise UserError(f"--{name.replace('_', '-')} must be a number >= 0{note}, "
                                 f"got {v!r}")
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise UserError(f"--momentum must be in [0, 1), got {self.momentum!r}")
+        for name in ("momentum", "ema"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 <= v < 1):
+                raise UserError(f"--{name} must be in [0, 1), got {v!r}")
 
 
 @dataclass
@@ -188,6 +192,7 @@ class Trainer:
         self.n_batches = task.batches_per_epoch()
         self.total = self._total_steps()
         self.opt = self._optimizer()
+        self.average = weight_average(self.model, settings.ema)  # what is evaluated and kept
         self.lr_factor = lr_factor(settings.schedule, settings.warmup, settings.min_lr_ratio)
         self.p = Progress()
         self.status: str | None = None
@@ -238,10 +243,26 @@ class Trainer:
         load_rng_state(ck.extra, meta["rng"])
         self.task.load_state_tensors({k[5:]: v.to(self.device) for k, v in ck.extra.items()
                                       if k.startswith("task.")})
+        self._load_average(ck.extra, meta)
         self.p = Progress(**meta["progress"])
         self.run.truncate_logs(meta["logs"])
         if self.dist.main:
             print(self.resume_line(), file=sys.stderr, flush=True)
+
+    def _load_average(self, extra: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        """The weight average a checkpoint saved (one from before ``--ema``, or from a run
+        without it, has none: the average starts again from the weights)."""
+        if self.average is None or "averaged" not in meta:
+            return
+        self.average.module.load_state_dict(
+            {k[8:]: v for k, v in extra.items() if k.startswith("average.")})
+        self.average.n_averaged.fill_(meta["averaged"])
+
+    @property
+    def kept(self) -> nn.Module:
+        """The model that is evaluated, sampled from and kept: the weight average with
+        ``ema``, else the training weights."""
+        return self.model if self.average is None else self.average.module
 
     def resume_line(self) -> str:
         """What a resumed run starts from and how much of its budget is left (budgets count
@@ -352,6 +373,8 @@ class Trainer:
             return self._nonfinite(f"the gradient norm became {norm}")
         self._set_lr()
         self.opt.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         self.p.step += 1
         self.p.units += units * self.dist.world
         self.p.log_loss += value * units
@@ -435,7 +458,7 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         """Validation metrics now; keeps the best checkpoint and counts for early stopping."""
         t0 = time.perf_counter()
-        metrics = self.task.evaluate(self.model, "val", full=False)
+        metrics = self.task.evaluate(self.kept, "val", full=False)
         self.model.train()
         self.p.last_eval_step = self.p.step
         value = metrics[self.task.monitor]
@@ -444,7 +467,7 @@ class Trainer:
         if self.dist.main:
             from ..analysis.spectra import spectral_radii
 
-            radii = spectral_radii(self.model)  # deck 002: above 1, signals can explode
+            radii = spectral_radii(self.model)  # deck 002 (the trained weights): above 1, explode
             self.run.log_metrics({**row, "spectral_radius": radii} if radii else row)
         tie_name = getattr(self.task, "tie_break", None)
         tie = metrics.get(tie_name) if tie_name else None
@@ -455,7 +478,7 @@ class Trainer:
             self.p.best, self.p.best_step, self.p.bad_evals = value, self.p.step, 0
             self.p.best_tie = tie
             if self.dist.main:
-                save_checkpoint(self.run.checkpoints / "best.safetensors", self.model, None,
+                save_checkpoint(self.run.checkpoints / "best.safetensors", self.kept, None,
                                 {"kind": "best", "step": self.p.step, f"val_{self.task.monitor}":
                                  value})
         else:
@@ -463,7 +486,7 @@ class Trainer:
             if self.s.patience and self.p.bad_evals >= self.s.patience:
                 self.status = "early_stopped"
         if self.dist.main:
-            self.task.on_evaluate(self.model, self.p.step, self.run)
+            self.task.on_evaluate(self.kept, self.p.step, self.run)
         if self.s.max_time:  # the next point of a time budget: evaluations stay a small share
             cost = time.perf_counter() - t0
             gap = max(self.s.max_time / EVALS_PER_RUN, cost / MAX_EVAL_SHARE)
@@ -482,6 +505,10 @@ class Trainer:
         meta = {"kind": "last", "step": self.p.step, "progress": asdict(self.p),
                 "optimizer": opt_meta, "rng": rng_meta,
                 "logs": self.run.log_sizes()}
+        if self.average is not None:
+            extra.update({f"average.{k}": v
+                          for k, v in self.average.module.state_dict().items()})
+            meta["averaged"] = int(self.average.n_averaged)
         save_checkpoint(self.run.checkpoints / "last.safetensors", self.model, extra, meta)
 
     # ---- the end ----------------------------------------------------------------------------
@@ -502,6 +529,8 @@ class Trainer:
                 self._evaluate()  # the final weights, for the curve and the best checkpoint
             self.status = status
             self._save_last()
+            if self.average is not None:  # the model reported from here on is the average
+                self.model.load_state_dict(self.average.module.state_dict())
             self._restore_best()
             for split in ("val", "test"):
                 metrics = self.task.evaluate(self.model, split)
