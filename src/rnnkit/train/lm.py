@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
 
 
 BATCH_SIZE = 32  # rows a step, unless a short --max-time takes sizing.SHORT_BUDGET_BATCH
+# ... on texts below the main job's tier only: its 1.8 M characters in 570 s on a slow CPU
+# ended at val bpc 2.080 at 8 rows, 1.995 at 32 rows and hidden 384 (BENCHMARKS.md)
+SMALL_BATCH_BELOW = 1_200_000
 
 
 class LMTask:
@@ -216,7 +219,8 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
     budget = fit_to_budget(s, sized, lambda w: seconds_per_step(s, tokenizer.vocab_size, w,
                                                                 device), device, dist.world,
-                           SHORT_BUDGET_BATCH if batch_free else None)
+                           SHORT_BUDGET_BATCH if batch_free and len(train) < SMALL_BATCH_BELOW
+                           else None)
     vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],
                           hidden=s["hidden"], layers=s["layers"], dropout=s["dropout"],
