@@ -45,6 +45,7 @@ from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .sizing import (
     SHORT_BUDGET_BATCH,
+    TIERS,
     chosen_lines,
     fill_sizes,
     fit_to_budget,
@@ -85,7 +86,7 @@ DEFAULTS: dict[str, Any] = {
 BATCH_SIZE = 32  # rows a step, unless a short --max-time takes sizing.SHORT_BUDGET_BATCH
 # ... on texts below the main job's tier only: its 1.8 M characters in 570 s on a slow CPU
 # ended at val bpc 2.080 at 8 rows, 1.995 at 32 rows and hidden 384 (BENCHMARKS.md)
-SMALL_BATCH_BELOW = 1_200_000
+SMALL_BATCH_BELOW = TIERS[-2][0]  # the main job's tier starts here
 
 
 class LMTask:
