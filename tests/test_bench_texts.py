@@ -19,7 +19,7 @@ def test_quick_bench_reports_the_defaults_choice_and_the_baseline(tmp_path, caps
     (row,) = json.loads(out.read_text())["rows"]
     assert row["chars"] == len(PROSE * 20) and row["goal"] == "n/a"  # under 100,000 chars
     tier = size_for(row["train_chars"])
-    assert row["dropout"] == tier["dropout"]
+    assert (row["dropout"], row["weight_decay"]) == (tier["dropout"], tier["weight_decay"])
     # 3 s buy few steps on any CPU: the width narrows below the tier's (sizing.fit_width)
     assert row["hidden"] in WIDTHS and row["hidden"] <= tier["hidden"]
     assert row["val_ngram_bpc"] > 0 and row["steps"] > 0

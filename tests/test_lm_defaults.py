@@ -38,19 +38,23 @@ def _one_thread(one_thread):
 
 
 def test_tiers_grow_with_the_text_and_keep_the_main_job():
-    """More text: never a smaller model or more dropout; the 1.8 M-character main job keeps
-    hidden 512, embed 128, dropout 0.1."""
+    """More text: never a smaller model, more dropout or more weight decay; the 1.8 M-character
+    main job keeps hidden 512, embed 128, dropout 0.1, weight decay 0.01."""
     sizes = [size_for(n) for n in (10_000, 100_000, 300_000, 800_000, 1_800_000, 10**8)]
     for small, big in zip(sizes, sizes[1:]):
         assert big["hidden"] >= small["hidden"] and big["dropout"] <= small["dropout"]
-    assert size_for(1_800_000) == {"hidden": 512, "embed": 128, "dropout": 0.1, "lr": 3e-3}
+        assert big["weight_decay"] <= small["weight_decay"]
+    assert size_for(1_800_000) == {"hidden": 512, "embed": 128, "dropout": 0.1, "lr": 3e-3,
+                                   "weight_decay": 0.01}
     limits = [limit for limit, _ in TIERS]
     assert limits == sorted(limits) and math.isinf(limits[-1])
 
 
 def test_fill_sizes_fills_only_what_the_user_left_open():
-    s = {"hidden": 100, "embed": None, "dropout": None, "lr": 0.01, "tie_weights": False}
+    s = {"hidden": 100, "embed": None, "dropout": None, "lr": 0.01, "weight_decay": 0.05,
+         "tie_weights": False}
     assert fill_sizes(s, 50_000) == ["embed", "dropout"]
+    assert s["weight_decay"] == 0.05
     assert s["hidden"] == 100 and s["dropout"] == size_for(50_000)["dropout"]
     tied = {"hidden": None, "embed": None, "dropout": 0.0, "lr": 0.01, "tie_weights": True}
     fill_sizes(tied, 50_000)
@@ -70,9 +74,10 @@ def test_config_records_the_sizes_chosen_for_the_text(tmp_path, capsys):
     expected = size_for(summary["train_chars"])
     assert cfg["hidden"] == 24 and cfg["model"]["hidden"] == 24  # the user's choice stays
     assert cfg["lr"] == 0.02
-    assert (cfg["embed"], cfg["dropout"]) == (expected["embed"], expected["dropout"])
+    assert ((cfg["embed"], cfg["dropout"], cfg["weight_decay"])
+            == (expected["embed"], expected["dropout"], expected["weight_decay"]))
     assert cfg["sized_from_text"] == {"train_chars": summary["train_chars"],
-                                      "settings": ["embed", "dropout"]}
+                                      "settings": ["embed", "dropout", "weight_decay"]}
     assert "for that much text: embed" in capsys.readouterr().err
 
 

@@ -44,7 +44,8 @@ def bench_text(text: str, max_time: float, workdir: Path,
                 **(extra or {})})
     cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))  # what was chosen
     return {"text": text, "chars": chars, "train_chars": s["train_chars"],
-            "hidden": cfg["hidden"], "dropout": cfg["dropout"], "steps": s["steps"],
+            "hidden": cfg["hidden"], "dropout": cfg["dropout"],
+            "weight_decay": cfg["weight_decay"], "rows": cfg["batch_size"], "steps": s["steps"],
             "epochs": s["epochs"], "val_bpc": s["val_bpc"], "val_ngram_bpc": s["val_ngram_bpc"],
             "test_bpc": s["test_bpc"], "test_ngram_bpc": s["test_ngram_bpc"],
             "wall_seconds": time.perf_counter() - t0, "warnings": s.get("warnings", []),
@@ -53,11 +54,13 @@ def bench_text(text: str, max_time: float, workdir: Path,
 
 
 def table(rows: list[dict[str, Any]], max_time: float, quick: bool) -> str:
-    lines = [f"{'text':<24} {'chars':>10} {'hidden':>6} {'drop':>5} {'steps':>6} "
-             f"{'passes':>6} {'val bpc':>8} {'5-gram':>7} {'test bpc':>8} {'5-gram':>7}  goal"]
+    lines = [f"{'text':<24} {'chars':>10} {'hidden':>6} {'drop':>5} {'wd':>5} {'rows':>4} "
+             f"{'steps':>6} {'passes':>6} {'val bpc':>8} {'5-gram':>7} {'test bpc':>8} "
+             f"{'5-gram':>7}  goal"]
     for r in rows:
         lines.append(f"{Path(r['text']).name[:24]:<24} {r['chars']:>10,} {r['hidden']:>6} "
-                     f"{r['dropout']:>5.2f} {r['steps']:>6,} {r['epochs']:>6.1f} "
+                     f"{r['dropout']:>5.2f} {r['weight_decay']:>5.2f} {r['rows']:>4} "
+                     f"{r['steps']:>6,} {r['epochs']:>6.1f} "
                      f"{r['val_bpc']:>8.3f} {r['val_ngram_bpc']:>7.3f} {r['test_bpc']:>8.3f} "
                      f"{r['test_ngram_bpc']:>7.3f}  {r['goal']}")
     if quick:

@@ -122,7 +122,10 @@ def training_flags(p: argparse.ArgumentParser, d: dict, lr_help: str | None = No
     g.add_argument("--lr", type=float, metavar="X", help=lr_help or f"learning rate ({d['lr']:g})")
     g.add_argument("--optimizer", choices=("adamw", "sgd"), help="adamw (default) or sgd "
                    "with momentum")
-    g.add_argument("--weight-decay", type=float, metavar="X")
+    g.add_argument("--weight-decay", type=float, metavar="X",
+                   help="weight decay (" + (
+                       "sized from the text" if d["weight_decay"] is None
+                       else f"{d['weight_decay']:g}") + ")")
     g.add_argument("--momentum", type=float, metavar="X", help="for sgd (0.9)")
     g.add_argument("--clip", type=float, metavar="X", help=f"gradient clipping ({d['clip']}; "
                    "0: off)")

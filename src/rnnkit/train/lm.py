@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": None, "seq_len": 128, "stateless": False,  # None: BATCH_SIZE (fewer: sizing)
     # training (rnnkit.train.trainer.TrainSettings)
     "steps": None, "epochs": None, "max_time": 570.0, "lr": None, "optimizer": "adamw",
-    "weight_decay": 0.01, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
+    "weight_decay": None, "momentum": 0.9, "clip": 1.0, "clip_mode": "norm",
     "schedule": "cosine", "warmup": 100, "min_lr_ratio": 0.1, "ema": 0.998, "patience": 0,
     "eval_every": None, "eval_tokens": 50_000, "log_every": 10, "checkpoint_every": 50,
     "seed": 0, "device": "auto",
