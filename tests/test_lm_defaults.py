@@ -14,10 +14,11 @@ from rnnkit.train import trainer as trainer_mod
 from rnnkit.train.lm import DEFAULTS, closing_warnings, run_lm
 from rnnkit.train.sizing import (
     MIN_STEPS,
-    SHORT_BUDGET_BATCH,
     SHORT_BUDGET_LR,
     SHORT_BUDGET_STEPS,
     SIZED,
+    SMALL_BATCH_GAIN,
+    SMALL_TEXT_BATCH,
     TIERS,
     WIDTHS,
     fill_sizes,
@@ -254,17 +255,33 @@ def test_fit_width_takes_smaller_batches_before_a_narrower_width():
         return 0.25 * s["batch_size"] / 32 * (width / 256) ** 2
 
     s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
-    got = fit_width(s, 150, seconds, SHORT_BUDGET_BATCH)
+    got = fit_width(s, 150, seconds, SMALL_TEXT_BATCH)
     assert (s["hidden"], s["batch_size"]) == (256, 8) and calls == [(256, 32), (256, 8)]
     assert got["batch"] == {"from": 32, "to": 8, "steps": 570} and got["steps"] == 2280
     calls.clear()
     s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
-    got = fit_width(s, 40, seconds, SHORT_BUDGET_BATCH)  # 608 steps at 8 rows: narrower too
+    got = fit_width(s, 40, seconds, SMALL_TEXT_BATCH)  # 608 steps at 8 rows: narrower too
     assert (s["hidden"], s["batch_size"]) == (128, 8) and got["steps"] >= SHORT_BUDGET_STEPS
     assert calls == [(256, 32), (256, 8), (192, 8), (128, 8)]  # 192: 1,080 steps, too few
     s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
-    assert "batch" not in fit_width(s, 600, seconds, SHORT_BUDGET_BATCH)  # enough at 32
-    assert (s["hidden"], s["batch_size"]) == (256, 32)
+    got = fit_width(s, 600, seconds, SMALL_TEXT_BATCH)  # 2,280 steps at 32: 8 rows all the same
+    assert got["batch"] == {"from": 32, "to": 8, "steps": 2280} and s["batch_size"] == 8
+
+
+def test_fit_width_keeps_the_batch_where_fewer_rows_buy_few_more_steps():
+    """Where a step's time hardly depends on its rows (a GPU), 8 rows would only read less: the
+    batch stays, however short the budget, and the width narrows as before; the gain is
+    ``SMALL_BATCH_GAIN`` times the steps, not a little less."""
+    for gain, taken in ((SMALL_BATCH_GAIN * 0.99, False), (SMALL_BATCH_GAIN, True)):
+        s = {"hidden": 256, "embed": 64, "tie_weights": False, "batch_size": 32}
+
+        def seconds(width, s=s, gain=gain):
+            per_row = 1 if s["batch_size"] == 32 else 1 / gain
+            return 0.25 * per_row * (width / 256) ** 2
+
+        got = fit_width(s, 150, seconds, SMALL_TEXT_BATCH)
+        assert ("batch" in got) is taken and s["batch_size"] == (8 if taken else 32)
+        assert s["hidden"] == 192  # 256: 570 steps at 32 rows, 855 at 8; 192: 1,013, 1,520
 
 
 def test_a_short_budget_takes_smaller_batches_and_the_trainer_its_rate(tmp_path, capsys,

@@ -1,7 +1,7 @@
 """Weight averaging: evaluate and keep an exponential moving average of the training weights.
 
 A step's weights carry the noise of its batch, most of all with the few rows a step that a
-short budget trains with (``sizing.SHORT_BUDGET_BATCH``). Their moving average (Polyak
+small text trains with (``sizing.SMALL_TEXT_BATCH``). Their moving average (Polyak
 averaging; the EMA kept beside Adam-trained nets) smooths that noise away at no cost in steps:
 
     w_avg <- decay_n * w_avg + (1 - decay_n) * w          after every optimizer step

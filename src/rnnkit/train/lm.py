@@ -44,7 +44,7 @@ from .config import REGULARISERS, regularisers
 from .rundir import RunDir
 from .runs import launch, open_run, own_dropout, say, settings_for, write_run_files
 from .sizing import (
-    SHORT_BUDGET_BATCH,
+    SMALL_TEXT_BATCH,
     TIERS,
     chosen_lines,
     fill_sizes,
@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-BATCH_SIZE = 32  # rows a step, unless a short --max-time takes sizing.SHORT_BUDGET_BATCH
+BATCH_SIZE = 32  # rows a step, unless --max-time takes sizing.SMALL_TEXT_BATCH (more updates)
 # ... on texts below the main job's tier only: its 1.8 M characters in 570 s on a slow CPU
 # ended at val bpc 2.080 at 8 rows, 1.995 at 32 rows and hidden 384 (BENCHMARKS.md)
 SMALL_BATCH_BELOW = TIERS[-2][0]  # the main job's tier starts here
@@ -220,7 +220,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device) -> dict[str, Any
         tokenizer = build_tokenizer(s["tokenizer"], train, s["vocab_size"])
     budget = fit_to_budget(s, sized, lambda w: seconds_per_step(s, tokenizer.vocab_size, w,
                                                                 device), device, dist.world,
-                           SHORT_BUDGET_BATCH if batch_free and len(train) < SMALL_BATCH_BELOW
+                           SMALL_TEXT_BATCH if batch_free and len(train) < SMALL_BATCH_BELOW
                            else None)
     vectors = pretrained_vectors(s, tokenizer) if s.get("embeddings") and not resume else None
     model = LanguageModel(tokenizer.vocab_size, cell=s["cell"], embed=s["embed"],

@@ -24,15 +24,19 @@ that gets 1,000 (BENCHMARKS.md, "Language models on small texts"). Those few ste
 gain from a larger step: a narrowed model with a sized learning rate trains at
 ``SHORT_BUDGET_LR`` (val bpc 2.17 rather than 2.36 on a 300 k text, same budget).
 
-Where the caller lets it choose the batch too (the LM), a budget short for the tier's width
-first takes smaller batches: ``SHORT_BUDGET_BATCH`` rows a step read the same characters a
-second at a quarter of the step, so the budget buys about three times the updates, and on a
-small text updates are what it lacks (a 150 k text, 150 s on this slow CPU: hidden 256 at 8
-rows, 2,772 steps, val bpc 2.069, against 2.172 at hidden 192 and 32 rows; the 5-gram's
-2.114). Only where even those steps are too few (``SHORT_BUDGET_STEPS``; a 1 M-character text
-got 1,287 steps at hidden 384 and ended at 2.538, 2,112 at 256 and 2.481) does the width narrow:
-the same step's time buys a 192-wide model about 1.47 times the steps of a 256-wide one, and
-256 still wins at 1,500 of them (a 240 k text: 2.195 against 192's 2.242 at 2,200 steps).
+Where the caller lets it choose the batch too (the LM, below the main job's tier), a time
+budget takes ``SMALL_TEXT_BATCH`` rows a step wherever that buys ``SMALL_BATCH_GAIN`` times the
+steps or more: on a small text, updates are what a budget lacks, not characters read. At any
+speed: 150 s on a fast CPU (AVX-512), where 32 rows already get 2,200-2,500 steps, 8 rows and
+lr 0.01 won on every text tried (val bpc, 32 rows -> 8: a 240 k text 2.202 -> 2.103, 210 k
+1.888 -> 1.804, 480 k 1.990 -> 1.867, 900 k 2.352 -> 2.222; BENCHMARKS.md, "Eight rows a
+step"), and so it did on a CPU a third as fast (a 150 k text: hidden 256 at 8 rows, 2,772
+steps, val bpc 2.069, against 2.172 at hidden 192 and 32 rows). Where a step's time hardly
+depends on its rows (a GPU), 8 rows would only read less, so the batch stays. Only where even 8
+rows get too few steps (``SHORT_BUDGET_STEPS``; a 1 M-character text got 1,287 steps at hidden
+384 and ended at 2.538, 2,112 at 256 and 2.481) does the width narrow: the same step's time
+buys a 192-wide model about 1.47 times the steps of a 256-wide one, and 256 still wins at 1,500
+of them (a 240 k text: 2.195 against 192's 2.242 at 2,200 steps).
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ WIDTHS = (128, 192, 256, 384, 512)  # what fit_width may narrow a tier's width t
 MIN_STEPS = 1_000  # fewer steps than this in the budget: a narrower model learns more
 TRAINING_SHARE = 0.95  # of a time budget: the rest goes to the periodic evaluations
 SHORT_BUDGET_LR = 1e-2  # a narrowed model's fewer steps learn more at twice the tiers' rate
-SHORT_BUDGET_BATCH = 8  # rows a step where the budget is short (where the caller allows it)
+SMALL_TEXT_BATCH = 8  # rows a step under a time budget, where the caller allows it
+SMALL_BATCH_GAIN = 1.5  # ... and they buy this many times the steps of the larger batch
 SHORT_BUDGET_STEPS = 1_500  # MIN_STEPS at those rows: each step reads a quarter of the text
 
 
@@ -90,11 +95,11 @@ def fit_width(settings: dict[str, Any], budget: float,
               seconds_per_step: Callable[[int], float],
               small_batch: int | None = None) -> dict[str, Any]:
     """Fit the model to a budget of ``budget`` seconds, timing a step of each candidate with
-    ``seconds_per_step(width)`` (at ``settings["batch_size"]`` rows). Where the tier's width
-    gets fewer than ``MIN_STEPS`` steps and ``small_batch`` is given, take ``small_batch`` rows
-    a step first; then narrow ``settings["hidden"]`` to the widest of ``WIDTHS`` up to it that
-    the budget gives ``MIN_STEPS`` steps (``SHORT_BUDGET_STEPS`` at ``small_batch`` rows; the
-    narrowest where none does); a tied embedding follows. Returns what was measured:
+    ``seconds_per_step(width)`` (at ``settings["batch_size"]`` rows). Where ``small_batch`` is
+    given and that many rows a step buy ``SMALL_BATCH_GAIN`` times the steps, take them
+    (``take_small_batch``); then narrow ``settings["hidden"]`` to the widest of ``WIDTHS`` up
+    to it that the budget gives ``MIN_STEPS`` steps (``SHORT_BUDGET_STEPS`` at ``small_batch``
+    rows; the narrowest where none does); a tied embedding follows. Returns what was measured:
     ``{"budget": s, "seconds_per_step": {width: s}, "steps": projected steps, "hidden": w}``,
     and ``"batch": {"from": rows, "to": rows, "steps": steps at the larger}`` where the batch
     changed.
@@ -110,13 +115,8 @@ def fit_width(settings: dict[str, Any], budget: float,
     """
     widest = settings["hidden"]
     timed = {widest: seconds_per_step(widest)}
-    batch = None
-    if (small_batch and steps_in(budget, timed[widest]) < MIN_STEPS
-            and settings["batch_size"] > small_batch):
-        batch = {"from": settings["batch_size"], "to": small_batch,
-                 "steps": steps_in(budget, timed[widest])}
-        settings["batch_size"] = small_batch
-        timed = {widest: seconds_per_step(widest)}  # the same width, retimed at fewer rows
+    batch = (take_small_batch(settings, budget, small_batch, widest, timed, seconds_per_step)
+             if small_batch else None)
     chosen, enough = widest, SHORT_BUDGET_STEPS if batch else MIN_STEPS
     for width in [w for w in WIDTHS if w < widest][::-1]:
         if steps_in(budget, timed[chosen]) >= enough:
@@ -129,6 +129,32 @@ def fit_width(settings: dict[str, Any], budget: float,
     return {"budget": budget, "seconds_per_step": timed,
             "steps": steps_in(budget, timed[chosen]), "hidden": chosen,
             **({"batch": batch} if batch else {})}
+
+
+
+def take_small_batch(settings: dict[str, Any], budget: float, rows: int, width: int,
+                     timed: dict[int, float], seconds_per_step: Callable[[int], float]
+                     ) -> dict[str, Any] | None:
+    """Set ``rows`` rows a step where they buy ``SMALL_BATCH_GAIN`` times the steps of
+    ``settings["batch_size"]`` (``timed[width]``, retimed in place), and say so:
+    ``{"from": rows, "to": rows, "steps": steps at the larger}``; else leave it, None.
+
+    Example:
+        >>> s, timed = {"batch_size": 32}, {256: 0.05}
+        >>> take_small_batch(s, 150, 8, 256, timed, lambda w: 0.045), s["batch_size"]
+        (None, 32)
+    """
+    larger = settings["batch_size"]
+    if larger <= rows:
+        return None
+    settings["batch_size"] = rows
+    fewer = seconds_per_step(width)
+    if timed[width] < SMALL_BATCH_GAIN * fewer:  # a step's rows cost little: keep reading
+        settings["batch_size"] = larger
+        return None
+    steps = steps_in(budget, timed[width])
+    timed[width] = fewer
+    return {"from": larger, "to": rows, "steps": steps}
 
 
 def median_step_seconds(model: torch.nn.Module, loss: Callable[[], torch.Tensor],
