@@ -80,8 +80,8 @@ def _flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=("auto", "native", "bptt", "autograd", "scan"))
     g = p.add_argument_group("batches")
     g.add_argument("--batch-size", type=int, metavar="N",
-                   help="global batch size, split over torchrun processes (32; 8 where "
-                   "--max-time buys the model too few steps on this machine)")
+                   help="global batch size, split over torchrun processes (32; with --max-time, 8 "
+                   "on a text under 1.2 M characters where that buys more steps)")
     g.add_argument("--seq-len", "--bptt", type=int, metavar="N", dest="seq_len",
                    help=f"steps per batch; truncated BPTT length ({d['seq_len']})")
     g.add_argument("--stateless", action=argparse.BooleanOptionalAction,
@@ -89,7 +89,7 @@ def _flags(p: argparse.ArgumentParser) -> None:
                    "the state along contiguous streams")
     g = training_flags(p, d, lr_help="learning rate (default: by the text's size, 5e-3 for "
                        "small texts down to 3e-3 from 1.2 M characters; 1e-2 where --max-time "
-                       "buys too few steps and the width is narrowed)")
+                       "takes 8 rows a step or narrows the width)")
     g.add_argument("--eval-tokens", type=int, metavar="N",
                    help="tokens of the validation text the periodic evaluations score (0: all; "
                    f"{d['eval_tokens']:,}); the final scores read all of it")
