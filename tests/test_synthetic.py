@@ -339,3 +339,62 @@ def test_seq_len_is_length(tmp_path, capsys):
                  "--steps", "1", "--val-size", "2", "--test-size", "2", "--no-progress",
                  "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["length"] == 7
+
+
+def test_a_length_too_long_for_memory_is_one_line_before_anything_is_written(tmp_path, capsys,
+                                                                            monkeypatch):
+    """Running out of memory kills the process without a word: where a training step and the
+    fixed sets would not fit, the run says so and names a --length that does."""
+    from rnnkit.train import distributed
+
+    monkeypatch.setattr(distributed, "free_memory", lambda device: 2**30)  # 1 GiB free
+    out = tmp_path / "never"
+    assert main(["train", "synthetic", "--dataset", "copy", "--length", "100000", "--steps", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "copy at --length 100,000 needs about 40 GiB" in err[0], err
+    assert "more than the 1 GiB free" in err[0] and "--length 2,252 or less" in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("dataset, rows, hidden, layers, sets", [
+    ("copy", 64, 128, 1, 2000), ("adding", 64, 64, 1, 2000), ("adding", 8, 256, 2, 200),
+    ("copy", 1, 16, 1, 2)])
+def test_the_length_the_memory_error_names_fits_and_a_longer_one_does_not(dataset, rows, hidden,
+                                                                         layers, sets):
+    from rnnkit.train.synthetic import check_memory
+
+    s = {"dataset": dataset, "length": 10**9, "batch_size": rows, "hidden": hidden,
+         "layers": layers, "val_size": sets // 2, "test_size": sets - sets // 2}
+    free = 3 * 2**30
+    with pytest.raises(UserError) as e:
+        check_memory(s, free)
+    fits = int(str(e.value).rsplit("--length ", 1)[1].split()[0].replace(",", ""))
+    check_memory({**s, "length": fits}, free)  # no error
+    with pytest.raises(UserError):
+        check_memory({**s, "length": fits + 1}, free)
+    check_memory(s, None)  # free memory unknown: no check
+    check_memory({**s, "dataset": "parity"}, 0)  # the bit tasks are bounded by --bits
+
+
+@pytest.mark.parametrize("dataset", ["copy", "adding"])
+def test_scoring_in_smaller_chunks_for_long_sequences_gives_the_same_metrics(monkeypatch,
+                                                                            dataset):
+    """A long T scores fewer examples a forward pass (their outputs within EVAL_BYTES): the
+    means over the set are those of one pass."""
+    from rnnkit.train import distributed as D
+    from rnnkit.train import synthetic as train_s
+
+    s = {**train_s.DEFAULTS, **TINY, "dataset": dataset, "length": 30}
+    train_s.fill_dataset_defaults(s)
+    s.update(hidden=8, val_size=23)
+    model = train_s.build_model(s)
+    task = train_s.SyntheticTask(S.Synthetic(dataset, length=30, seed=0), s, D.Dist(),
+                                 torch.device("cpu"))
+    whole = task.evaluate(model, "val")
+    per_example = task.sets["val"][""].x.shape[0] * 8 * 8
+    monkeypatch.setattr(train_s, "EVAL_BYTES", 5 * per_example)  # chunks of 5, 5, ... 3
+    chunked = task.evaluate(model, "val")
+    assert chunked.keys() == whole.keys() and len(whole) >= 2
+    for key in whole:
+        assert chunked[key] == pytest.approx(whole[key], rel=1e-5)

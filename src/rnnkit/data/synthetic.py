@@ -127,6 +127,17 @@ def copy(length: int, size: int, g: torch.Generator) -> Examples:
     return Examples(x, y)
 
 
+
+def sequence_steps(dataset: str, length: int) -> int:
+    """The steps of one adding or copy sequence at ``length`` T (copy: T + 20).
+
+    Example:
+        >>> sequence_steps("copy", 50), sequence_steps("adding", 50)
+        (70, 50)
+    """
+    return length + 2 * COPY_SYMBOLS if dataset == "copy" else length
+
+
 def copy_baseline_loss(length: int) -> float:
     """Nats per step of the memoryless strategy: blanks, then a uniform guess of 10 symbols."""
     return COPY_SYMBOLS * math.log(COPY_ALPHABET) / (length + 2 * COPY_SYMBOLS)

@@ -56,6 +56,20 @@ def check_gpus(device: torch.device) -> None:
                         f"--nproc_per_node {gpus}, or --device cpu for CPU processes")
 
 
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes this process could still allocate on ``device``: the GPU's free memory, or the
+    system's MemAvailable on Linux; None where neither can be read (no check then)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def teardown(d: Dist) -> None:
     if d.active and dist.is_initialized():
         dist.destroy_process_group()

@@ -37,6 +37,7 @@ from ..data.synthetic import (
     Synthetic,
     check_dataset,
     copy_baseline_loss,
+    sequence_steps,
 )
 from ..errors import UserError
 from ..layers.init import CHRONO_TMAX
@@ -50,9 +51,15 @@ from .state import seed_everything
 from .trainer import Trainer, TrainSettings
 
 EPOCH_EXAMPLES = 10_000  # data is drawn fresh every step: an epoch is a nominal count
-EVAL_CHUNK = 250  # examples per forward pass when scoring a fixed set
+EVAL_CHUNK = 250  # examples per forward pass when scoring a fixed set ...
+EVAL_BYTES = 2**31  # ... fewer where their outputs (8 bytes a unit and step) would pass this
 SOLVED_ADDING_RATIO = 0.01  # adding is solved below 1% of the trivial predictor's MSE
 SOLVED_COPY_ACCURACY = 0.99
+# Memory per row and step: a training step keeps about 10-11 floats a unit (an LSTM, copy at
+# hidden 128, peak resident size: 4.9 kB a row-step from T = 2,000 to 8,000, 5.4 kB at 20,000
+# with the rest of the process); a fixed set keeps its int64 inputs and targets
+TRAIN_BYTES_PER_UNIT = 48
+SET_BYTES_PER_STEP = 16
 
 # ``None``: chosen by the dataset (PER_DATASET), recorded in config.json
 DEFAULTS: dict[str, Any] = {
@@ -157,6 +164,36 @@ def fill_dataset_defaults(s: dict[str, Any]) -> list[str]:
             raise UserError(f"--{key.replace('_', '-')} must be a whole number of at least "
                             f"{low}, got {s[key]!r}")
     return chosen
+
+
+
+def check_memory(s: dict[str, Any], free: int | None, share: float = 0.9) -> None:
+    """A clear error where a training step and the fixed sets of adding or copy would take
+    more than ``share`` of the ``free`` bytes (None: unknown, no check): they grow with
+    ``--length``, and running out kills the process without a word.
+
+    Example:
+        >>> s = {"dataset": "copy", "length": 100_000, "batch_size": 64, "hidden": 128,
+        ...      "layers": 1, "val_size": 1000, "test_size": 1000}
+        >>> check_memory(s, 24 * 2**30)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        rnnkit.errors.UserError: copy at --length 100,000 needs about 40 GiB ... 54,523 or less
+    """
+    if s["dataset"] in BIT_TASKS or free is None:
+        return
+    per_step = (s["batch_size"] * s["hidden"] * s["layers"] * TRAIN_BYTES_PER_UNIT
+                + (s["val_size"] + s["test_size"]) * SET_BYTES_PER_STEP)
+    steps = sequence_steps(s["dataset"], s["length"])
+    if per_step * steps <= share * free:
+        return
+    fits = sequence_steps(s["dataset"], 0)  # the steps a sequence has beyond T
+    fits = int(share * free / per_step) - fits
+    raise UserError(f"{s['dataset']} at --length {s['length']:,} needs about "
+                    f"{per_step * steps / 2**30:.0f} GiB (a training step of "
+                    f"{s['batch_size']} rows x {steps:,} steps at hidden {s['hidden']}, and "
+                    f"{s['val_size'] + s['test_size']:,} fixed sequences), more than the "
+                    f"{free / 2**30:.0f} GiB free; give fewer --batch-size rows, smaller "
+                    f"--val-size and --test-size, or --length {max(fits, 1):,} or less")
 
 
 def has_keep_gate(cell: str) -> bool:
@@ -279,8 +316,10 @@ class SyntheticTask:
     def _score(self, model: nn.Module, examples: Examples) -> dict[str, float]:
         """The dataset's metrics over a fixed set, in chunks (means over examples)."""
         sums: dict[str, float] = {}
-        for start in range(0, len(examples), EVAL_CHUNK):
-            part = examples.part(slice(start, start + EVAL_CHUNK)).to(self.device)
+        per_example = examples.x.shape[0] * self.s["hidden"] * self.s["layers"] * 8
+        chunk = max(1, min(EVAL_CHUNK, EVAL_BYTES // per_example))  # a long T: fewer at once
+        for start in range(0, len(examples), chunk):
+            part = examples.part(slice(start, start + chunk)).to(self.device)
             for key, value in self._metrics(model(part.x), part.y).items():
                 sums[key] = sums.get(key, 0.0) + value * len(part)
         metrics = {k: v / len(examples) for k, v in sums.items()}
@@ -366,6 +405,7 @@ def _run(s: dict[str, Any], dist: D.Dist, device: torch.device,
     seed_everything(s["seed"])
     model = build_model(s)
     own_dropout(dist, s["seed"])
+    check_memory(s, D.free_memory(device))
     data = Synthetic(s["dataset"], length=s["length"], bits=s["bits"], seed=s["seed"])
     task = SyntheticTask(data, s, dist, device)
 
