@@ -398,3 +398,16 @@ def test_scoring_in_smaller_chunks_for_long_sequences_gives_the_same_metrics(mon
     assert chunked.keys() == whole.keys() and len(whole) >= 2
     for key in whole:
         assert chunked[key] == pytest.approx(whole[key], rel=1e-5)
+
+
+def test_free_memory_reads_the_system_s_available_memory():
+    from rnnkit.train.distributed import free_memory
+
+    free = free_memory(torch.device("cpu"))
+    try:
+        total = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo")
+                     if line.startswith("MemTotal:"))
+    except OSError:  # not Linux: nothing to read, no check
+        assert free is None
+        return
+    assert isinstance(free, int) and 0 < free <= total

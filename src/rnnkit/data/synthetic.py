@@ -127,7 +127,6 @@ def copy(length: int, size: int, g: torch.Generator) -> Examples:
     return Examples(x, y)
 
 
-
 def sequence_steps(dataset: str, length: int) -> int:
     """The steps of one adding or copy sequence at ``length`` T (copy: T + 20).
 

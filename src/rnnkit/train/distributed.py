@@ -56,7 +56,6 @@ def check_gpus(device: torch.device) -> None:
                         f"--nproc_per_node {gpus}, or --device cpu for CPU processes")
 
 
-
 def free_memory(device: torch.device) -> int | None:
     """Bytes this process could still allocate on ``device``: the GPU's free memory, or the
     system's MemAvailable on Linux; None where neither can be read (no check then)."""

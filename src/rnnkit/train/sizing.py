@@ -131,13 +131,13 @@ def fit_width(settings: dict[str, Any], budget: float,
             **({"batch": batch} if batch else {})}
 
 
-
 def take_small_batch(settings: dict[str, Any], budget: float, rows: int, width: int,
                      timed: dict[int, float], seconds_per_step: Callable[[int], float]
                      ) -> dict[str, Any] | None:
-    """Set ``rows`` rows a step where they buy ``SMALL_BATCH_GAIN`` times the steps of
-    ``settings["batch_size"]`` (``timed[width]``, retimed in place), and say so:
-    ``{"from": rows, "to": rows, "steps": steps at the larger}``; else leave it, None.
+    """Take ``rows`` rows a step where they buy ``SMALL_BATCH_GAIN`` times the steps of
+    ``settings["batch_size"]`` rows (whose step at ``width`` took ``timed[width]``; retimed in
+    place) and say so: ``{"from": larger, "to": rows, "steps": steps at the larger}``; else
+    leave the batch as it was and return None.
 
     Example:
         >>> s, timed = {"batch_size": 32}, {256: 0.05}

@@ -166,7 +166,6 @@ def fill_dataset_defaults(s: dict[str, Any]) -> list[str]:
     return chosen
 
 
-
 def check_memory(s: dict[str, Any], free: int | None, share: float = 0.9) -> None:
     """A clear error where a training step and the fixed sets of adding or copy would take
     more than ``share`` of the ``free`` bytes (None: unknown, no check): they grow with
@@ -186,8 +185,7 @@ def check_memory(s: dict[str, Any], free: int | None, share: float = 0.9) -> Non
     steps = sequence_steps(s["dataset"], s["length"])
     if per_step * steps <= share * free:
         return
-    fits = sequence_steps(s["dataset"], 0)  # the steps a sequence has beyond T
-    fits = int(share * free / per_step) - fits
+    fits = int(share * free / per_step) - sequence_steps(s["dataset"], 0)  # T, not its tail
     raise UserError(f"{s['dataset']} at --length {s['length']:,} needs about "
                     f"{per_step * steps / 2**30:.0f} GiB (a training step of "
                     f"{s['batch_size']} rows x {steps:,} steps at hidden {s['hidden']}, and "
