@@ -139,7 +139,7 @@ def sequence_steps(dataset: str, length: int) -> int:
 
 def copy_baseline_loss(length: int) -> float:
     """Nats per step of the memoryless strategy: blanks, then a uniform guess of 10 symbols."""
-    return COPY_SYMBOLS * math.log(COPY_ALPHABET) / (length + 2 * COPY_SYMBOLS)
+    return COPY_SYMBOLS * math.log(COPY_ALPHABET) / sequence_steps("copy", length)
 
 
 def generator(entropy: int, stream: int) -> torch.Generator:
